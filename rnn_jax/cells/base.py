@@ -1,0 +1,94 @@
+"""The cell protocol shared by every recurrent family.
+
+A cell is a frozen (hashable) dataclass whose fields are static options
+(activation, peepholes, ...). Its methods are pure functions of plain pytrees:
+
+  params = cell.init(key, input_size, hidden_size)
+  carry  = cell.initial_carry(params, batch_shape)
+  carry, y_BxH = cell.step(params, carry, x_BxI)
+
+`step` is split in two so the runner can hoist the input projection out of the
+time loop: `step(p, c, x) == recur(p, c, project(p, x))`. `project` is linear in
+`x` (plus bias, and for layer-normalised cells a normalisation that acts on the
+last axis only), so it may be applied to a whole `[T, B, I]` block at once.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+
+Params = Any
+Carry = Any
+
+
+def fast_sigmoid(x):
+  """sigmoid(x) via tanh: one transcendental, fuses better on CPU (PERF-NOTES 3)."""
+  return 0.5 * (1.0 + jnp.tanh(0.5 * x))
+
+
+def orthogonal_blocks(key, hidden_size: int, num_blocks: int, dtype=jnp.float32):
+  """`[H, num_blocks*H]`: one independent orthogonal `H x H` matrix per gate."""
+  keys = jax.random.split(key, num_blocks)
+  init = jax.nn.initializers.orthogonal()
+  return jnp.concatenate([init(k, (hidden_size, hidden_size), dtype) for k in keys], axis=1)
+
+
+def glorot_uniform(key, shape, dtype=jnp.float32):
+  return jax.nn.initializers.glorot_uniform()(key, shape, dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell(abc.ABC):
+  """Base class; subclasses implement `init`, `initial_carry`, `project`, `recur`."""
+
+  name = "cell"
+
+  @abc.abstractmethod
+  def init(self, key: jax.Array, input_size: int, hidden_size: int) -> Params:
+    """Fresh params for `[..., I]` inputs and `H` hidden units."""
+
+  @abc.abstractmethod
+  def initial_carry(self, params: Params, batch_shape: Sequence[int]) -> Carry:
+    """The zero carry for inputs of shape `[*batch_shape, I]`."""
+
+  @abc.abstractmethod
+  def project(self, params: Params, x_xI: jax.Array) -> jax.Array:
+    """Input projection `[..., I] -> [..., G]`, hoistable over time."""
+
+  @abc.abstractmethod
+  def recur(self, params: Params, carry: Carry, z_BxG: jax.Array):
+    """One time step from the projected input: `(carry, z) -> (carry, y_BxH)`."""
+
+  def step(self, params: Params, carry: Carry, x_BxI: jax.Array):
+    """One time step: `(carry, x_BxI) -> (carry, y_BxH)`."""
+    return self.recur(params, carry, self.project(params, x_BxI))
+
+  # Sizes are read off the params so that nothing about them is stored twice.
+  def input_size(self, params: Params) -> int:
+    return params["w_x"].shape[0]
+
+  def hidden_size(self, params: Params) -> int:
+    return params["w_h"].shape[0]
+
+  def output_size(self, params: Params) -> int:
+    return self.hidden_size(params)
+
+  def carry_hidden(self, carry: Carry) -> jax.Array:
+    """The hidden state `h` inside a carry (what a decoder or readout looks at)."""
+    return carry
+
+
+def layer_norm(params, x, eps=1e-5):
+  """Layer normalisation over the last axis with `params = {"scale", "bias"}`."""
+  mean = jnp.mean(x, axis=-1, keepdims=True)
+  var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+  return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+
+
+def layer_norm_params(size: int, dtype=jnp.float32):
+  return {"scale": jnp.ones((size,), dtype), "bias": jnp.zeros((size,), dtype)}
