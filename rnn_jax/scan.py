@@ -70,7 +70,7 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
                      f"(inputs shape {tuple(xs.shape)})")
   batch, steps = (xs.shape[1], xs.shape[0]) if time_major else (xs.shape[0], xs.shape[1])
   if initial_carry is not None:
-    expected = jax.eval_shape(cell.initial_carry, params, (batch,))
+    expected = jax.eval_shape(lambda p: cell.initial_carry(p, (batch,)), params)
     exp_desc = jax.tree.map(lambda a: tuple(a.shape), expected)
     got_desc = jax.tree.map(lambda a: tuple(jnp.shape(a)), initial_carry)
     if jax.tree.structure(expected) != jax.tree.structure(initial_carry) or exp_desc != got_desc:

@@ -31,6 +31,11 @@ def fast_sigmoid(x):
   return 0.5 * (1.0 + jnp.tanh(0.5 * x))
 
 
+def along_last(v_F: jax.Array, like: jax.Array) -> jax.Array:
+  """Reshapes a `[F]` vector to `[1, ..., 1, F]` of `like`'s rank (no implicit rank promotion)."""
+  return jnp.reshape(v_F, (1,) * (like.ndim - 1) + v_F.shape)
+
+
 def orthogonal_blocks(key, hidden_size: int, num_blocks: int, dtype=jnp.float32):
   """`[H, num_blocks*H]`: one independent orthogonal `H x H` matrix per gate."""
   keys = jax.random.split(key, num_blocks)
@@ -87,7 +92,8 @@ def layer_norm(params, x, eps=1e-5):
   """Layer normalisation over the last axis with `params = {"scale", "bias"}`."""
   mean = jnp.mean(x, axis=-1, keepdims=True)
   var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-  return (x - mean) * jax.lax.rsqrt(var + eps) * params["scale"] + params["bias"]
+  normed = (x - mean) * jax.lax.rsqrt(var + eps)
+  return normed * along_last(params["scale"], x) + along_last(params["bias"], x)
 
 
 def layer_norm_params(size: int, dtype=jnp.float32):

@@ -53,7 +53,8 @@ class Elman(base.Cell):
     return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
 
   def project(self, params, x):
-    return x @ params["w_x"] + params["b"]
+    xw = x @ params["w_x"]
+    return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, h, z):
     h = _ACTIVATIONS[self.activation](z + h @ params["w_h"])

@@ -44,7 +44,8 @@ class GRU(base.Cell):
     return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
 
   def project(self, params, x):
-    return x @ params["w_x"] + params["b"]
+    xw = x @ params["w_x"]
+    return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, h, z_in):
     hidden = self.hidden_size(params)
@@ -53,7 +54,7 @@ class GRU(base.Cell):
     if self.reset_after:
       hr, hz, hn = jnp.split(h @ w_h, 3, axis=-1)
       r = base.fast_sigmoid(xr + hr)
-      n = jnp.tanh(xn + r * (hn + params["b_hn"]))
+      n = jnp.tanh(xn + r * (hn + base.along_last(params["b_hn"], hn)))
     else:
       hr, hz = jnp.split(h @ w_h[:, :2 * hidden], 2, axis=-1)
       r = base.fast_sigmoid(xr + hr)

@@ -64,7 +64,7 @@ class LSTM(base.Cell):
     xw = x @ params["w_x"]
     if self.layer_norm:
       xw = base.layer_norm(params["ln_x"], xw)
-    return xw + params["b"]
+    return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, carry, z):
     c, h = carry
@@ -73,11 +73,11 @@ class LSTM(base.Cell):
       hw = base.layer_norm(params["ln_h"], hw)
     i, f, g, o = jnp.split(z + hw, 4, axis=-1)
     if self.peepholes:
-      i = i + c * params["w_peep"][0]
-      f = f + c * params["w_peep"][1]
+      i = i + c * base.along_last(params["w_peep"][0], c)
+      f = f + c * base.along_last(params["w_peep"][1], c)
     c = base.fast_sigmoid(f) * c + base.fast_sigmoid(i) * jnp.tanh(g)
     if self.peepholes:
-      o = o + c * params["w_peep"][2]
+      o = o + c * base.along_last(params["w_peep"][2], c)
     c_out = base.layer_norm(params["ln_c"], c) if self.layer_norm else c
     h = base.fast_sigmoid(o) * jnp.tanh(c_out)
     return LSTMState(c, h), h

@@ -1,0 +1,1 @@
+"""Data: embedded-default generators, TFDS builders (array_record, no TensorFlow), batching."""

@@ -1,0 +1,169 @@
+"""The runner: hoisting, lengths, reverse, bidirectional, stacking, remat, carries, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rnn_jax import cells, scan
+from tests.test_cells import ALL_CELLS, CELL_IDS
+
+B, T, I, H = 3, 7, 4, 5
+LENGTHS = np.array([7, 3, 5])
+
+
+def _setup(name="lstm", options=None, seed=0, input_size=I):
+  cell = cells.get(name, **(options or {}))
+  params = cell.init(jax.random.PRNGKey(seed), input_size, H)
+  xs = jax.random.normal(jax.random.PRNGKey(seed + 1), (B, T, input_size))
+  return cell, params, xs
+
+
+def _close(a, b, atol=1e-5, rtol=1e-5):
+  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    np.testing.assert_allclose(u, v, atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("name,options", ALL_CELLS, ids=CELL_IDS)
+def test_hoisted_equals_per_step(name, options):
+  cell, params, xs = _setup(name, options)
+
+  def loss(params, xs, hoist):
+    carry, ys = scan.run(cell, params, xs, lengths=jnp.asarray(LENGTHS), hoist=hoist)
+    return jnp.sum(ys * jnp.cos(ys)) + jnp.sum(cell.carry_hidden(carry)), (carry, ys)
+
+  results = [jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, xs, hoist) for hoist in (True, False)]
+  _close(results[0], results[1])
+
+
+@pytest.mark.parametrize("name,options", ALL_CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_padded_batch_equals_each_sequence_alone(name, options, reverse):
+  cell, params, xs = _setup(name, options)
+  # Garbage in the padding must not leak into anything.
+  padded = jnp.where(jnp.arange(T)[None, :, None] < LENGTHS[:, None, None], xs, 1e3)
+  carry, ys = scan.run(cell, params, padded, lengths=jnp.asarray(LENGTHS), reverse=reverse)
+  for b, n in enumerate(LENGTHS):
+    carry_b, ys_b = scan.run(cell, params, xs[b:b + 1, :n], reverse=reverse)
+    np.testing.assert_allclose(ys[b, :n], ys_b[0], atol=1e-5)
+    np.testing.assert_array_equal(ys[b, n:], 0.0)
+    _close(jax.tree.map(lambda c: c[b], carry), jax.tree.map(lambda c: c[0], carry_b))
+
+
+@pytest.mark.parametrize("merge", ["concat", "sum"])
+def test_bidirectional_padded_equals_each_alone(merge):
+  cell = cells.get("gru")
+  params = {"forward": cell.init(jax.random.PRNGKey(0), I, H), "backward": cell.init(jax.random.PRNGKey(1), I, H)}
+  xs = jax.random.normal(jax.random.PRNGKey(2), (B, T, I))
+  (cf, cb), ys = scan.run_bidirectional(cell, params, xs, lengths=jnp.asarray(LENGTHS), merge=merge)
+  assert ys.shape == (B, T, 2 * H if merge == "concat" else H)
+  for b, n in enumerate(LENGTHS):
+    x_b = xs[b:b + 1, :n]
+    f_carry, f_ys = scan.run(cell, params["forward"], x_b)
+    # The backward direction of a lone sequence = forward run over its time-reversal, flipped back.
+    b_carry, b_ys = scan.run(cell, params["backward"], x_b[:, ::-1])
+    b_ys = b_ys[:, ::-1]
+    want = jnp.concatenate([f_ys, b_ys], -1) if merge == "concat" else f_ys + b_ys
+    np.testing.assert_allclose(ys[b, :n], want[0], atol=1e-5)
+    np.testing.assert_array_equal(ys[b, n:], 0.0)
+    np.testing.assert_allclose(cf[b], f_carry[0], atol=1e-5)
+    np.testing.assert_allclose(cb[b], b_carry[0], atol=1e-5)
+
+
+def test_time_major_and_unroll_agree():
+  cell, params, xs = _setup("lstm")
+  carry, ys = scan.run(cell, params, xs, lengths=jnp.asarray(LENGTHS))
+  carry_t, ys_t = scan.run(cell, params, jnp.swapaxes(xs, 0, 1), lengths=jnp.asarray(LENGTHS), time_major=True)
+  carry_u, ys_u = scan.run(cell, params, xs, lengths=jnp.asarray(LENGTHS), unroll=3)
+  _close((carry, ys), (carry_t, jnp.swapaxes(ys_t, 0, 1)))
+  _close((carry, ys), (carry_u, ys_u))
+
+
+def test_carry_in_and_out_splits_a_sequence_exactly():
+  """Truncated BPTT: two halves with the carry passed on = one full run."""
+  cell, params, xs = _setup("lstm")
+  carry_full, ys_full = scan.run(cell, params, xs)
+  carry_1, ys_1 = scan.run(cell, params, xs[:, :3])
+  carry_2, ys_2 = scan.run(cell, params, xs[:, 3:], initial_carry=carry_1)
+  _close(carry_full, carry_2)
+  np.testing.assert_allclose(ys_full, jnp.concatenate([ys_1, ys_2], axis=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_stack_residual_remat_equals_no_remat(bidirectional):
+  cell = cells.get("lstm")
+  params = scan.init_stack(jax.random.PRNGKey(0), cell, I, H, num_layers=3, bidirectional=bidirectional,
+                           merge="sum")
+  xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, I))
+  rng = jax.random.PRNGKey(2)
+
+  def loss(params, xs, remat):
+    carries, ys = scan.run_stack(cell, params, xs, lengths=jnp.asarray(LENGTHS), bidirectional=bidirectional,
+                                 merge="sum", residual=True, dropout_rate=0.3, dropout_rng=rng, remat=remat)
+    return jnp.sum(jnp.tanh(ys)), (carries, ys)
+
+  with_remat = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, xs, True)
+  without = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)(params, xs, False)
+  _close(with_remat, without)
+  ys = with_remat[0][1][1]
+  assert ys.shape == (B, T, H)
+  np.testing.assert_array_equal(ys[1, 3:], 0.0)  # padded outputs stay zero through residual connections
+
+
+def test_stack_composes_layers_and_residual_adds_inputs():
+  cell = cells.get("gru")
+  params = scan.init_stack(jax.random.PRNGKey(0), cell, I, H, num_layers=2)
+  xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, I))
+  carries, ys = scan.run_stack(cell, params, xs, residual=True)
+  c0, y0 = scan.run(cell, params[0], xs)  # first layer changes width: no residual
+  c1, y1 = scan.run(cell, params[1], y0)
+  np.testing.assert_allclose(ys, y1 + y0, atol=1e-6)
+  _close(carries, [c0, c1])
+  assert len(scan.initial_stack_carry(cell, params, (B,))) == 2
+
+
+def test_variational_dropout_mask_is_shared_over_time():
+  x = jnp.ones((B, T, 8))
+  y = scan.dropout(jax.random.PRNGKey(0), 0.5, x, variational=True)
+  np.testing.assert_array_equal(y, jnp.broadcast_to(y[:, :1], y.shape))
+  assert set(np.unique(np.asarray(y))) <= {0.0, 2.0}
+  y_plain = scan.dropout(jax.random.PRNGKey(0), 0.5, x)
+  assert not np.all(y_plain == y_plain[:, :1])
+
+
+def test_jit_with_traced_lengths():
+  cell, params, xs = _setup("gru")
+  run = jax.jit(lambda p, x, n: scan.run(cell, p, x, lengths=n))
+  carry, ys = run(params, xs, jnp.asarray(LENGTHS))
+  carry_e, ys_e = scan.run(cell, params, xs, lengths=jnp.asarray(LENGTHS))
+  _close((carry, ys), (carry_e, ys_e))
+
+
+def test_bad_inputs_raise_clear_errors():
+  cell, params, xs = _setup("lstm")
+  with pytest.raises(ValueError, match=r"rank 3 \[B, T, I\], got shape \(7, 4\)"):
+    scan.run(cell, params, xs[0])
+  with pytest.raises(ValueError, match=r"input feature size 6 does not match the cell's input size 4"):
+    scan.run(cell, params, jnp.zeros((B, T, 6)))
+  with pytest.raises(ValueError, match=r"initial carry does not match cell 'lstm' for batch 3.*\(3, 5\).*\(2, 5\)"):
+    scan.run(cell, params, xs, initial_carry=cell.initial_carry(params, (2,)))
+  with pytest.raises(ValueError, match="initial carry does not match"):
+    scan.run(cell, params, xs, initial_carry=jnp.zeros((B, H)))  # a GRU-style carry for an LSTM
+  with pytest.raises(ValueError, match=r"lengths must lie in \[0, 7\].*max 9"):
+    scan.run(cell, params, xs, lengths=jnp.array([9, 1, 1]))
+  with pytest.raises(ValueError, match=r"lengths must have shape \(3,\)"):
+    scan.run(cell, params, xs, lengths=jnp.array([1, 1]))
+  with pytest.raises(ValueError, match="merge must be one of"):
+    scan.run_bidirectional(cell, {"forward": params, "backward": params}, xs, merge="avg")
+  with pytest.raises(ValueError, match="'forward' and 'backward'"):
+    scan.run_bidirectional(cell, params, xs)
+  with pytest.raises(ValueError, match="needs a dropout_rng"):
+    scan.run_stack(cell, [params], xs, dropout_rate=0.5)
+  with pytest.raises(ValueError, match="expected a Cell"):
+    scan.run("lstm", params, xs)
+
+
+def test_errors_are_raised_at_trace_time_under_jit():
+  cell, params, xs = _setup("lstm")
+  with pytest.raises(ValueError, match="input feature size"):
+    jax.jit(lambda x: scan.run(cell, params, x))(jnp.zeros((B, T, 2)))
