@@ -57,8 +57,8 @@ class LSTM(base.Cell):
     return params
 
   def initial_carry(self, params, batch_shape):
-    zeros = jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
-    return LSTMState(zeros, zeros)
+    shape, dtype = (*batch_shape, self.hidden_size(params)), params["w_h"].dtype
+    return LSTMState(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))  # two buffers: both may be donated
 
   def project(self, params, x):
     xw = x @ params["w_x"]

@@ -1,0 +1,53 @@
+"""Defaults shared by the language-modeling configs; each named config overrides a few fields."""
+
+import ml_collections
+
+from rnn_jax.train import optim
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0                      # seeds init, dropout (per step via fold_in) -- a run is reproducible from it
+  c.num_epochs = 1                # passes over the training streams
+  c.max_steps = 0                 # stop earlier than num_epochs if > 0
+  c.num_steps = 0                 # derived at start: num_epochs * steps_per_epoch (capped by max_steps)
+  c.steps_per_epoch = 0           # derived at start from corpus size, batch_size and bptt
+  c.log_every = 50                # steps between log lines / metric writes
+  c.eval_every = 500              # steps between validation evaluations (also at the end)
+  c.checkpoint_every = 200        # steps between checkpoints (also at the end)
+  c.keep_checkpoints = 3          # how many recent checkpoints to keep
+  c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.path = "stdlib"          # "stdlib" (embedded), a text file, a dir with train/valid/test .txt, or "tfds:<name>"
+  c.data.level = "char"           # "char" or "word" tokens
+  c.data.max_vocab = 0            # word level: keep the most frequent tokens (0 = all)
+  c.data.fractions = (0.9, 0.05, 0.05)  # in-order train/valid/test split of a single file
+  c.data.batch_size = 32          # parallel streams in training
+  c.data.eval_batch_size = 16     # parallel streams in evaluation
+  c.data.bptt = 64                # truncated-BPTT window (time steps per batch)
+  c.data.tfds_dir = ""            # where TFDS prepares datasets ("" = ~/.cache/rnn_jax/tfds)
+  c.data.download = False         # let TFDS download catalog datasets (needs internet)
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
+  c.model.hidden_size = 256       # units per layer
+  c.model.num_layers = 2          # stacked layers
+  c.model.embed_size = 256        # token embedding size
+  c.model.dropout = 0.0           # dropout on non-recurrent connections (Zaremba et al. 2014)
+  c.model.variational_dropout = False  # one dropout mask per sequence, shared over time
+  c.model.tied = False            # share the embedding and softmax weights (needs embed_size == hidden_size)
+  c.model.residual = False        # residual connections between layers of equal width
+  c.model.init_scale = 0.0        # > 0: every weight U(-s, s) (Zaremba: 0.1); 0: the cells' own init
+  c.model.unroll = 1              # lax.scan unroll
+  c.model.remat = False           # recompute activations in the backward pass (memory for compute)
+
+  c.optimizer = optim.default_config()
+  c.optimizer.learning_rate = 2e-3
+  c.optimizer.clip_norm = 5.0
+
+  c.sample = ml_collections.ConfigDict()
+  c.sample.prime = "The "         # text the sample continues
+  c.sample.length = 300           # tokens to sample
+  c.sample.temperature = 0.8      # softmax temperature (lower = more conservative)
+  return c

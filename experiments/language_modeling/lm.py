@@ -1,0 +1,164 @@
+"""The language-modeling experiment: corpus -> streams -> Task for the generic train loop.
+
+Truncated BPTT over a contiguous stream: the training text is cut into
+`batch_size` parallel streams; batch `s` is window `s mod steps_per_epoch` of
+`bptt` steps; the final carries of one window are the initial carries of the next
+(kept in the train state, so they are checkpointed), reset at every epoch start.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from rnn_jax import cells, train
+from rnn_jax.data import text
+from experiments.language_modeling.model import LanguageModel
+
+
+def validate(config) -> None:
+  """Fails at start, naming the field, on values the experiment cannot use."""
+  if config.data.level not in ("char", "word"):
+    raise ValueError(f"config.data.level must be 'char' or 'word', got {config.data.level!r}")
+  if config.model.cell not in cells.names():
+    raise ValueError(f"config.model.cell: unknown cell {config.model.cell!r}; registered cells: {cells.names()}")
+  for field in ("batch_size", "bptt", "eval_batch_size"):
+    if config.data[field] <= 0:
+      raise ValueError(f"config.data.{field} must be > 0, got {config.data[field]}")
+  for field in ("hidden_size", "num_layers", "embed_size"):
+    if config.model[field] <= 0:
+      raise ValueError(f"config.model.{field} must be > 0, got {config.model[field]}")
+  if not 0.0 <= config.model.dropout < 1.0:
+    raise ValueError(f"config.model.dropout must be in [0, 1), got {config.model.dropout}")
+  if config.model.tied and config.model.embed_size != config.model.hidden_size:
+    raise ValueError(f"config.model.tied needs embed_size == hidden_size, got {config.model.embed_size} "
+                     f"and {config.model.hidden_size}")
+  if config.num_epochs <= 0:
+    raise ValueError(f"config.num_epochs must be > 0, got {config.num_epochs}")
+
+
+def load_corpus(config, workdir: str):
+  """`(vocab, {split: ids})`; the vocabulary is built on train and saved in the workdir."""
+  splits = text.load_text_splits(config.data.path, config.data.tfds_dir or None, tuple(config.data.fractions),
+                                 download=config.data.download)
+  vocab_path = os.path.join(workdir, "vocab.json")
+  if os.path.exists(vocab_path):
+    with open(vocab_path) as f:
+      vocab = text.Vocabulary.from_json(f.read())
+  else:
+    vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
+    os.makedirs(workdir, exist_ok=True)
+    with open(vocab_path, "w") as f:
+      f.write(vocab.to_json())
+  return vocab, {name: vocab.encode(body) for name, body in splits.items()}
+
+
+def make_model(config, vocab_size: int) -> LanguageModel:
+  m = config.model
+  return LanguageModel(vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
+                       embed_size=m.embed_size, dropout=m.dropout, variational_dropout=m.variational_dropout,
+                       tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat)
+
+
+def evaluate_stream(model: LanguageModel, eval_step, params, ids, batch_size: int, bptt: int) -> float:
+  """Mean NLL (nats/token) over a whole split, carrying state across windows as in training."""
+  streams = text.batchify(ids, batch_size)
+  carries = model.initial_carries(params, batch_size)
+  reset = np.zeros((batch_size,), bool)
+  total, count = 0.0, 0
+  for index in range(text.num_windows(streams, bptt)):
+    inputs, targets = text.window(streams, index, bptt)
+    metrics, carries = eval_step(params, carries, {"inputs": inputs, "targets": targets, "reset": reset})
+    total += float(metrics["loss"]) * targets.size
+    count += targets.size
+  return total / count
+
+
+def build(config, workdir: str):
+  """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch` and `config.num_steps`."""
+  validate(config)
+  vocab, ids = load_corpus(config, workdir)
+  model = make_model(config, len(vocab))
+  streams = text.batchify(ids["train"], config.data.batch_size)
+  steps_per_epoch = text.num_windows(streams, config.data.bptt)
+  config.steps_per_epoch = steps_per_epoch
+  config.num_steps = config.num_epochs * steps_per_epoch
+  if config.max_steps:
+    config.num_steps = min(config.num_steps, config.max_steps)
+  eval_step = train.make_eval_step(model.loss_fn)
+
+  def train_batch(step):
+    index = step % steps_per_epoch
+    inputs, targets = text.window(streams, index, config.data.bptt)
+    return {"inputs": inputs, "targets": targets, "reset": np.full((config.data.batch_size,), index == 0)}
+
+  def evaluate(params):
+    out = {}
+    for split in config.eval_splits:
+      nll = evaluate_stream(model, eval_step, params, ids[split], config.data.eval_batch_size, config.data.bptt)
+      out[f"{split}_loss"] = nll
+      out[f"{split}_perplexity"] = math.exp(nll)
+      if config.data.level == "char":
+        out[f"{split}_bpc"] = nll / math.log(2)
+    return out
+
+  task = train.Task(init=lambda key: (model.init(key), model.initial_carries(model.init(key), config.data.batch_size)),
+                    loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
+                    tokens_per_batch=config.data.batch_size * config.data.bptt)
+  logging.info("corpus: %s; vocab %d (%s level); train %d tokens, %d steps/epoch, %d steps",
+               config.data.path, len(vocab), config.data.level, len(ids["train"]), steps_per_epoch, config.num_steps)
+  return task, model, vocab, ids
+
+
+def run(config, workdir: str):
+  """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample."""
+  task, model, vocab, _ = build(config, workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  state = train.train_loop(task, config, workdir)
+  print(sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
+                    config.sample.temperature, config.seed))
+  return state
+
+
+def restore_params(config, workdir: str):
+  """`(model, vocab, params)` from the latest checkpoint in `workdir`."""
+  task, model, vocab, _ = build(config, workdir)
+  checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))
+  if checkpoints.latest_step() is None:
+    raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
+  params, model_state = task.init(jax.random.PRNGKey(0))
+  optimizer = train.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
+  state, _ = checkpoints.restore_latest(train.create_train_state(params, optimizer, model_state),
+                                        jax.random.PRNGKey(0))
+  return model, vocab, state.params
+
+
+@functools.partial(jax.jit, static_argnames=("model", "length"))
+def _sample(model, params, prime, length, temperature, rng):
+  return model.sample(params, prime, length, temperature, rng)
+
+
+def sample_text(model, vocab, params, prime: str, length: int, temperature: float, seed: int = 0) -> str:
+  """The prime followed by `length` sampled tokens."""
+  prime_ids = vocab.encode(prime) if prime else np.zeros((1,), np.int32)
+  if len(prime_ids) == 0:
+    raise ValueError("the prime string must contain at least one token")
+  ids = _sample(model, params, jnp.asarray(prime_ids), length, jnp.float32(temperature), jax.random.PRNGKey(seed))
+  sep = "" if vocab.level == "char" else " "
+  return prime + sep + vocab.decode(np.asarray(ids))
+
+
+def evaluate_checkpoint(config, workdir: str) -> dict:
+  task, _, _, _ = build(config, workdir)
+  _, _, params = restore_params(config, workdir)
+  metrics = task.evaluate(params)
+  print(json.dumps(metrics, indent=2))
+  return metrics

@@ -1,0 +1,33 @@
+"""Language modeling: `python -m experiments.language_modeling.main [--config=...] [--workdir=...]`.
+
+Modes: train (default; resumes from the workdir's latest checkpoint), eval, sample.
+Override any config field: `--config.model.hidden_size=512 --config.data.path=input.txt`.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments.language_modeling import lm
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/language_modeling/configs/char_default.py", "Config file (see configs/).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/language_modeling", "Checkpoints, vocab, metrics, TensorBoard.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config = _CONFIG.value
+  if _MODE.value == "train":
+    lm.run(config, _WORKDIR.value)
+  elif _MODE.value == "eval":
+    lm.evaluate_checkpoint(config, _WORKDIR.value)
+  else:
+    model, vocab, params = lm.restore_params(config, _WORKDIR.value)
+    print(lm.sample_text(model, vocab, params, config.sample.prime, config.sample.length,
+                         config.sample.temperature, config.seed))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,103 @@
+"""The language model: embedding -> stacked recurrent network -> softmax over the vocabulary.
+
+Params: `{"embed": [V, E], "rnn": scan.init_stack(...), "out_b": [V]}` plus `"out_w": [H, V]`
+unless the embeddings are tied (then `logits = h @ embed.T`, which needs E == H).
+Dropout (Zaremba et al. 2014) acts on non-recurrent connections only: the embeddings,
+between layers, and before the softmax; `variational` shares each mask over time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from rnn_jax import cells, scan
+
+
+@dataclasses.dataclass(frozen=True)
+class LanguageModel:
+  """Static model options (hashable, so methods can be jitted with the model static)."""
+  vocab_size: int
+  cell: str = "lstm"
+  hidden_size: int = 256
+  num_layers: int = 2
+  embed_size: int = 256
+  dropout: float = 0.0
+  variational_dropout: bool = False
+  tied: bool = False
+  residual: bool = False
+  init_scale: float = 0.0
+  unroll: int = 1
+  remat: bool = False
+
+  @property
+  def pure_cell(self) -> cells.Cell:
+    return cells.get(self.cell)
+
+  def init(self, key: jax.Array):
+    """Fresh params; with `init_scale > 0` every weight is U(-s, s) as in Zaremba et al."""
+    k_embed, k_rnn, k_out, k_uniform = jax.random.split(key, 4)
+    params = {
+        "embed": 0.1 * jax.random.normal(k_embed, (self.vocab_size, self.embed_size)),
+        "rnn": scan.init_stack(k_rnn, self.pure_cell, self.embed_size, self.hidden_size, self.num_layers),
+        "out_b": jnp.zeros((self.vocab_size,)),
+    }
+    if not self.tied:
+      params["out_w"] = jax.nn.initializers.glorot_uniform()(k_out, (self.hidden_size, self.vocab_size))
+    if self.init_scale > 0:
+      leaves, treedef = jax.tree.flatten(params)
+      keys = jax.random.split(k_uniform, len(leaves))
+      leaves = [jax.random.uniform(k, x.shape, x.dtype, -self.init_scale, self.init_scale)
+                for k, x in zip(keys, leaves)]
+      params = jax.tree.unflatten(treedef, leaves)
+    return params
+
+  def initial_carries(self, params, batch_size: int):
+    return scan.initial_stack_carry(self.pure_cell, params["rnn"], (batch_size,))
+
+  def apply(self, params, carries, tokens_BxT, rng=None, train: bool = False):
+    """`(logits_BxTxV, final_carries)`; `rng` is needed only when training with dropout."""
+    rate = self.dropout if train else 0.0
+    drop_rngs = jax.random.split(rng, 3) if rate > 0 else [None] * 3
+    x_BxTxE = params["embed"][tokens_BxT]
+    if rate > 0:
+      x_BxTxE = scan.dropout(drop_rngs[0], rate, x_BxTxE, variational=self.variational_dropout)
+    carries, h_BxTxH = scan.run_stack(
+        self.pure_cell, params["rnn"], x_BxTxE, initial_carries=carries, residual=self.residual,
+        dropout_rate=rate, dropout_rng=drop_rngs[1], variational_dropout=self.variational_dropout,
+        unroll=self.unroll, remat=self.remat)
+    if rate > 0:
+      h_BxTxH = scan.dropout(drop_rngs[2], rate, h_BxTxH, variational=self.variational_dropout)
+    out_w_HxV = params["embed"].T if self.tied else params["out_w"]
+    logits_BxTxV = h_BxTxH @ out_w_HxV + params["out_b"][None, None, :]
+    return logits_BxTxV, carries
+
+  def loss_fn(self, params, carries, batch, rng, train: bool):
+    """Mean next-token cross-entropy (nats) over a TBPTT window.
+
+    batch: `inputs_BxT`, `targets_BxT` int32 and `reset_B` bool (True at the first
+    window of an epoch: the carries restart from zero). The incoming carries are
+    constants (stopped gradient): truncated backpropagation through time.
+    """
+    reset_B = batch["reset"]
+    carries = jax.tree.map(lambda c: jnp.where(reset_B[:, None], jnp.zeros_like(c), c), carries)
+    carries = jax.lax.stop_gradient(carries)
+    logits, carries = self.apply(params, carries, batch["inputs"], rng, train)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
+    return nll, ({}, carries)
+
+  def sample(self, params, prime_P, length: int, temperature: float, rng):
+    """`[length]` token ids continuing `prime_P` (at least one token), drawn at `temperature`."""
+    logits, carries = self.apply(params, self.initial_carries(params, 1), prime_P[None, :])
+
+    def body(state, key):
+      carries, logits_1xV = state
+      token_1 = jax.random.categorical(key, logits_1xV / temperature)
+      logits, carries = self.apply(params, carries, token_1[:, None])
+      return (carries, logits[:, -1]), token_1[0]
+
+    _, tokens = jax.lax.scan(body, (carries, logits[:, -1]), jax.random.split(rng, length))
+    return tokens

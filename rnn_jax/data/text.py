@@ -1,0 +1,230 @@
+"""Text corpora through tensorflow-datasets (no TensorFlow), vocabularies, and stream batching.
+
+Every corpus reaches the model the same way: a TFDS builder written as array_record
+and read with `as_data_source()` (`tfds.load`/`as_dataset` would need TensorFlow).
+
+  splits = load_text_splits("stdlib")                      # embedded default, no download
+  splits = load_text_splits("/path/input.txt")             # one file, split 90/5/5 in order
+  splits = load_text_splits("/path/dir")                   # dir with train.txt, valid.txt, test.txt
+  splits = load_text_splits("tfds:tiny_shakespeare")       # a TFDS catalog dataset (needs internet once)
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import glob
+import hashlib
+import json
+import os
+import sysconfig
+from collections import Counter
+from typing import Sequence
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+SPLITS = ("train", "valid", "test")
+DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")
+_CHUNK_CHARS = 1 << 16
+
+
+def stdlib_docstring_text() -> str:
+  """The docstrings of the Python standard library's top-level modules, in a fixed order.
+
+  About 0.9 MB of real English technical prose on every machine with Python (the
+  exact text depends on the Python version).
+  """
+  docs = []
+  for path in sorted(glob.glob(os.path.join(sysconfig.get_paths()["stdlib"], "*.py"))):
+    try:
+      with open(path, encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+      continue
+    for node in ast.walk(tree):
+      if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        doc = ast.get_docstring(node)
+        if doc:
+          docs.append(doc)
+  return "\n\n".join(docs) + "\n"
+
+
+def split_by_fraction(text: str, fractions: Sequence[float]) -> dict[str, str]:
+  """Splits one text in order into train/valid/test by character fractions."""
+  if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6:
+    raise ValueError(f"split fractions must be three non-negative numbers summing to 1, got {tuple(fractions)}")
+  a = int(len(text) * fractions[0])
+  b = a + int(len(text) * fractions[1])
+  return {"train": text[:a], "valid": text[a:b], "test": text[b:]}
+
+
+def _read(path):
+  with open(path, encoding="utf-8") as f:
+    return f.read()
+
+
+def _local_splits(path: str, fractions) -> dict[str, str]:
+  if os.path.isdir(path):
+    found = {}
+    for split in SPLITS:
+      matches = sorted(glob.glob(os.path.join(path, f"*{split}*.txt")))
+      if len(matches) != 1:
+        raise ValueError(f"expected exactly one file matching *{split}*.txt in {path}, found {matches}")
+      found[split] = _read(matches[0])
+    return found
+  if os.path.isfile(path):
+    return split_by_fraction(_read(path), fractions)
+  raise FileNotFoundError(f"text corpus {path!r} is neither a file nor a directory")
+
+
+@dataclasses.dataclass
+class LocalTextConfig(tfds.core.BuilderConfig):
+  """`path` to a text file or a train/valid/test directory; `fractions` to split a single file."""
+  path: str = ""
+  fractions: tuple = (0.9, 0.05, 0.05)
+
+
+class LocalText(tfds.core.GeneratorBasedBuilder):
+  """A local text corpus as ordered chunks of text; splits train/valid/test."""
+
+  VERSION = tfds.core.Version("1.0.0")
+
+  def _info(self):
+    return tfds.core.DatasetInfo(
+        builder=self, description=f"Local text corpus {self.builder_config.path}",
+        features=tfds.features.FeaturesDict({"text": tfds.features.Text()}),
+        disable_shuffling=True)  # keep the text in order
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    splits = _local_splits(self.builder_config.path, self.builder_config.fractions)
+    return {name: self._generate_examples(text) for name, text in splits.items()}
+
+  def _generate_examples(self, text):
+    for i in range(0, len(text), _CHUNK_CHARS):
+      yield i, {"text": text[i:i + _CHUNK_CHARS]}
+
+
+def _config_for(path: str, fractions) -> LocalTextConfig:
+  """A builder config whose name changes when the file(s) or the split change."""
+  stat_paths = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
+  fingerprint = json.dumps([os.path.abspath(path), list(fractions)] +
+                           [[p, os.path.getsize(p), os.path.getmtime(p)] for p in stat_paths])
+  name = "c" + hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
+  return LocalTextConfig(name=name, path=os.path.abspath(path), fractions=tuple(fractions))
+
+
+def _as_str(text) -> str:
+  """Text features come back as bytes from array_record and as str under mock_data."""
+  return text.decode("utf-8") if isinstance(text, bytes) else str(text)
+
+
+def _join_source(source, separator: str) -> str:
+  return separator.join(_as_str(source[i]["text"]) for i in range(len(source)))
+
+
+def _stdlib_file(data_dir: str) -> str:
+  path = os.path.join(data_dir, "stdlib_docstrings.txt")
+  if not os.path.exists(path):
+    os.makedirs(data_dir, exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+      f.write(stdlib_docstring_text())
+    os.replace(path + ".tmp", path)
+  return path
+
+
+# Catalog datasets: name -> (text feature, {our split: their split}, separator between examples).
+CATALOG = {
+    "tiny_shakespeare": {"train": "train", "valid": "validation", "test": "test"},
+    "lm1b": {"train": "train", "valid": "test", "test": "test"},
+}
+
+
+def load_text_splits(source: str = "stdlib", data_dir: str | None = None,
+                     fractions: Sequence[float] = (0.9, 0.05, 0.05), download: bool = False) -> dict[str, str]:
+  """`{"train", "valid", "test"} -> text` for a corpus name, path, or `tfds:<catalog name>`."""
+  data_dir = data_dir or DEFAULT_DATA_DIR
+  if source.startswith("tfds:"):
+    name = source[len("tfds:"):]
+    if name not in CATALOG:
+      raise ValueError(f"unsupported TFDS text dataset {name!r}; supported: {sorted(CATALOG)}")
+    out = {}
+    for ours, theirs in CATALOG[name].items():
+      ds = tfds.data_source(name, split=theirs, data_dir=data_dir, download=download)
+      out[ours] = _join_source(ds, "\n")
+    return out
+  path = _stdlib_file(data_dir) if source == "stdlib" else source
+  builder = LocalText(config=_config_for(path, fractions), data_dir=data_dir)
+  builder.download_and_prepare(file_format="array_record")
+  return {split: _join_source(builder.as_data_source(split=split), "") for split in SPLITS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Vocabulary:
+  """Character- or word-level vocabulary; id 0 is `<unk>`. Word level appends `<eos>` per line."""
+  level: str
+  tokens: tuple
+
+  UNK = "<unk>"
+  EOS = "<eos>"
+
+  @classmethod
+  def build(cls, text: str, level: str, max_size: int = 0) -> "Vocabulary":
+    if level not in ("char", "word"):
+      raise ValueError(f"vocabulary level must be 'char' or 'word', got {level!r}")
+    counts = Counter(cls._split(text, level))
+    ordered = sorted(counts, key=lambda t: (-counts[t], t))
+    if max_size:
+      ordered = ordered[:max_size - 1]
+    return cls(level, (cls.UNK,) + tuple(t for t in ordered if t != cls.UNK))
+
+  @staticmethod
+  def _split(text: str, level: str) -> list[str]:
+    if level == "char":
+      return list(text)
+    return [tok for line in text.splitlines() for tok in line.split() + [Vocabulary.EOS]]
+
+  def __len__(self):
+    return len(self.tokens)
+
+  @property
+  def _index(self):
+    return {t: i for i, t in enumerate(self.tokens)}
+
+  def encode(self, text: str) -> np.ndarray:
+    index = self._index
+    return np.asarray([index.get(t, 0) for t in self._split(text, self.level)], np.int32)
+
+  def decode(self, ids) -> str:
+    words = [self.tokens[int(i)] for i in ids]
+    if self.level == "char":
+      return "".join(words)
+    return " ".join(words).replace(f" {self.EOS} ", "\n").replace(self.EOS, "\n")
+
+  def to_json(self) -> str:
+    return json.dumps({"level": self.level, "tokens": list(self.tokens)})
+
+  @classmethod
+  def from_json(cls, blob: str) -> "Vocabulary":
+    d = json.loads(blob)
+    return cls(d["level"], tuple(d["tokens"]))
+
+
+def batchify(ids: np.ndarray, batch_size: int) -> np.ndarray:
+  """`[N] -> [B, N // B]`: the corpus cut into `batch_size` contiguous parallel streams."""
+  n = len(ids) // batch_size
+  if n < 2:
+    raise ValueError(f"corpus of {len(ids)} tokens is too short for batch size {batch_size}")
+  return np.asarray(ids[:n * batch_size]).reshape(batch_size, n)
+
+
+def num_windows(streams_BxN: np.ndarray, bptt: int) -> int:
+  """How many `bptt`-step windows (inputs and next-token targets) one pass over the streams gives."""
+  return (streams_BxN.shape[1] - 1) // bptt
+
+
+def window(streams_BxN: np.ndarray, index: int, bptt: int):
+  """`(inputs_BxT, targets_BxT)` for window `index`: consecutive windows continue each stream."""
+  start = index * bptt
+  return streams_BxN[:, start:start + bptt], streams_BxN[:, start + 1:start + 1 + bptt]
