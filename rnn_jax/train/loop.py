@@ -102,7 +102,8 @@ def data_parallel(num_devices: int | None = None):
 
 
 def _check_finite(step: int, metrics: dict, checkpoints: Checkpointer) -> None:
-  for name, value in metrics.items():
+  for name in sorted(metrics, key=lambda k: k != "loss"):  # name the loss first when it is the culprit
+    value = metrics[name]
     if not math.isfinite(float(value)):
       raise NonFiniteLossError(
           f"non-finite {name} = {value} at step {step}; stopping. The last good checkpoint "

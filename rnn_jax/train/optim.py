@@ -43,8 +43,10 @@ def make_schedule(cfg, steps_per_epoch: int, total_steps: int) -> optax.Schedule
   if cfg.schedule == "constant":
     return optax.constant_schedule(lr)
   if cfg.schedule == "step":
+    # The first decay lands on the first step of epoch `decay_after_epochs` (0-based).
+    begin = max(cfg.decay_after_epochs - 1, 0) * steps_per_epoch
     return optax.exponential_decay(lr, transition_steps=steps_per_epoch, decay_rate=cfg.decay_factor,
-                                   transition_begin=cfg.decay_after_epochs * steps_per_epoch, staircase=True)
+                                   transition_begin=begin, staircase=True)
   if cfg.schedule == "cosine":
     return optax.cosine_decay_schedule(lr, decay_steps=max(total_steps, 1))
   return optax.warmup_cosine_decay_schedule(0.0, lr, warmup_steps=cfg.warmup_steps,

@@ -34,7 +34,7 @@ def train_step(loss_fn: LossFn, state: TrainState, batch, rng: jax.Array):
   grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
   (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, step_rng, True)
   state = state.apply_gradients(grads=grads, model_state=model_state)
-  return state, {"loss": loss, "grad_norm": optax.global_norm(grads), **metrics}
+  return state, {"loss": loss, "grad_norm": optax.tree.norm(grads), **metrics}
 
 
 def eval_step(loss_fn: LossFn, params, model_state, batch):

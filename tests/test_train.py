@@ -1,0 +1,157 @@
+"""Training core: pure step, optimizers, checkpoints (corrupt / incompatible), non-finite stop, data parallelism."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from rnn_jax import train
+from rnn_jax.train import optim
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _config(**overrides):
+  c = ml_collections.ConfigDict(dict(seed=0, num_steps=6, steps_per_epoch=3, log_every=1, eval_every=3,
+                                     checkpoint_every=2, keep_checkpoints=2, optimizer=optim.default_config()))
+  c.optimizer.update(name="sgd", learning_rate=0.1)
+  c.update(overrides)
+  return c
+
+
+def _regression_task(width=4, nan_at_step=None):
+  """Linear regression with noise-free targets; batch s is a pure function of s."""
+  true_w = jnp.arange(1.0, width + 1.0)
+
+  def loss_fn(params, model_state, batch, rng, train_mode):
+    pred = batch["x"] @ params["w"]
+    loss = jnp.mean((pred - batch["y"]) ** 2) * batch["scale"][0]
+    return loss, ({"mean_pred": jnp.mean(pred)}, model_state + 1)
+
+  def train_batch(step):
+    x = np.asarray(jax.random.normal(jax.random.PRNGKey(step), (8, width)))
+    scale = np.full((8,), np.nan if step == nan_at_step else 1.0, np.float32)
+    return {"x": x, "y": x @ np.asarray(true_w), "scale": scale}
+
+  return train.Task(init=lambda key: ({"w": jnp.zeros((width,))}, jnp.zeros(())), loss_fn=loss_fn,
+                    train_batch=train_batch, tokens_per_batch=8)
+
+
+def test_train_step_is_pure_and_deterministic():
+  task = _regression_task()
+  params, model_state = task.init(jax.random.PRNGKey(0))
+  state = train.create_train_state(params, optax.adam(0.1), model_state)
+  step = train.make_train_step(task.loss_fn, donate=False)
+  batch = task.train_batch(0)
+  before = jax.tree.map(np.array, state.params)
+  s1, m1 = step(state, batch, jax.random.PRNGKey(1))
+  s2, m2 = step(state, batch, jax.random.PRNGKey(1))
+  chex_equal = lambda a, b: [np.testing.assert_array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b))]
+  chex_equal(s1.params, s2.params)
+  chex_equal(m1, m2)
+  chex_equal(state.params, before)  # the input state is untouched
+  assert int(s1.step) == 1 and float(s1.model_state) == 1.0
+  # The unjitted pure function gives the same result as the jitted one.
+  s3, m3 = train.train_step(task.loss_fn, state, batch, jax.random.PRNGKey(1))
+  np.testing.assert_allclose(s3.params["w"], s1.params["w"], rtol=1e-6)
+
+
+def test_per_step_rng_is_fold_in_of_step():
+  seen = []
+
+  def loss_fn(params, model_state, batch, rng, train_mode):
+    return jnp.sum(params["w"]) * 0.0, ({"r": jax.random.uniform(rng)}, model_state)
+
+  state = train.create_train_state({"w": jnp.zeros(1)}, optax.sgd(0.1), None)
+  step = train.make_train_step(loss_fn, donate=False)
+  rng = jax.random.PRNGKey(7)
+  for _ in range(2):
+    state, m = step(state, {}, rng)
+    seen.append(float(m["r"]))
+  assert seen == [float(jax.random.uniform(jax.random.fold_in(rng, s))) for s in range(2)]
+
+
+def test_zaremba_step_schedule_and_optimizer_choices():
+  cfg = optim.default_config()
+  cfg.update(name="sgd", learning_rate=1.0, schedule="step", decay_after_epochs=4, decay_factor=0.5)
+  schedule = optim.make_schedule(cfg, steps_per_epoch=10, total_steps=130)
+  assert [float(schedule(e * 10)) for e in range(7)] == [1, 1, 1, 1, 0.5, 0.25, 0.125]
+  assert float(schedule(49)) == 0.5
+  cfg.update(schedule="warmup_cosine", warmup_steps=10)
+  schedule = optim.make_schedule(cfg, 10, 100)
+  assert float(schedule(0)) == 0.0 and abs(float(schedule(10)) - 1.0) < 1e-6 and float(schedule(100)) < 1e-6
+  for name in optim.OPTIMIZERS:
+    cfg.update(name=name, clip_norm=1.0)
+    train.make_optimizer(cfg, 10, 100).init({"w": jnp.zeros(2)})
+  with pytest.raises(ValueError, match="config.optimizer.name must be one of"):
+    cfg.update(name="adamm")
+    train.make_optimizer(cfg)
+
+
+def test_loop_learns_writes_metrics_and_resumes(tmp_path):
+  task = _regression_task()
+  state = train.train_loop(task, _config(num_steps=60, checkpoint_every=20), str(tmp_path))
+  np.testing.assert_allclose(state.params["w"], [1, 2, 3, 4], atol=0.1)
+  metrics = train.read_metrics(str(tmp_path))
+  assert [m["step"] for m in metrics] == list(range(1, 61))
+  assert {"loss", "grad_norm", "mean_pred", "steps_per_s", "tokens_per_s"} <= set(metrics[0])
+  assert os.listdir(tmp_path / "tensorboard")
+  # Asking for more steps resumes from the last checkpoint instead of starting over.
+  state2 = train.train_loop(task, _config(num_steps=62, checkpoint_every=20), str(tmp_path))
+  assert int(state2.step) == 62 and float(state2.model_state) == 62.0
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
+  with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss = nan at step 4.*step 2"):
+    train.train_loop(_regression_task(nan_at_step=3), _config(), str(tmp_path))
+  assert train.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 2
+
+
+def test_corrupt_or_incompatible_checkpoint_gives_clear_error(tmp_path):
+  train.train_loop(_regression_task(), _config(num_steps=4), str(tmp_path))
+  with pytest.raises(train.CheckpointError, match=r"cannot restore checkpoint step 4 in .*checkpoints.*incompatible"):
+    train.train_loop(_regression_task(width=5), _config(num_steps=6), str(tmp_path))
+  # Corrupt every file of the latest checkpoint: a clear error, nothing overwritten or deleted.
+  latest = tmp_path / "checkpoints" / "4"
+  for root, _, files in os.walk(latest):
+    for name in files:
+      with open(os.path.join(root, name), "wb") as f:
+        f.write(b"garbage")
+  with pytest.raises(train.CheckpointError, match=str(tmp_path / "checkpoints")):
+    train.train_loop(_regression_task(), _config(num_steps=6), str(tmp_path))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == ["2", "4"]
+
+
+def test_bad_loop_config_is_named():
+  with pytest.raises(ValueError, match="config.log_every must be a positive integer"):
+    train.train_loop(_regression_task(), _config(log_every=0), "/tmp/unused")
+
+
+def test_four_devices_give_the_same_losses_as_one(tmp_path):
+  script = textwrap.dedent(f"""
+      import os, sys, json
+      sys.path.insert(0, {REPO!r})
+      import jax
+      assert jax.device_count() == 4, jax.devices()
+      from tests.test_train import _config, _regression_task
+      from rnn_jax import train
+      out = {{}}
+      for n in (1, 4):
+        train.train_loop(_regression_task(), _config(num_steps=5), os.path.join({str(tmp_path)!r}, str(n)), num_devices=n)
+        out[n] = [m["loss"] for m in train.read_metrics(os.path.join({str(tmp_path)!r}, str(n)))]
+      print(json.dumps(out))
+  """)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-3000:]
+  import json
+  losses = json.loads(result.stdout.strip().splitlines()[-1])
+  assert len(losses["1"]) == 5
+  np.testing.assert_allclose(losses["4"], losses["1"], rtol=1e-5, atol=1e-6)
