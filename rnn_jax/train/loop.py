@@ -79,7 +79,7 @@ class MetricWriter:
 
 
 def read_metrics(workdir: str) -> list[dict]:
-  """The metrics a run wrote, one dict per logged step."""
+  """The metrics a run wrote: one dict per write; training lines hold "loss", evaluation lines `<split>_*`."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [json.loads(line) for line in f]
 

@@ -1,0 +1,197 @@
+"""Language modeling: TBPTT continuity, exact resume after SIGKILL, loaders, config errors, overfitting, sampling."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from experiments.language_modeling import lm
+from experiments.language_modeling.configs import char_default
+from experiments.language_modeling.model import LanguageModel
+from rnn_jax import train
+from rnn_jax.data import text
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHORT_TEXT = "the quick brown fox jumps over the lazy dog.\n" * 40
+
+
+def _tiny_config(path):
+  c = char_default.get_config()
+  c.data.path = str(path)
+  c.data.batch_size = 4
+  c.data.eval_batch_size = 2
+  c.data.bptt = 16
+  c.model.hidden_size = 32
+  c.model.embed_size = 16
+  c.log_every = 1
+  c.eval_every = 1000
+  c.checkpoint_every = 10
+  c.max_steps = 40
+  c.num_epochs = 100
+  c.sample.length = 20
+  return c
+
+
+def test_two_half_windows_with_carried_state_equal_one_window():
+  model = LanguageModel(vocab_size=11, hidden_size=8, embed_size=6, num_layers=2, cell="gru")
+  params = model.init(jax.random.PRNGKey(0))
+  tokens = jax.random.randint(jax.random.PRNGKey(1), (3, 10), 0, 11)
+  full, carries_full = model.apply(params, model.initial_carries(params, 3), tokens)
+  first, carries = model.apply(params, model.initial_carries(params, 3), tokens[:, :4])
+  second, carries = model.apply(params, carries, tokens[:, 4:])
+  np.testing.assert_allclose(full, jnp.concatenate([first, second], axis=1), atol=1e-5)
+  for a, b in zip(jax.tree.leaves(carries_full), jax.tree.leaves(carries)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_loss_resets_carries_at_epoch_start_and_stops_their_gradient():
+  model = LanguageModel(vocab_size=7, hidden_size=8, embed_size=4, num_layers=1)
+  params = model.init(jax.random.PRNGKey(0))
+  tokens = jax.random.randint(jax.random.PRNGKey(1), (2, 5), 0, 7)
+  batch = {"inputs": tokens, "targets": tokens, "reset": np.array([True, True])}
+  noisy = jax.tree.map(lambda c: c + 3.0, model.initial_carries(params, 2))
+  loss_reset, _ = model.loss_fn(params, noisy, batch, None, False)
+  loss_zero, _ = model.loss_fn(params, model.initial_carries(params, 2), batch, None, False)
+  assert float(loss_reset) == float(loss_zero)
+  batch["reset"] = np.array([False, False])
+  grad_carry = jax.grad(lambda c: model.loss_fn(params, c, batch, None, False)[0])(noisy)
+  assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grad_carry))
+
+
+def test_tbptt_batches_continue_the_streams():
+  ids = np.arange(100)
+  streams = text.batchify(ids, 4)
+  assert streams.shape == (4, 25)
+  x0, y0 = text.window(streams, 0, 6)
+  x1, _ = text.window(streams, 1, 6)
+  np.testing.assert_array_equal(y0, x0 + 1)
+  np.testing.assert_array_equal(x1[:, 0], x0[:, -1] + 1)  # window 1 continues where window 0 stopped
+  assert text.num_windows(streams, 6) == 4
+
+
+def test_tiny_model_overfits_a_short_text(tmp_path):
+  corpus = tmp_path / "short.txt"
+  corpus.write_text(SHORT_TEXT)
+  config = _tiny_config(corpus)
+  config.max_steps = 150
+  config.optimizer.learning_rate = 1e-2
+  task, model, vocab, _ = lm.build(config, str(tmp_path / "run"))
+  state = train.train_loop(task, config, str(tmp_path / "run"))
+  losses = [m["loss"] for m in train.read_metrics(str(tmp_path / "run")) if "loss" in m]
+  assert losses[0] > 2.0 and np.mean(losses[-10:]) < 0.3, (losses[0], losses[-10:])
+  sample = lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
+  assert sample.startswith("the quick brown fox"), sample
+  assert sample == lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
+
+
+def _launch(workdir, corpus, *extra):
+  return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
+          f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.bptt=16",
+          "--config.model.hidden_size=32", "--config.model.embed_size=16", "--config.model.dropout=0.1",
+          "--config.max_steps=40", "--config.num_epochs=100", "--config.log_every=1",
+          "--config.checkpoint_every=7", "--config.eval_every=1000", "--config.sample.length=10", *extra]
+
+
+def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text(text.stdlib_docstring_text()[:30_000])
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  straight = subprocess.run(_launch(tmp_path / "a", corpus), cwd=REPO, env=env, capture_output=True, text=True)
+  assert straight.returncode == 0, straight.stderr[-3000:]
+
+  proc = subprocess.Popen(_launch(tmp_path / "b", corpus), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  metrics_path = tmp_path / "b" / "metrics.jsonl"
+  deadline = time.time() + 240
+  while time.time() < deadline:  # kill once past a checkpoint, between two checkpoints
+    if metrics_path.exists() and len(metrics_path.read_text().splitlines()) >= 17:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  assert len(metrics_path.read_text().splitlines()) < 40, "the run finished before it could be killed"
+  resumed = subprocess.run(_launch(tmp_path / "b", corpus), cwd=REPO, env=env, capture_output=True, text=True)
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  assert "Restored checkpoint step" in resumed.stderr
+
+  curve_a = [(m["step"], m["loss"]) for m in train.read_metrics(str(tmp_path / "a")) if "loss" in m]
+  curve_b = [(m["step"], m["loss"]) for m in train.read_metrics(str(tmp_path / "b")) if "loss" in m]
+  assert [s for s, _ in curve_a] == list(range(1, 41)) == [s for s, _ in curve_b]
+  np.testing.assert_allclose([l for _, l in curve_b], [l for _, l in curve_a], rtol=1e-6)
+
+  sample = subprocess.run(_launch(tmp_path / "b", corpus, "--mode=sample", "--config.sample.prime=The"),
+                          cwd=REPO, env=env, capture_output=True, text=True)
+  assert sample.returncode == 0, sample.stderr[-2000:]
+  assert sample.stdout.startswith("The") and len(sample.stdout.strip()) >= 10
+
+
+def test_unknown_config_key_fails_at_start_naming_it(tmp_path):
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={tmp_path}",
+       "--config.model.hiden_size=3"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert result.returncode != 0
+  assert "hiden_size" in result.stderr
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("model.cell", "lstn", "config.model.cell: unknown cell 'lstn'"),
+    ("data.level", "byte", "config.data.level must be 'char' or 'word'"),
+    ("model.dropout", 1.5, "config.model.dropout must be in"),
+    ("data.bptt", 0, "config.data.bptt must be > 0"),
+])
+def test_invalid_config_values_are_named(field, value, message):
+  config = char_default.get_config()
+  section, name = field.split(".")
+  config[section][name] = value
+  with pytest.raises(ValueError, match=message):
+    lm.validate(config)
+  config = char_default.get_config()
+  config.model.tied, config.model.embed_size = True, 100
+  with pytest.raises(ValueError, match="tied needs embed_size == hidden_size"):
+    lm.validate(config)
+
+
+def test_users_own_corpus_directory_and_word_level(tmp_path):
+  for split, body in [("train", "a b c\nb c a\n" * 5), ("valid", "a c b\n"), ("test", "c a b d\n")]:
+    (tmp_path / f"my.{split}.txt").write_text(body)
+  splits = text.load_text_splits(str(tmp_path), data_dir=str(tmp_path / "tfds"))
+  assert splits["test"] == "c a b d\n"
+  vocab = text.Vocabulary.build(splits["train"], "word")
+  assert set(vocab.tokens) == {"<unk>", "<eos>", "a", "b", "c"}
+  ids = vocab.encode(splits["test"])
+  assert vocab.decode(ids).split() == ["c", "a", "b", "<unk>"]
+
+
+def test_single_file_splits_in_order_through_tfds(tmp_path):
+  corpus = tmp_path / "c.txt"
+  body = "".join(chr(ord("a") + i % 26) for i in range(200_000))  # spans several array_record chunks
+  corpus.write_text(body)
+  splits = text.load_text_splits(str(corpus), data_dir=str(tmp_path / "tfds"))
+  assert splits["train"] + splits["valid"] + splits["test"] == body
+  assert len(splits["train"]) == 180_000 and len(splits["valid"]) == 10_000
+
+
+@pytest.mark.parametrize("name", ["tiny_shakespeare", "lm1b"])
+def test_catalog_loaders_with_mock_data(name, tmp_path):
+  with tfds.testing.mock_data(num_examples=3):
+    splits = text.load_text_splits(f"tfds:{name}", data_dir=str(tmp_path))
+  assert set(splits) == {"train", "valid", "test"}
+  assert all(isinstance(v, str) and v for v in splits.values())
+  with pytest.raises(ValueError, match="unsupported TFDS text dataset 'wiki'"):
+    text.load_text_splits("tfds:wiki")
+
+
+def test_shakespeare_splits_when_present(tmp_path):
+  from tests.conftest import shared_file
+  path = shared_file("tinyshakespeare", "input.txt")
+  splits = text.load_text_splits(path, data_dir=str(tmp_path))
+  assert abs(len(splits["train"]) / sum(map(len, splits.values())) - 0.9) < 1e-4
+  assert splits["train"].startswith("First Citizen:")
