@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from rnn_jax.cells.base import Cell
+from rnn_jax.cells.clockwork import Clockwork
 from rnn_jax.cells.elman import Elman
 from rnn_jax.cells.gru import GRU
 from rnn_jax.cells.lstm import LSTM, LSTMState
@@ -44,5 +45,6 @@ register("rnn", Elman)
 register("irnn", lambda **o: Elman(**{"activation": "relu", "recurrent_init": "identity", **o}))
 register("lstm", LSTM)
 register("gru", GRU)
+register("clockwork", Clockwork)
 
 __all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "get", "names", "register"]
