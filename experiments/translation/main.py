@@ -1,0 +1,45 @@
+"""Translation: `python -m experiments.translation.main [--config=...] [--workdir=...] [--mode=...]`.
+
+Modes: train (default; resumes from the workdir's latest checkpoint, then writes test figures),
+eval (test figures of the workdir's checkpoint), translate (lines from --input or stdin, with
+the workdir's checkpoint; beam size and length limits from --config.decode.*), compare
+(BLEU-by-source-length plot of several trained workdirs: --compare=label=dir,label=dir).
+Override any config field: `--config.model.attention=none --config.data.source=a.fr --config.data.target=a.en`.
+"""
+
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments.translation import experiment
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/translation/configs/numbers.py", "Config file (see configs/).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/translation", "Checkpoints, vocabularies, metrics, figures.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "translate", "compare"], "What to do.")
+_INPUT = flags.DEFINE_string("input", "", "translate: file of source sentences, one per line (default: stdin).")
+_COMPARE = flags.DEFINE_list("compare", [], "compare: label=workdir entries whose results.json to plot.")
+_OUTPUT = flags.DEFINE_string("output", "bleu_by_length.png", "compare: where to write the plot.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  config, workdir = _CONFIG.value, _WORKDIR.value
+  if _MODE.value == "train":
+    experiment.run(config, workdir)
+  elif _MODE.value == "eval":
+    experiment.evaluate_checkpoint(config, workdir)
+  elif _MODE.value == "translate":
+    model, params, source_tok, target_tok, saved = experiment.restore(workdir)
+    lines = (open(_INPUT.value, encoding="utf-8") if _INPUT.value else sys.stdin).read().splitlines()
+    for t in experiment.translate(model, params, source_tok, target_tok, lines, config.decode,
+                                  pad_to=saved.data.pad_to, max_tokens=saved.data.max_tokens):
+      print(t.text, flush=True)
+  else:
+    experiment.compare(dict(entry.split("=", 1) for entry in _COMPARE.value), _OUTPUT.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
