@@ -1,0 +1,240 @@
+"""The handwriting experiment: stroke data -> Task for the generic train loop -> figures and pictures.
+
+config.task = "recognition": BLSTM + CTC; reports CER (best path and prefix beam search)
+  and sequence accuracy on the test split.
+config.task = "generation": Graves' MDN generator, unconditional or (window_components > 0)
+  conditional on the text; reports NLL per point on the test split and draws samples.
+Each run writes `results.json` and its PNGs into the workdir.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from rnn_jax import cells, ctc, train
+from experiments.handwriting import input_pipeline, model, plots
+
+TASKS = ("recognition", "generation")
+
+
+def validate(config) -> None:
+  """Fails at start, naming the field, on values the experiment cannot use."""
+  if config.task not in TASKS:
+    raise ValueError(f"config.task must be one of {TASKS}, got {config.task!r}")
+  if config.data.source not in ("synthetic", "uji", "iam"):
+    raise ValueError(f"config.data.source must be 'synthetic', 'uji' or 'iam', got {config.data.source!r}")
+  if config.model.cell not in cells.names():
+    raise ValueError(f"config.model.cell: unknown cell {config.model.cell!r}; registered cells: {cells.names()}")
+  for field in ("hidden_size", "num_layers", "subsample", "num_mixtures"):
+    if config.model[field] <= 0:
+      raise ValueError(f"config.model.{field} must be > 0, got {config.model[field]}")
+  if config.batch_size <= 0:
+    raise ValueError(f"config.batch_size must be > 0, got {config.batch_size}")
+
+
+def _batch_fn(data, config, keys):
+  batch_at, per_epoch = input_pipeline.train_batches(
+      data.splits["train"], len(data.alphabet.chars), data.max_label_length, config.batch_size, config.seed,
+      config.data.pad_multiple, config.data.augment)
+  return (lambda step: {k: v for k, v in batch_at(step).items() if k in keys}), per_epoch
+
+
+def _eval_batches(data, config, split):
+  return input_pipeline.eval_batches(data.splits[split], len(data.alphabet.chars), data.max_label_length,
+                                     config.batch_size, config.data.pad_multiple)
+
+
+# ------------------------------------------------------------------ recognition
+
+
+def _recognition_task(config, data):
+  m = config.model
+
+  def loss_fn(params, model_state, batch, rng, is_training):
+    dropout_rng = rng if (is_training and m.dropout > 0) else None
+    logits, lengths = model.recognizer_logits(params, m, batch["points"], batch["lengths"], dropout_rng)
+    loss_B = ctc.ctc_loss(logits, lengths, batch["labels"], batch["label_lengths"])
+    return jnp.mean(loss_B), ({"loss_per_char": jnp.sum(loss_B) / jnp.sum(batch["label_lengths"])}, model_state)
+
+  @jax.jit
+  def log_probs_fn(params, points, lengths):
+    logits, frame_lengths = model.recognizer_logits(params, m, points, lengths)
+    return jax.nn.log_softmax(logits), frame_lengths
+
+  def decode_split(params, split, beam_size=0):
+    """`(refs, best-path hyps, beam hyps or None, per-example log-probs and frame lengths)` in split order."""
+    examples = data.splits[split]
+    hyps, beams, outputs = [None] * len(examples), [None] * len(examples), [None] * len(examples)
+    for batch, _, idx in _eval_batches(data, config, split):
+      log_probs, lengths = jax.device_get(log_probs_fn(params, batch["points"], batch["lengths"]))
+      best = ctc.best_path(log_probs[:len(idx)], lengths[:len(idx)])
+      for k, i in enumerate(idx):
+        hyps[i] = best.labels[k]
+        outputs[i] = (log_probs[k, :lengths[k]], best.frames[k])
+        if beam_size:
+          beams[i] = list(ctc.prefix_beam_search(log_probs[k], beam_size, length=int(lengths[k]))[0][0])
+    refs = [e.labels.tolist() for e in examples]
+    return refs, hyps, (beams if beam_size else None), outputs
+
+  def evaluate(params):
+    refs, hyps, _, _ = decode_split(params, "valid")
+    return {"valid_cer": ctc.error_rate(refs, hyps), "valid_seq_acc": ctc.sequence_accuracy(refs, hyps)}
+
+  batch_fn, per_epoch = _batch_fn(data, config, ("points", "lengths", "labels", "label_lengths"))
+  task = train.Task(init=lambda key: (model.init_recognizer(key, m, data.alphabet.num_classes), None),
+                    loss_fn=loss_fn, train_batch=batch_fn, evaluate=evaluate,
+                    tokens_per_batch=config.batch_size)
+  return task, per_epoch, decode_split
+
+
+def _recognition_report(config, data, params, decode_split, workdir):
+  start = time.perf_counter()
+  refs, hyps, beams, outputs = decode_split(params, "test", beam_size=config.eval.beam_size)
+  decode_s = time.perf_counter() - start
+  results = {"test_cer_best_path": ctc.error_rate(refs, hyps), "test_cer_beam": ctc.error_rate(refs, beams),
+             "test_seq_acc_best_path": ctc.sequence_accuracy(refs, hyps),
+             "test_seq_acc_beam": ctc.sequence_accuracy(refs, beams), "test_examples": len(refs),
+             "test_decode_seconds": decode_s}
+  items = []
+  for i in range(min(config.eval.num_pictures, len(refs))):
+    log_probs, frames = outputs[i]
+    example = data.splits["test"][i]
+    items.append({"points": data.normalizer.invert(example.points), "probs_TxV": np.exp(log_probs),
+                  "frames": frames, "decoded": data.alphabet.decode(hyps[i]), "target": example.text,
+                  "subsample": config.model.subsample, "chars": data.alphabet.chars})
+  results["pictures"] = [plots.alignment(os.path.join(workdir, "recognition.png"), items)]
+  return results
+
+
+# ------------------------------------------------------------------ generation
+
+
+def _generation_task(config, data):
+  m = config.model
+  alphabet_size = len(data.alphabet.chars)
+  conditional = m.window_components > 0
+
+  def bound(params, batch):
+    return model.bind_text(params, batch["text"]) if conditional else params
+
+  def loss_fn(params, model_state, batch, rng, is_training):
+    del rng, is_training
+    total, count = model.generator_nll(bound(params, batch), m, alphabet_size, batch["points"], batch["lengths"])
+    return total / count, ({"nll_per_point": total / count}, model_state)
+
+  nll_fn = jax.jit(lambda params, batch: model.generator_nll(bound(params, batch), m, alphabet_size,
+                                                             batch["points"], batch["lengths"]))
+
+  def split_nll(params, split):
+    total, count = 0.0, 0
+    for batch, weights, _ in _eval_batches(data, config, split):
+      batch["lengths"] = np.where(weights > 0, batch["lengths"], 0)   # padding rows count no points
+      t, c = jax.device_get(nll_fn(params, batch))
+      total, count = total + float(t), count + int(c)
+    return total / count
+
+  def evaluate(params):
+    return {"valid_nll_per_point": split_nll(params, "valid")}
+
+  batch_fn, per_epoch = _batch_fn(data, config, ("points", "lengths", "text") if conditional else ("points", "lengths"))
+  task = train.Task(init=lambda key: (model.init_generator(key, m, alphabet_size), None), loss_fn=loss_fn,
+                    train_batch=batch_fn, evaluate=evaluate, tokens_per_batch=config.batch_size)
+  return task, per_epoch, split_nll
+
+
+def synthesis_end(phi_SxU: np.ndarray, text_length: int) -> int:
+  """First step at which the window rests on the empty slot after the text (Graves' stopping rule)."""
+  past = np.flatnonzero(np.argmax(phi_SxU, axis=-1) >= text_length)
+  return int(past[0]) + 1 if len(past) else len(phi_SxU)
+
+
+def generate(params, config, data, texts=None, biases=(0.0,), seed=0, num_steps=None):
+  """Samples as raw-unit offsets: a list of dicts with `points`, `bias`, and for synthesis `text`, `phi_SxU`."""
+  m = config.model
+  alphabet_size = len(data.alphabet.chars)
+
+  @functools.partial(jax.jit, static_argnums=(4, 5))
+  def sampler(params, text, key, bias, batch_size, steps):
+    if text is not None:
+      params = model.bind_text(params, text)
+    return model.sample(params, m, alphabet_size, key, batch_size, steps, bias)
+
+  out = []
+  for b_index, bias in enumerate(biases):
+    key = jax.random.fold_in(jax.random.PRNGKey(seed), b_index)
+    if texts is None:
+      points, _ = jax.device_get(sampler(params, None, key, bias, config.eval.num_samples,
+                                         num_steps or config.eval.sample_steps))
+      out += [{"points": data.normalizer.invert(p), "bias": bias} for p in points]
+      continue
+    labels = [data.alphabet.encode(t) for t in texts]
+    width = max(len(l) for l in labels)
+    one_hot = np.zeros((len(texts), width + 1, alphabet_size), np.float32)
+    for i, l in enumerate(labels):
+      one_hot[i, np.arange(len(l)), l - 1] = 1.0
+    steps = num_steps or config.eval.steps_per_char * (width + 1)
+    points, phi = jax.device_get(sampler(params, one_hot, key, bias, len(texts), steps))
+    for i, text in enumerate(texts):
+      end = synthesis_end(phi[i], len(text))
+      out.append({"points": data.normalizer.invert(points[i, :end]), "phi_SxU": phi[i, :end], "text": text,
+                  "bias": bias, "title": f"{text!r}  bias {bias:g}"})
+  return out
+
+
+def _generation_report(config, data, params, split_nll, workdir):
+  results = {"test_nll_per_point": split_nll(params, "test")}
+  # NLL of the raw offsets differs from the normalised one by the Jacobian log(std_x * std_y).
+  results["test_nll_per_point_raw_units"] = results["test_nll_per_point"] + float(np.sum(np.log(data.normalizer.std)))
+  biases = tuple(config.eval.biases)
+  if config.model.window_components > 0:
+    items = generate(params, config, data, texts=list(config.eval.texts), biases=biases, seed=config.seed)
+    results["pictures"] = [plots.synthesis(os.path.join(workdir, "synthesis.png"), items)]
+  else:
+    items = generate(params, config, data, biases=biases, seed=config.seed)
+    results["pictures"] = [plots.samples(os.path.join(workdir, "generation.png"),
+                                         [(it["points"], f"bias {it['bias']:g}") for it in items])]
+  return results
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def run(config, workdir: str) -> dict:
+  """Trains (resuming from `workdir`), evaluates on the test split, draws pictures; returns and saves results."""
+  validate(config)
+  os.makedirs(workdir, exist_ok=True)
+  start = time.perf_counter()
+  data = input_pipeline.load(config.data)
+  logging.info("data: %s; alphabet %r; train/valid/test %s", config.data.source, data.alphabet.chars,
+               [len(data.splits[s]) for s in ("train", "valid", "test")])
+  if config.task == "recognition":
+    task, per_epoch, helper = _recognition_task(config, data)
+  else:
+    task, per_epoch, helper = _generation_task(config, data)
+  config.steps_per_epoch = per_epoch
+  data_s = time.perf_counter() - start
+  state = train.train_loop(task, config, workdir)
+  train_s = time.perf_counter() - start - data_s
+  params = jax.device_get(state.params)
+  report = _recognition_report if config.task == "recognition" else _generation_report
+  results = {"task": config.task, "source": config.data.source, "num_steps": config.num_steps,
+             "data_seconds": data_s, "train_seconds": train_s, "machine": _machine(),
+             **report(config, data, params, helper, workdir)}
+  history = train.read_metrics(workdir)
+  results["history"] = [h for h in history if any(k.startswith("valid") for k in h)]
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1)
+  logging.info("results: %s", {k: v for k, v in results.items() if k != "history"})
+  return results
+
+
+def _machine() -> str:
+  return f"{os.cpu_count()} CPU cores, jax {jax.__version__} on {jax.default_backend()}"

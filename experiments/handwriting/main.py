@@ -1,0 +1,25 @@
+"""Handwriting: `python -m experiments.handwriting.main --config=experiments/handwriting/configs/<name>.py`.
+
+Recognition (BLSTM + CTC) or generation (Graves' MDN, optionally conditioned on text),
+chosen by `config.task`. Trains (resuming from the workdir), evaluates on the test split,
+writes results.json and PNGs into the workdir. Override fields: `--config.num_steps=200`.
+"""
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from experiments.handwriting import handwriting
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", "experiments/handwriting/configs/recognize_synthetic.py", "Config file (see configs/).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metrics, TensorBoard, results, PNGs.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  handwriting.run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)
