@@ -1,0 +1,126 @@
+"""The hand-written VJPs of rnn_jax.fused against autodiff of the runner's scan."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from rnn_jax import cells, fused, scan
+from tests.conftest import float64
+
+B, T, I, H = 3, 7, 4, 5
+LENGTHS = np.array([7, 3, 5])
+FUSED_CELLS = [("lstm", {}), ("gru", {}), ("elman", {}), ("elman", {"activation": "relu"})]
+FUSED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in FUSED_CELLS]
+
+
+def _setup(name, options, seed=0, dtype=jnp.float32):
+  cell = cells.get(name, **options)
+  params = jax.tree.map(lambda a: a.astype(dtype), cell.init(jax.random.PRNGKey(seed), I, H))
+  xs = jax.random.normal(jax.random.PRNGKey(seed + 1), (B, T, I), dtype)
+  # A non-zero initial carry, so that its gradient and the padded pass-through are exercised.
+  carry = jax.tree.map(lambda c: 0.5 * jnp.tanh(jax.random.normal(jax.random.PRNGKey(seed + 2), c.shape, dtype)),
+                       cell.initial_carry(params, (B,)))
+  return cell, params, xs, carry
+
+
+def _loss(cell, backward, **options):
+  def loss(params, xs, carry, lengths=None):
+    final, ys = scan.run(cell, params, xs, initial_carry=carry, lengths=lengths, backward=backward, hoist=True,
+                         **options)
+    # Weights that differ per step and unit, so that every output's cotangent differs.
+    w = jnp.cos(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+    return jnp.sum(w * jnp.tanh(ys)) + sum(jnp.sum(jnp.sin(c)) for c in jax.tree.leaves(final)), (final, ys)
+  return loss
+
+
+def _assert_close(a, b, atol=1e-5, rtol=1e-5):
+  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  for u, v in zip(la, lb, strict=True):
+    np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v, np.float64), atol=atol, rtol=rtol)
+
+
+@pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_values_and_gradients_equal_autodiff(name, options, masked, reverse, wrap=jax.jit):
+  cell, params, xs, carry = _setup(name, options)
+  lengths = jnp.asarray(LENGTHS) if masked else None
+  grad = lambda backward: wrap(jax.value_and_grad(_loss(cell, backward, reverse=reverse), argnums=(0, 1, 2),
+                                                  has_aux=True))
+  (loss_f, aux_f), grads_f = grad("fused")(params, xs, carry, lengths)
+  (loss_a, aux_a), grads_a = grad("autodiff")(params, xs, carry, lengths)
+  _assert_close((loss_f, aux_f), (loss_a, aux_a))
+  _assert_close(grads_f, grads_a)
+  if masked:  # nothing flows into or out of the padding
+    for b, n in enumerate(LENGTHS):
+      np.testing.assert_array_equal(aux_f[1][b, n:], 0.0)
+      np.testing.assert_array_equal(grads_f[1][b, n:], 0.0)
+
+
+def test_equal_autodiff_without_jit():
+  test_values_and_gradients_equal_autodiff("lstm", {}, masked=True, reverse=True, wrap=lambda f: f)
+
+
+@pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
+def test_finite_difference_gradients_float64(name, options):
+  with float64():
+    cell, params, xs, carry = _setup(name, options, dtype=jnp.float64)
+    loss, lengths = _loss(cell, "fused", reverse=True), jnp.array([T, 2, 4])
+    check_grads(lambda p, x, c: loss(p, x, c, lengths)[0], (params, xs, carry), order=1, modes=["rev"],
+                atol=1e-6, rtol=1e-6, eps=1e-6)
+
+
+def test_stack_and_bidirectional_equal_autodiff():
+  cell = cells.get("lstm")
+  params = scan.init_stack(jax.random.PRNGKey(0), cell, I, H, num_layers=2, bidirectional=True)
+  xs = jax.random.normal(jax.random.PRNGKey(1), (B, T, I))
+
+  def loss(params, xs, backward):
+    _, ys = scan.run_stack(cell, params, xs, lengths=jnp.asarray(LENGTHS), bidirectional=True, backward=backward)
+    return jnp.sum(jnp.sin(ys))
+
+  results = [jax.value_and_grad(loss, argnums=(0, 1))(params, xs, b) for b in ("fused", "autodiff")]
+  _assert_close(results[0], results[1])
+
+
+def test_auto_takes_fused_only_where_supported():
+  lstm, peephole = cells.get("lstm"), cells.get("lstm", peepholes=True)
+  assert fused.use_by_default(lstm) and fused.unsupported_reason(lstm) is None
+  assert not fused.use_by_default(peephole) and "peephole" in fused.unsupported_reason(peephole)
+  assert not fused.use_by_default(lstm, remat=True)
+  assert "reset_after" in fused.unsupported_reason(cells.get("gru", reset_after=False))
+
+  class Custom(type(lstm)):  # a subclass may change recur: never taken for a plain LSTM
+    pass
+  assert "Custom" in fused.unsupported_reason(Custom())
+
+  # "auto" with an unsupported option gives exactly the autodiff result.
+  cell, params, xs, carry = _setup("lstm", {"peepholes": True})
+  grad = lambda b: jax.grad(lambda p: _loss(cell, b)(p, xs, carry)[0])(params)
+  _assert_close(grad("auto"), grad("autodiff"), atol=0, rtol=0)
+
+
+def test_fused_refusals_name_the_reason():
+  cell, params, xs, _ = _setup("lstm", {"layer_norm": True})
+  with pytest.raises(ValueError, match="fused.*layer norm"):
+    scan.run(cell, params, xs, backward="fused")
+  cell, params, xs, _ = _setup("lstm", {})
+  with pytest.raises(ValueError, match="hoist"):
+    scan.run(cell, params, xs, backward="fused", hoist=False)
+  with pytest.raises(ValueError, match="remat"):
+    scan.run(cell, params, xs, backward="fused", remat=True)
+  with pytest.raises(ValueError, match="backward must be one of"):
+    scan.run(cell, params, xs, backward="manual")
+
+
+def test_bfloat16_runs_in_bfloat16_and_tracks_float32():
+  cell, params, xs, carry = _setup("lstm", {})
+  lowp = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (params, xs, carry))
+  (_, (_, ys16)), grads16 = jax.value_and_grad(_loss(cell, "fused"), argnums=(0, 1), has_aux=True)(*lowp)
+  (_, (_, ys32)), grads32 = jax.value_and_grad(_loss(cell, "fused"), argnums=(0, 1), has_aux=True)(params, xs, carry)
+  assert ys16.dtype == jnp.bfloat16 and grads16[0]["w_h"].dtype == jnp.bfloat16
+  _assert_close(ys16, ys32, atol=5e-2, rtol=5e-2)
+  _assert_close(grads16, grads32, atol=1e-1, rtol=1e-1)
