@@ -118,7 +118,7 @@ def plot(target_T, runs: list, path: str) -> None:
     best = min((r for r in runs if r["model"] == model), key=lambda r: r["nmse"])
     ax.plot(target_T, "k-", lw=1.5, label="target")
     ax.plot(best["output"], "r-", lw=1, label=f"{model} ({best['num_params']} params)")
-    ax.set_title(f"{model}: best NMSE {best['nmse']:.4f}", fontsize=9)
+    ax.set_title(f"{model}: best NMSE {best['nmse']:.2g}", fontsize=9)
     ax.legend(loc="upper right", fontsize=7)
   for model in models:
     for r in runs:
