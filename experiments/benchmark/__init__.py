@@ -1,0 +1,1 @@
+"""Benchmark harness: python -m experiments.benchmark.main (see README.md)."""

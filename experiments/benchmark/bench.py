@@ -1,0 +1,139 @@
+"""What main.py runs: the grid of cell benchmarks, train steps, data-parallel scaling.
+
+Each function returns the rows it measured (dicts, one per implementation and grid
+point; see `harness.make_row` for the fields).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from typing import Callable, Sequence
+
+import jax
+
+from experiments.benchmark import harness, implementations, train_steps
+from experiments.benchmark.harness import Spec
+
+
+def grid(cells: Sequence[str], modes: Sequence[str], shapes: Sequence[tuple[int, int, int]],
+         **lists: Sequence) -> list[Spec]:
+  """The cartesian product of the options; `shapes` are `(batch, hidden, length)` triples."""
+  names = sorted(lists)
+  specs = []
+  for cell, mode, (batch, hidden, length) in itertools.product(cells, modes, shapes):
+    for values in itertools.product(*(lists[n] for n in names)):
+      specs.append(Spec(cell=cell, mode=mode, batch=batch, hidden=hidden, length=length,
+                        **dict(zip(names, values))))
+  return specs
+
+
+def parse_shapes(shapes: Sequence[str]) -> list[tuple[int, int, int]]:
+  """`"32x256x100"` -> `(batch 32, hidden 256, length 100)`."""
+  out = []
+  for s in shapes:
+    parts = s.lower().split("x")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+      raise ValueError(f"a shape is BxHxT (batch x hidden x length), e.g. 32x256x100; got {s!r}")
+    out.append(tuple(int(p) for p in parts))
+  return out
+
+
+def _ceiling(ceilings: dict, dtype: str, peak_flops: float, size: int) -> float:
+  if peak_flops > 0:
+    return peak_flops
+  if dtype not in ceilings:
+    ceilings[dtype] = harness.matmul_ceiling(dtype, size)
+  return ceilings[dtype]
+
+
+def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5, warmup: int = 1,
+             min_round_s: float = 0.2, peak_flops: float = 0.0, ceiling_size: int = 2048,
+             log: Callable[[str], None] = print, **fields) -> list[dict]:
+  """Times rnn_jax (and the `compare` implementations, alternating rounds) at every spec."""
+  env = harness.environment()
+  ceilings: dict = {}
+  rows = []
+  for spec in specs:
+    timers, skipped = [], []
+    for name, make in [("rnn_jax", implementations.rnn_jax)] + [(c, implementations.COMPARE[c]) for c in compare]:
+      try:
+        timers.append(make(spec))
+      except implementations.Unavailable as e:
+        skipped.append(f"{name}: {e}")
+    for s in skipped:
+      log(f"  skipped {s}")
+    if not timers:
+      continue
+    ceiling = _ceiling(ceilings, spec.dtype, peak_flops, ceiling_size)
+    results = harness.measure(timers, rounds=rounds, warmup=warmup, min_round_s=min_round_s)
+    point = [harness.make_row(spec, t, r, ceiling, env, **fields) for t, r in zip(timers, results)]
+    harness.add_ratios(point)
+    for row in point:
+      log(f"  {row['impl']:>8} {spec.cell} {spec.mode} B={spec.batch} H={spec.hidden} T={spec.length}: "
+          f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row.get('speedup_of_rnn_jax', 1):.2f})")
+    rows.extend(point)
+  return rows
+
+
+def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int = 5, warmup: int = 1,
+                    min_round_s: float = 0.2, peak_flops: float = 0.0, ceiling_size: int = 2048,
+                    **fields) -> list[dict]:
+  """Times the whole train step of each named experiment (see train_steps.TRAIN_STEPS)."""
+  env = harness.environment()
+  ceiling = _ceiling({}, "float32", peak_flops, ceiling_size)
+  rows = []
+  for name in names:
+    if name not in train_steps.TRAIN_STEPS:
+      raise ValueError(f"unknown train step {name!r}; known: {sorted(train_steps.TRAIN_STEPS)}")
+    bench = train_steps.TRAIN_STEPS[name](batch, length)
+    timer = train_steps.timer(bench)
+    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s)[0]
+    rows.append(harness.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
+                                 length=length, tokens=bench.tokens, **fields))
+  return rows
+
+
+def run_data_parallel(name: str, per_device_batch: int, length: int, rounds: int = 5, warmup: int = 1,
+                      min_round_s: float = 0.2, **fields) -> list[dict]:
+  """The train step of `name` on 1, 2, 4, ... local devices at a fixed per-device batch (weak scaling).
+
+  Reports `tokens_per_s_per_device` and `scaling_efficiency` (per-device throughput
+  relative to one device). On CPU the devices come from
+  `jax.config.update("jax_num_cpu_devices", n)` (main.py's --devices) and share the
+  host's cores, so the efficiency there measures overhead, not added compute.
+  """
+  env = harness.environment()
+  counts = sorted({1, *[2 ** k for k in range(1, 8) if 2 ** k <= jax.device_count()], jax.device_count()})
+  rows = []
+  for n in counts:
+    bench = train_steps.TRAIN_STEPS[name](per_device_batch * n, length)
+    timer = train_steps.timer(bench, num_devices=n)
+    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s)[0]
+    row = harness.make_row(None, timer, result, None, env, mode="data_parallel", batch=per_device_batch * n,
+                           length=length, tokens=bench.tokens, devices=n, **fields)
+    row["tokens_per_s_per_device"] = row["tokens_per_s"] / n
+    rows.append(row)
+  for row in rows:
+    row["scaling_efficiency"] = row["tokens_per_s_per_device"] / rows[0]["tokens_per_s_per_device"]
+  return rows
+
+
+def remat_summary(rows: Sequence[dict]) -> list[str]:
+  """For rows that differ only in `remat` (and `backward`), the memory remat saves and the time it costs."""
+  key_fields = [f.name for f in dataclasses.fields(Spec) if f.name not in ("remat", "backward")]
+  lines = []
+  by_key: dict = {}
+  for r in rows:
+    if "remat" in r:
+      by_key.setdefault((r["impl"],) + tuple(r[k] for k in key_fields), []).append(r)
+  for group in by_key.values():
+    plain = [r for r in group if not r["remat"] and r.get("temp_bytes") is not None]
+    remat = [r for r in group if r["remat"] and r.get("temp_bytes") is not None]
+    for a, b in itertools.product(plain, remat):
+      lines.append(
+          f"{a['impl']} {a['cell']} B={a['batch']} T={a['length']} H={a['hidden']}: remat (backward="
+          f"{b['backward']}) vs none (backward={a['backward']}): temp memory {a['temp_bytes'] / 2**20:.0f} -> "
+          f"{b['temp_bytes'] / 2**20:.0f} MiB (saves {(a['temp_bytes'] - b['temp_bytes']) / 2**20:.0f} MiB, "
+          f"{1 - b['temp_bytes'] / a['temp_bytes']:.0%}), time x{b['median_s'] / a['median_s']:.2f}")
+  return lines

@@ -1,0 +1,93 @@
+"""Benchmark: `python -m experiments.benchmark.main [flags]` (see README.md in this folder).
+
+  # the four target shapes, LSTM and GRU fwd+bwd, against flax and torch, same process, alternating rounds
+  python -m experiments.benchmark.main --cells=lstm,gru --modes=fwdbwd \
+      --shapes=32x256x100,128x256x100,32x256x1000,32x1024x100 --compare=flax,torch
+  # long sequences: memory saved by remat and its time cost
+  python -m experiments.benchmark.main --cells=lstm --shapes=16x256x10000 --remat=false,true --rounds=3
+  # whole train steps; data-parallel scaling over 4 (CPU: simulated) devices
+  python -m experiments.benchmark.main --train_steps=language_modeling --devices=4 --data_parallel
+
+Every list flag is a grid axis. Rows go to --output as JSON lines and are printed as a table.
+"""
+
+import os
+
+from absl import app, flags
+
+_CELLS = flags.DEFINE_list("cells", ["lstm"], "Registered cell names (rnn_jax.cells.names()).")
+_MODES = flags.DEFINE_list("modes", ["fwdbwd"], "fwd (outputs) and/or fwdbwd (grads w.r.t. params and inputs).")
+_SHAPES = flags.DEFINE_list("shapes", ["32x256x100"], "BATCHxHIDDENxLENGTH triples.")
+_INPUT_SIZE = flags.DEFINE_list("input_size", ["0"], "Input features (0: equal to the hidden size).")
+_LAYERS = flags.DEFINE_list("layers", ["1"], "Stacked layers.")
+_DIRECTION = flags.DEFINE_list("direction", ["uni"], "uni and/or bi (bidirectional, concatenated).")
+_DTYPE = flags.DEFINE_list("dtype", ["float32"], "float32 and/or bfloat16 (params, inputs and carries).")
+_UNROLL = flags.DEFINE_list("unroll", ["1"], "lax.scan unroll.")
+_REMAT = flags.DEFINE_list("remat", ["false"], "Checkpoint each step (true/false).")
+_HOIST = flags.DEFINE_list("hoist", ["auto"], "Hoist the input projection: auto/true/false.")
+_BACKWARD = flags.DEFINE_list("backward", ["auto"], "The runner's backward: auto/autodiff/fused.")
+_TIME_MAJOR = flags.DEFINE_bool("time_major", True, "[T, B, I] inputs (torch's default layout) or [B, T, I].")
+_COMPARE = flags.DEFINE_list("compare", [], "Also time: flax, torch, cudnn (jax.experimental.rnn, GPU).")
+_TRAIN_STEPS = flags.DEFINE_list("train_steps", [], "Experiments whose whole train step to time "
+                                 "(experiments.benchmark.train_steps.TRAIN_STEPS); replaces the cell grid.")
+_DATA_PARALLEL = flags.DEFINE_bool("data_parallel", False, "Time the first --train_steps entry on 1, 2, 4, ... "
+                                   "devices at the first --shapes batch per device.")
+_DEVICES = flags.DEFINE_integer("devices", 0, "CPU only: simulate this many host devices (0: leave as is).")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds per implementation (median and spread over them).")
+_WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed calls after compilation.")
+_MIN_ROUND_S = flags.DEFINE_float("min_round_s", 0.2, "Repeat calls within a round until it lasts this long.")
+_PEAK_FLOPS = flags.DEFINE_float("peak_flops", 0.0, "The device's FLOP/s ceiling (0: measure a large matmul).")
+_CEILING_SIZE = flags.DEFINE_integer("ceiling_size", 2048, "Matrix size of the ceiling measurement.")
+_OMP_WAIT_POLICY = flags.DEFINE_string("omp_wait_policy", "", "Set OMP_WAIT_POLICY for torch before importing it "
+                                       "(PASSIVE keeps oneDNN usable on a loaded, shared CPU).")
+_OUTPUT = flags.DEFINE_string("output", "runs/benchmark/results.jsonl", "JSON-lines file rows are appended to.")
+_LABEL = flags.DEFINE_string("label", "", "Free text recorded in every row.")
+
+
+def _bools(values):
+  table = {"true": True, "1": True, "false": False, "0": False}
+  if any(v.lower() not in table for v in values):
+    raise app.UsageError(f"expected true/false values, got {values}")
+  return [table[v.lower()] for v in values]
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _OMP_WAIT_POLICY.value:
+    os.environ["OMP_WAIT_POLICY"] = _OMP_WAIT_POLICY.value
+  import jax  # pylint: disable=g-import-not-at-top
+  if _DEVICES.value:
+    jax.config.update("jax_num_cpu_devices", _DEVICES.value)
+  from experiments.benchmark import bench, harness  # pylint: disable=g-import-not-at-top
+
+  shapes = bench.parse_shapes(_SHAPES.value)
+  timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value)
+  ceiling = dict(peak_flops=_PEAK_FLOPS.value, ceiling_size=_CEILING_SIZE.value)
+  if _DATA_PARALLEL.value:
+    if not _TRAIN_STEPS.value:
+      raise app.UsageError("--data_parallel needs --train_steps=<experiment>")
+    batch, _, length = shapes[0]
+    rows = bench.run_data_parallel(_TRAIN_STEPS.value[0], batch, length, label=_LABEL.value, **timing)
+  elif _TRAIN_STEPS.value:
+    rows = []
+    for batch, _, length in shapes:
+      rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, label=_LABEL.value, **timing, **ceiling)
+  else:
+    specs = bench.grid(_CELLS.value, _MODES.value, shapes, input_size=[int(v) for v in _INPUT_SIZE.value],
+                       layers=[int(v) for v in _LAYERS.value], direction=_DIRECTION.value, dtype=_DTYPE.value,
+                       unroll=[int(v) for v in _UNROLL.value], remat=_bools(_REMAT.value), hoist=_HOIST.value,
+                       backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
+    rows = bench.run_grid(specs, compare=_COMPARE.value, label=_LABEL.value, **timing, **ceiling)
+  harness.write_jsonl(_OUTPUT.value, rows)
+  env = harness.environment()
+  print(f"\n{env['date']}  {env['device']} ({env['cpu']}, {env['host_cpus']} cpus)  jax {env['jax']}  "
+        f"flax {env['flax']}  torch {env.get('torch', '-')}  load {os.getloadavg()[0]:.1f}")
+  print(harness.format_table(rows))
+  for line in bench.remat_summary(rows):
+    print(line)
+  print(f"\n{len(rows)} rows appended to {_OUTPUT.value}")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,132 @@
+"""The benchmark harness: FLOP counting against closed forms and jaxprs, row format, table, modes."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from experiments.benchmark import bench, harness, implementations, train_steps
+from experiments.benchmark.harness import Spec
+from rnn_jax import cells, scan
+
+B, T, I, H = 2, 3, 5, 7
+ROW_FIELDS = {"impl": str, "cell": str, "mode": str, "batch": int, "length": int, "hidden": int, "compile_s": float,
+              "median_s": float, "min_s": float, "max_s": float, "spread": float, "cpu_s": float, "rounds": int,
+              "tokens_per_s": float, "flops": int, "flops_per_s": float, "fraction_of_ceiling": float,
+              "backend": str, "device": str, "jax": str, "date": str}
+FAST = dict(rounds=2, warmup=0, min_round_s=0.0, peak_flops=1e9)
+
+
+def test_matmul_flops_closed_form():
+  # LSTM, one layer: x W_x [I, 4H] and h W_h [H, 4H] per step and sequence, 2 FLOPs per multiply-add.
+  spec = Spec(cell="lstm", mode="fwd", batch=B, length=T, hidden=H, input_size=I)
+  assert implementations.spec_flops(spec) == 2 * B * T * (I * 4 * H + H * 4 * H)
+  assert implementations.spec_flops(Spec(**{**spec.__dict__, "mode": "fwdbwd"})) == 3 * 2 * B * T * (I + H) * 4 * H
+  # Two bidirectional GRU layers: the second reads both directions' outputs (2H features).
+  spec = Spec(cell="gru", mode="fwd", batch=B, length=T, hidden=H, input_size=I, layers=2, direction="bi")
+  expected = 2 * (2 * B * T * (I + H) * 3 * H) + 2 * (2 * B * T * (2 * H + H) * 3 * H)
+  assert implementations.spec_flops(spec) == expected
+
+
+def test_jaxpr_counter_on_a_known_function():
+  w = jnp.ones((4, 6))
+
+  def f(x):  # one [3,4]x[4,6] dot, then a scan of 5 steps with a [3,6]x[6,6] dot each, and a batched dot
+    y = x @ w
+    y, _ = jax.lax.scan(lambda c, _: (jnp.tanh(c @ jnp.ones((6, 6))), None), y, None, length=5)
+    return jnp.einsum("bij,bjk->bik", jnp.ones((2, 3, 4)), jnp.ones((2, 4, 5))), y
+
+  assert harness.jaxpr_matmul_flops(f, jnp.ones((3, 4))) == 2 * 3 * 4 * 6 + 5 * 2 * 3 * 6 * 6 + 2 * 2 * 3 * 4 * 5
+
+
+@pytest.mark.parametrize("mode", ["fwd", "fwdbwd"])
+@pytest.mark.parametrize("cell,options", [("lstm", {}), ("gru", {"backward": "autodiff"}),
+                                          ("elman", {"hoist": "false"}), ("lstm", {"direction": "bi", "layers": 2})])
+def test_matmul_flops_equal_the_dots_jax_runs(cell, options, mode):
+  spec = Spec(cell=cell, mode=mode, batch=B, length=T, hidden=H, input_size=I, **options)
+  cell_, params = implementations._rnn_jax_params(spec)
+  xs = jnp.ones((T, B, I))
+  hoist = {"auto": None, "true": True, "false": False}[spec.hoist]
+  forward = lambda p, x: scan.run_stack(cell_, p, x, bidirectional=spec.direction == "bi", time_major=True,
+                                        hoist=hoist, backward=spec.backward)[1]
+  fn = forward if mode == "fwd" else jax.grad(lambda p, x: jnp.sum(forward(p, x) ** 2), argnums=(0, 1))
+  assert harness.jaxpr_matmul_flops(fn, params, xs) == implementations.spec_flops(spec)
+
+
+def _check_row(row):
+  for field, kind in ROW_FIELDS.items():
+    assert isinstance(row[field], kind), (field, row[field])
+  assert row["min_s"] <= row["median_s"] <= row["max_s"]
+  assert row["tokens_per_s"] == pytest.approx(row["batch"] * row["length"] / row["median_s"])
+  assert row["flops_per_s"] == pytest.approx(row["flops"] / row["median_s"])
+  assert row["fraction_of_ceiling"] == pytest.approx(row["flops_per_s"] / row["ceiling_flops_per_s"])
+
+
+def test_grid_rows_jsonl_and_table(tmp_path):
+  specs = bench.grid(["lstm", "gru"], ["fwd", "fwdbwd"], bench.parse_shapes(["2x4x3"]), remat=[False, True])
+  assert len(specs) == 8 and {s.cell for s in specs} == {"lstm", "gru"}
+  plain = [s for s in specs if not s.remat][:2]
+  rows = bench.run_grid(plain, compare=["flax", "cudnn"], log=lambda _: None, label="test", **FAST)
+  impls = [r["impl"] for r in rows]
+  assert impls == ["rnn_jax", "flax"] * 2  # cudnn needs a GPU: skipped
+  for row in rows:
+    _check_row(row)
+    assert row["label"] == "test" and row["temp_bytes"] >= 0
+  assert rows[0]["speedup_of_rnn_jax"] == 1.0
+  assert rows[1]["speedup_of_rnn_jax"] == pytest.approx(rows[1]["median_s"] / rows[0]["median_s"])
+
+  path = tmp_path / "out" / "rows.jsonl"
+  harness.write_jsonl(str(path), rows)
+  harness.write_jsonl(str(path), rows[:1])  # appends
+  read = [json.loads(line) for line in path.read_text().splitlines()]
+  assert len(read) == 5 and read[0]["median_s"] == rows[0]["median_s"]
+
+  table = harness.format_table(rows).splitlines()
+  assert len(table) == 2 + len(rows) and "median ms" in table[0] and "x rnn_jax" in table[0]
+  assert table[2].startswith("| rnn_jax | lstm | fwd | 2 | 3 | 4 |")
+
+
+def test_torch_rows_when_installed():
+  pytest.importorskip("torch")
+  spec = Spec(cell="gru", mode="fwdbwd", batch=2, length=3, hidden=4)
+  rows = bench.run_grid([spec], compare=["torch"], log=lambda _: None, **FAST)
+  assert [r["impl"] for r in rows] == ["rnn_jax", "torch"]
+  _check_row(rows[1])
+
+
+def test_remat_summary_reports_memory_and_time():
+  specs = bench.grid(["lstm"], ["fwdbwd"], [(2, 8, 40)], remat=[False, True], backward=["autodiff"])
+  rows = bench.run_grid(specs, log=lambda _: None, **FAST)
+  assert [r["remat"] for r in rows] == [False, True]
+  lines = bench.remat_summary(rows)
+  assert len(lines) == 1 and "saves" in lines[0] and "time x" in lines[0]
+
+
+def test_unavailable_specs_are_skipped_with_a_reason():
+  spec = Spec(cell="lstm", mode="fwd", batch=2, length=3, hidden=4, backward="fused", hoist="false")
+  with pytest.raises(implementations.Unavailable, match="hoist"):
+    implementations.rnn_jax(spec)
+  logged = []
+  assert bench.run_grid([spec], log=logged.append, **FAST) == []
+  assert "hoist" in logged[0]
+  with pytest.raises(ValueError, match="BxHxT"):
+    bench.parse_shapes(["32x256"])
+
+
+def test_train_step_and_data_parallel_rows():
+  small = dict(hidden_size=8, embed_size=8)
+  step = train_steps.language_modeling(2, 3, **small)
+  train_steps.TRAIN_STEPS["lm_tiny"] = lambda batch, length: train_steps.language_modeling(batch, length, **small)
+  try:
+    rows = bench.run_train_steps(["lm_tiny"], 2, 3, **FAST)
+    dp = bench.run_data_parallel("lm_tiny", 2, 3, rounds=2, warmup=0, min_round_s=0.0)
+  finally:
+    del train_steps.TRAIN_STEPS["lm_tiny"]
+  assert rows[0]["mode"] == "train_step" and rows[0]["tokens_per_s"] == pytest.approx(6 / rows[0]["median_s"])
+  # The step's matmuls: 2 LSTM layers (E=H=8) and the [8, V] softmax layer, forward and backward.
+  vocab = step.state.params["out_w"].shape[1]
+  per_token = 2 * (2 * (8 * 32 + 8 * 32)) + 2 * 8 * vocab
+  assert rows[0]["flops"] == 3 * 6 * per_token
+  assert [r["devices"] for r in dp][0] == 1 and dp[0]["scaling_efficiency"] == 1.0
+  assert len(dp) == jax.device_count() if jax.device_count() <= 2 else len(dp) >= 2
