@@ -31,6 +31,7 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from rnn_jax import fused
 from rnn_jax.cells.base import Cell
@@ -86,8 +87,9 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
   if lengths is not None:
     if jnp.shape(lengths) != (batch,):
       raise ValueError(f"lengths must have shape ({batch},) to match the batch, got {jnp.shape(lengths)}")
-    if not isinstance(lengths, jax.core.Tracer):
-      lo, hi = int(jnp.min(lengths)), int(jnp.max(lengths))
+    if not isinstance(lengths, jax.core.Tracer):  # concrete (possibly closed over by a jit): check on the host
+      lengths_np = np.asarray(lengths)
+      lo, hi = int(lengths_np.min()), int(lengths_np.max())
       if lo < 0 or hi > steps:
         raise ValueError(f"lengths must lie in [0, {steps}] (the number of steps), got min {lo}, max {hi}")
   return batch, steps

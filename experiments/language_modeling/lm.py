@@ -90,6 +90,8 @@ def build(config, workdir: str):
   steps_per_epoch = text.num_windows(streams, config.data.bptt)
   config.steps_per_epoch = steps_per_epoch
   config.num_steps = config.num_epochs * steps_per_epoch
+  if config.eval_every <= 0:
+    config.eval_every = steps_per_epoch
   if config.max_steps:
     config.num_steps = min(config.num_steps, config.max_steps)
   eval_step = train.make_eval_step(model.loss_fn)

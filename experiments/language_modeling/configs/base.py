@@ -13,7 +13,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_steps = 0                 # derived at start: num_epochs * steps_per_epoch (capped by max_steps)
   c.steps_per_epoch = 0           # derived at start from corpus size, batch_size and bptt
   c.log_every = 50                # steps between log lines / metric writes
-  c.eval_every = 500              # steps between validation evaluations (also at the end)
+  c.eval_every = 500              # steps between validation evaluations (also at the end); 0 = every epoch
   c.checkpoint_every = 200        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 3          # how many recent checkpoints to keep
   c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)

@@ -18,7 +18,9 @@ def get_config():
   c.model.embed_size = 200
   c.model.init_scale = 0.1
   c.num_epochs = 13
-  c.eval_every = 100000            # evaluate at epoch ends (see main) and at the end
+  c.checkpoint_every = 500
+  c.log_every = 100
+  c.eval_every = 0                 # evaluate at the end of every epoch
   c.eval_splits = ("valid", "test")
   c.optimizer.name = "sgd"
   c.optimizer.learning_rate = 1.0
