@@ -87,8 +87,11 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
   if lengths is not None:
     if jnp.shape(lengths) != (batch,):
       raise ValueError(f"lengths must have shape ({batch},) to match the batch, got {jnp.shape(lengths)}")
-    if not isinstance(lengths, jax.core.Tracer):  # concrete (possibly closed over by a jit): check on the host
+    try:  # concrete lengths (also when closed over by a jit) are checked on the host; traced ones cannot be
       lengths_np = np.asarray(lengths)
+    except jax.errors.TracerArrayConversionError:
+      lengths_np = None
+    if lengths_np is not None:
       lo, hi = int(lengths_np.min()), int(lengths_np.max())
       if lo < 0 or hi > steps:
         raise ValueError(f"lengths must lie in [0, {steps}] (the number of steps), got min {lo}, max {hi}")
