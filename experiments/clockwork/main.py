@@ -31,7 +31,7 @@ MODELS = ("clockwork", "lstm", "elman")
 _LENGTH = flags.DEFINE_integer("length", 320, "Steps of the target waveform.")
 _STEPS = flags.DEFINE_integer("steps", 3000, "Training steps (full batch: the one sequence).")
 _LEARNING_RATES = flags.DEFINE_list("learning_rates", ["1e-3", "3e-3", "1e-2"],
-                                    "Adam learning rates tried per model; the table reports the best (mean over seeds).")
+                                    "Adam learning rates tried per model; the best (mean over seeds) is reported.")
 _SEEDS = flags.DEFINE_list("seeds", ["0", "1", "2"], "Initialisation seeds per model.")
 _WAVEFORM_SEED = flags.DEFINE_integer("waveform_seed", 0, "Seed of the target waveform.")
 _CLOCKWORK_SIZE = flags.DEFINE_integer("clockwork_size", 40, "Clockwork hidden units (multiple of the modules).")

@@ -6,9 +6,10 @@ Each model reads one expression and predicts its value mod 10 from the root (tre
 models: the root's state; LSTM: its final state after the fully parenthesised infix
 tokens). With `--supervise=all` (default) both kinds are also trained on the value of
 every subexpression (tree nodes; for the LSTM, the token that completes it), so they
-get the same supervision; the test scores the root only. All are trained on expressions with `train_leaves` digits and tested on
-fresh expressions with up to `test_max_leaves` digits, so the deep end of the test set
-is deeper than anything seen in training. Writes results.json, results.md and
+get the same supervision; the test scores the root only. All are trained on
+expressions with `train_leaves` digits and tested on fresh expressions with up to
+`test_max_leaves` digits, so the deep end of the test set is deeper than anything seen
+in training. Writes results.json, results.md and
 accuracy_vs_depth.png. Results: experiments/tree/README.md.
 """
 
