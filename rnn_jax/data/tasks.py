@@ -5,6 +5,8 @@ All generators are pure functions of a JAX key, so a batch is reproducible from 
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -29,3 +31,30 @@ def adding_problem(key: jax.Array, batch_size: int, length: int):
   x_BxTx2 = jnp.stack([values_BxT, marks_BxT], axis=-1)
   y_B = jnp.sum(values_BxT * marks_BxT, axis=1)
   return x_BxTx2, y_B
+
+
+def copy_baseline_cross_entropy(length: int, num_symbols: int = 8, copy_length: int = 10) -> float:
+  """Cross-entropy per step (nats) of the memoryless strategy on `copy_task`.
+
+  Predicting blank for the first `length + copy_length` steps and a uniform guess over
+  the `num_symbols` symbols for the last `copy_length` gives
+  `copy_length * log(num_symbols) / (length + 2 * copy_length)` (10 log 8 / (T + 20)).
+  """
+  return copy_length * math.log(num_symbols) / (length + 2 * copy_length)
+
+
+def copy_task(key: jax.Array, batch_size: int, length: int, num_symbols: int = 8, copy_length: int = 10):
+  """Copy memory task (Hochreiter & Schmidhuber 1997, as in Arjovsky et al. 2016).
+
+  Token 0 is the blank, `1..num_symbols` the symbols and `num_symbols + 1` the delimiter
+  (vocabulary `num_symbols + 2`). The input is `copy_length` random symbols, `length - 1`
+  blanks, the delimiter and `copy_length` blanks; the target is `length + copy_length`
+  blanks followed by the symbols. Returns `(x_BxL, y_BxL)` int32 with `L = length + 2 *
+  copy_length`; `copy_baseline_cross_entropy(length)` is the memoryless score.
+  """
+  symbols_BxC = jax.random.randint(key, (batch_size, copy_length), 1, num_symbols + 1)
+  blanks = lambda n: jnp.zeros((batch_size, n), jnp.int32)
+  delimiter_Bx1 = jnp.full((batch_size, 1), num_symbols + 1, jnp.int32)
+  x_BxL = jnp.concatenate([symbols_BxC, blanks(length - 1), delimiter_Bx1, blanks(copy_length)], axis=1)
+  y_BxL = jnp.concatenate([blanks(length + copy_length), symbols_BxC], axis=1)
+  return x_BxL, y_BxL
