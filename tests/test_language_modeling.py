@@ -90,6 +90,8 @@ def test_tiny_model_overfits_a_short_text(tmp_path):
   sample = lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
   assert sample.startswith("the quick brown fox"), sample
   assert sample == lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
+  evaluated = lm.evaluate_checkpoint(config, str(tmp_path / "run"))  # --mode=eval: the saved params, re-read
+  assert evaluated["valid_loss"] < 0.5 and abs(evaluated["valid_bpc"] - evaluated["valid_loss"] / np.log(2)) < 1e-9
 
 
 def _launch(workdir, corpus, *extra):

@@ -111,8 +111,11 @@ def build(config, workdir: str):
         out[f"{split}_bpc"] = nll / math.log(2)
     return out
 
-  task = train.Task(init=lambda key: (model.init(key), model.initial_carries(model.init(key), config.data.batch_size)),
-                    loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
+  def init(key):
+    params = model.init(key)
+    return params, model.initial_carries(params, config.data.batch_size)
+
+  task = train.Task(init=init, loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
                     tokens_per_batch=config.data.batch_size * config.data.bptt)
   logging.info("corpus: %s; vocab %d (%s level); train %d tokens, %d steps/epoch, %d steps",
                config.data.path, len(vocab), config.data.level, len(ids["train"]), steps_per_epoch, config.num_steps)
@@ -130,8 +133,8 @@ def run(config, workdir: str):
   return state
 
 
-def restore_params(config, workdir: str):
-  """`(model, vocab, params)` from the latest checkpoint in `workdir`."""
+def restore(config, workdir: str):
+  """`(task, model, vocab, params)` with the params of the latest checkpoint in `workdir`."""
   task, model, vocab, _ = build(config, workdir)
   checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))
   if checkpoints.latest_step() is None:
@@ -140,7 +143,7 @@ def restore_params(config, workdir: str):
   optimizer = train.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
   state, _ = checkpoints.restore_latest(train.create_train_state(params, optimizer, model_state),
                                         jax.random.PRNGKey(0))
-  return model, vocab, state.params
+  return task, model, vocab, state.params
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length"))
@@ -159,8 +162,8 @@ def sample_text(model, vocab, params, prime: str, length: int, temperature: floa
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict:
-  task, _, _, _ = build(config, workdir)
-  _, _, params = restore_params(config, workdir)
+  """Validation/test metrics of the latest checkpoint, printed as JSON."""
+  task, _, _, params = restore(config, workdir)
   metrics = task.evaluate(params)
   print(json.dumps(metrics, indent=2))
   return metrics

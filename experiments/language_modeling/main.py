@@ -24,7 +24,7 @@ def main(argv):
   elif _MODE.value == "eval":
     lm.evaluate_checkpoint(config, _WORKDIR.value)
   else:
-    model, vocab, params = lm.restore_params(config, _WORKDIR.value)
+    _, model, vocab, params = lm.restore(config, _WORKDIR.value)
     print(lm.sample_text(model, vocab, params, config.sample.prime, config.sample.length,
                          config.sample.temperature, config.seed))
 
