@@ -59,24 +59,39 @@ def test_teacher_forced_readout_equals_closed_form_ridge():
     assert w.dtype == jnp.float64
 
 
-def test_free_running_generation_feeds_back_its_own_output():
+@pytest.mark.parametrize("num_inputs", [0, 2])
+def test_free_running_generation_feeds_back_its_own_output(num_inputs):
   with float64():
     cell = reservoir.Reservoir(spectral_radius=0.8, connectivity=0.2, feedback_size=1, bias_scaling=0.1)
-    k_p, k_w, k_h = jax.random.split(jax.random.key(1), 3)
-    params = cell.init(k_p, 1, 30)
-    w_Fx1 = 0.1 * jax.random.normal(k_w, (1 + 30, 1))
+    k_p, k_w, k_h, k_u = jax.random.split(jax.random.key(1), 4)
+    params = cell.init(k_p, num_inputs + 1, 30)
+    w_Fx1 = 0.1 * jax.random.normal(k_w, (1 + num_inputs + 30, 1))
     h0_2xN = 0.1 * jax.random.normal(k_h, (2, 30))
     y0_2x1 = jnp.array([[0.3], [-0.2]])
-    _, ys_2xSx1 = reservoir.generate(cell, params, w_Fx1, h0_2xN, y0_2x1, steps=15)
+    u_2xSxI = jax.random.normal(k_u, (2, 15, num_inputs))
+    _, ys_2xSx1 = reservoir.generate(cell, params, w_Fx1, h0_2xN, y0_2x1,
+                                     inputs_BxSxI=u_2xSxI if num_inputs else None, steps=15)
 
     w_x, w_h, b, w = (np.asarray(a) for a in (params["w_x"], params["w_h"], params["b"], w_Fx1))
     for row in range(2):
       h, y, outputs = np.asarray(h0_2xN[row]), np.asarray(y0_2x1[row]), []
-      for _ in range(15):
-        h = np.tanh(y @ w_x + b + h @ w_h)
-        y = np.concatenate([[1.0], h]) @ w
+      for t in range(15):
+        u = np.asarray(u_2xSxI[row, t])
+        h = np.tanh(np.concatenate([u, y]) @ w_x + b + h @ w_h)
+        y = np.concatenate([[1.0], u, h]) @ w
         outputs.append(y)
       np.testing.assert_allclose(ys_2xSx1[row], np.stack(outputs), atol=1e-12)
+
+
+def test_reservoir_without_feedback_is_driven_by_its_inputs():
+  with float64():
+    cell = reservoir.Reservoir(spectral_radius=0.9, connectivity=0.1, input_scaling=0.7, leak_rate=0.3)
+    params = cell.init(jax.random.key(2), 2, 25)
+    u_1xTx2 = jax.random.normal(jax.random.key(3), (1, 40, 2))
+    _, states_1xTxN = reservoir.driven_states(cell, params, u_1xTx2)
+    np.testing.assert_allclose(states_1xTxN[0], _numpy_states(params, np.asarray(u_1xTx2[0]), 0.3), atol=1e-12)
+    with pytest.raises(ValueError, match="feedback"):
+      reservoir.driven_states(reservoir.Reservoir(feedback_size=1), params, u_1xTx2)
 
 
 def test_mackey_glass_stays_on_its_attractor():
