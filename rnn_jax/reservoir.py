@@ -4,11 +4,12 @@ A fixed random reservoir is driven by the inputs (and, optionally, by its own
 output fed back); only a linear readout is trained, in closed form by ridge
 regression.
 
-  cell = reservoir.Reservoir(spectral_radius=0.8, connectivity=0.01, feedback_size=1)
-  params = cell.init(key, input_size + output_size, reservoir_size)     # host-side: eigenvalues
-  _, states_BxTxN = reservoir.teacher_forced_states(cell, params, targets_BxTxO, inputs_BxTxI)
-  w_FxO = reservoir.fit_readout(reservoir.features(states, inputs)[:, washout:], targets[:, washout:], ridge)
-  carry, _ = ...; ys_BxSxO = reservoir.generate(cell, params, w_FxO, carry, last_target_BxO, inputs_BxSxI)
+  cell = reservoir.Reservoir(spectral_radius=0.8, connectivity=0.01, feedback_size=O)
+  params = cell.init(key, I + O, N)                                    # host-side: eigenvalues
+  carry, states_BxTxN = reservoir.teacher_forced_states(cell, params, d_BxTxO, u_BxTxI)
+  w_FxO = reservoir.fit_readout(reservoir.features(states_BxTxN, u_BxTxI)[:, washout:],
+                                d_BxTxO[:, washout:], ridge)
+  _, y_BxSxO = reservoir.generate(cell, params, w_FxO, carry, d_BxTxO[:, -1], u_next_BxSxI)
 
 Reservoir update (leak rate `a`, `x` the cell input = external input then fed-back output):
 
