@@ -136,11 +136,15 @@ def _as_str(text) -> str:
 
 
 def _read_source(source, source_key: str, target_key: str, chunk: int = 8192) -> Pairs:
-  """All examples of a data source as pairs; `__getitems__` in chunks is ~10x faster than indexing one by one."""
+  """All examples of a data source as pairs; `__getitems__` in chunks is ~10x faster than indexing one by one
+  (under `tfds.testing.mock_data` it raises TypeError, and single indexing is used)."""
   pairs = []
   for start in range(0, len(source), chunk):
     indices = list(range(start, min(start + chunk, len(source))))
-    records = source.__getitems__(indices) if hasattr(source, "__getitems__") else [source[i] for i in indices]
+    try:
+      records = source.__getitems__(indices)
+    except TypeError:
+      records = [source[i] for i in indices]
     pairs.extend((_as_str(r[source_key]), _as_str(r[target_key])) for r in records)
   return pairs
 
