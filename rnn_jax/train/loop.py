@@ -57,7 +57,8 @@ def validate_config(config) -> None:
 
 
 class MetricWriter:
-  """Writes scalars to TensorBoard (tensorboardX) and to `metrics.jsonl` (one JSON object per line)."""
+  """Writes scalars to TensorBoard (tensorboardX) and to `metrics.jsonl` (one JSON object per line,
+  with the step and the wall-clock `time` in seconds since the epoch)."""
 
   def __init__(self, workdir: str, resume_step: int):
     self._path = os.path.join(workdir, "metrics.jsonl")
@@ -72,7 +73,7 @@ class MetricWriter:
     for name, value in metrics.items():
       self._tb.add_scalar(name, value, step)
     with open(self._path, "a") as f:
-      f.write(json.dumps({"step": step, **{k: float(v) for k, v in metrics.items()}}) + "\n")
+      f.write(json.dumps({"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}) + "\n")
 
   def close(self):
     self._tb.close()
