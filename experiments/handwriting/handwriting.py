@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import time
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -55,7 +56,8 @@ def _eval_batches(data, config, split):
 # ------------------------------------------------------------------ recognition
 
 
-def _recognition_task(config, data):
+def recognition_task(config, data):
+  """`(Task, steps_per_epoch, decode_split)` for BLSTM-CTC recognition."""
   m = config.model
 
   def loss_fn(params, model_state, batch, rng, is_training):
@@ -117,7 +119,8 @@ def _recognition_report(config, data, params, decode_split, workdir):
 # ------------------------------------------------------------------ generation
 
 
-def _generation_task(config, data):
+def generation_task(config, data):
+  """`(Task, steps_per_epoch, split_nll)` for the MDN generator (conditional if window_components > 0)."""
   m = config.model
   alphabet_size = len(data.alphabet.chars)
   conditional = m.window_components > 0
@@ -196,39 +199,55 @@ def _generation_report(config, data, params, split_nll, workdir):
   biases = tuple(config.eval.biases)
   if config.model.window_components > 0:
     items = generate(params, config, data, texts=list(config.eval.texts), biases=biases, seed=config.seed)
-    results["pictures"] = [plots.synthesis(os.path.join(workdir, "synthesis.png"), items)]
+    by_text = sorted(items, key=lambda it: list(config.eval.texts).index(it["text"]))   # rows: texts, columns: biases
+    results["pictures"] = [plots.synthesis(os.path.join(workdir, "synthesis.png"), by_text, columns=len(biases))]
   else:
     items = generate(params, config, data, biases=biases, seed=config.seed)
+    order = sorted(range(len(items)), key=lambda i: i % config.eval.num_samples)   # rows: samples, columns: biases
+    by_sample = [items[i] for i in order]
     results["pictures"] = [plots.samples(os.path.join(workdir, "generation.png"),
-                                         [(it["points"], f"bias {it['bias']:g}") for it in items])]
+                                         [(it["points"], f"bias {it['bias']:g}") for it in by_sample],
+                                         columns=len(biases))]
   return results
 
 
 # ------------------------------------------------------------------ entry point
 
 
-def run(config, workdir: str) -> dict:
-  """Trains (resuming from `workdir`), evaluates on the test split, draws pictures; returns and saves results."""
+class Trained(NamedTuple):
+  data: input_pipeline.Data
+  params: Any
+  evaluator: Callable   # recognition: decode_split(params, split, beam_size); generation: split_nll(params, split)
+  data_seconds: float
+  train_seconds: float
+
+
+def train_model(config, workdir: str) -> Trained:
+  """Loads the data and trains `config.num_steps` steps, resuming from `workdir` (a finished run only restores)."""
   validate(config)
   os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
   data = input_pipeline.load(config.data)
   logging.info("data: %s; alphabet %r; train/valid/test %s", config.data.source, data.alphabet.chars,
                [len(data.splits[s]) for s in ("train", "valid", "test")])
-  if config.task == "recognition":
-    task, per_epoch, helper = _recognition_task(config, data)
-  else:
-    task, per_epoch, helper = _generation_task(config, data)
+  make_task = recognition_task if config.task == "recognition" else generation_task
+  task, per_epoch, evaluator = make_task(config, data)
   config.steps_per_epoch = per_epoch
   data_s = time.perf_counter() - start
   state = train.train_loop(task, config, workdir)
-  train_s = time.perf_counter() - start - data_s
-  params = jax.device_get(state.params)
+  return Trained(data, jax.device_get(state.params), evaluator, data_s, time.perf_counter() - start - data_s)
+
+
+def run(config, workdir: str) -> dict:
+  """Trains (resuming from `workdir`), evaluates on the test split, draws pictures; returns and saves results."""
+  trained = train_model(config, workdir)
   report = _recognition_report if config.task == "recognition" else _generation_report
-  results = {"task": config.task, "source": config.data.source, "num_steps": config.num_steps,
-             "data_seconds": data_s, "train_seconds": train_s, "machine": _machine(),
-             **report(config, data, params, helper, workdir)}
   history = train.read_metrics(workdir)
+  speeds = [h["steps_per_s"] for h in history if "steps_per_s" in h]
+  results = {"task": config.task, "source": config.data.source, "num_steps": config.num_steps,
+             "data_seconds": trained.data_seconds, "train_seconds": trained.train_seconds,
+             "median_steps_per_s": float(np.median(speeds)) if speeds else None, "machine": _machine(),
+             **report(config, trained.data, trained.params, trained.evaluator, workdir)}
   results["history"] = [h for h in history if any(k.startswith("valid") for k in h)]
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=1)

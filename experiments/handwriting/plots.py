@@ -48,8 +48,8 @@ def alignment(path: str, items: Sequence[dict]) -> str:
   Top: the strokes with each decoded character placed at the point where CTC emits it.
   Bottom: per-frame probabilities of the classes that occur (blank in grey).
   """
-  fig, axes = plt.subplots(2 * len(items), 1, figsize=(8, 2.6 * len(items)), squeeze=False,
-                           gridspec_kw={"height_ratios": [2, 1] * len(items)})
+  fig, axes = plt.subplots(2 * len(items), 1, figsize=(7, 3.4 * len(items)), squeeze=False,
+                           gridspec_kw={"height_ratios": [2.4, 1] * len(items)})
   for k, item in enumerate(items):
     ax, bx = axes[2 * k, 0], axes[2 * k + 1, 0]
     draw(ax, item["points"], color="0.45")
@@ -72,20 +72,27 @@ def alignment(path: str, items: Sequence[dict]) -> str:
   return _save(fig, path)
 
 
-def synthesis(path: str, items: Sequence[dict]) -> str:
-  """Synthesised handwriting: each item has `points` (raw units), `phi_SxU` and `text`.
+def synthesis(path: str, items: Sequence[dict], columns: int = 1) -> str:
+  """Synthesised handwriting: each item has `points` (raw units), `phi_SxU`, `text` (and optionally `title`).
 
-  Under each drawing, the soft window phi over the characters (rows) at every pen step (columns).
+  Under each drawing, the soft window phi over the characters (rows) at every pen step
+  (columns). Items fill a grid row by row.
   """
-  fig, axes = plt.subplots(2 * len(items), 1, figsize=(8, 2.8 * len(items)), squeeze=False,
-                           gridspec_kw={"height_ratios": [2, 1] * len(items)})
-  for k, item in enumerate(items):
-    ax, bx = axes[2 * k, 0], axes[2 * k + 1, 0]
+  rows = -(-len(items) // columns)
+  fig, axes = plt.subplots(2 * rows, columns, figsize=(5 * columns, 2.9 * rows), squeeze=False,
+                           gridspec_kw={"height_ratios": [2.2, 1] * rows})
+  for k in range(rows * columns):
+    ax, bx = axes[2 * (k // columns), k % columns], axes[2 * (k // columns) + 1, k % columns]
+    if k >= len(items):
+      ax.axis("off")
+      bx.axis("off")
+      continue
+    item = items[k]
     draw(ax, item["points"])
-    ax.set_title(item["title"] if "title" in item else repr(item["text"]), fontsize=9)
+    ax.set_title(item.get("title", repr(item["text"])), fontsize=9)
     phi = np.asarray(item["phi_SxU"])[:, :len(item["text"]) + 1].T
     bx.imshow(phi, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest")
-    bx.set_yticks(range(len(item["text"]) + 1), list(item["text"]) + ["end"], fontsize=7)
-    bx.set_xlabel("pen step")
+    bx.set_yticks(range(len(item["text"]) + 1), list(item["text"]) + ["end"], fontsize=6)
+    bx.set_xlabel("pen step", fontsize=8)
   fig.tight_layout()
   return _save(fig, path)
