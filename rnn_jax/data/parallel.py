@@ -50,9 +50,10 @@ def number_pairs(seed: int = 0, num_train: int = 20000, num_valid: int = 500, nu
                  max_digits: int = 6, source_lang: str = "en", target_lang: str = "fr") -> dict[str, Pairs]:
   """Numbers written out in words, `source_lang` -> `target_lang` (num2words), disjoint numbers per split.
 
-  English -> French needs reordering and agreement the source does not show locally
-  ("eighty" -> "quatre-vingts" but "eighty-one" -> "quatre-vingt-un", "two hundred" ->
-  "deux cents" but "two hundred and one" -> "deux cent un"). Numbers are drawn with a
+  English -> French is not word for word: agreement depends on what follows ("eighty" ->
+  "quatre-vingts" but "eighty-one" -> "quatre-vingt-un"; "two hundred" -> "deux cents" but
+  "two hundred and one" -> "deux cent un"), one word becomes several ("seventy" ->
+  "soixante-dix") and some disappear ("one thousand" -> "mille", "and"). Numbers are drawn with a
   digit count uniform in 1..max_digits, so short numbers are not swamped by long ones.
   """
   from num2words import num2words  # pylint: disable=g-import-not-at-top
