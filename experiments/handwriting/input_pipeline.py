@@ -79,7 +79,8 @@ def load(cfg) -> Data:
   raw = {split: [s._replace(points=preprocess(s.points, cfg.height_normalize, cfg.resample_step)) for s in samples]
          for split, samples in raw.items()}
   normalizer = strokes.Normalizer.fit(raw["train"])
-  alphabet = Alphabet.from_texts([s.text for s in raw["train"]])
+  # Characters from every split (only the set, no statistics), so a rare test character cannot fail encoding.
+  alphabet = Alphabet.from_texts([s.text for samples in raw.values() for s in samples])
   splits = {split: [Example(normalizer.apply(s.points), alphabet.encode(s.text), s.text, s.writer)
                     for s in samples] for split, samples in raw.items()}
   max_label = max(len(e.labels) for samples in splits.values() for e in samples)
