@@ -74,7 +74,7 @@ def test_bad_options_are_rejected():
 
 
 def test_clockwork_learns_a_waveform():
-  from experiments.clockwork import main  # pylint: disable=g-import-not-at-top
-  result = main.train_one("clockwork", main.target_waveform(96, seed=0), hidden_size=24, periods=(1, 2, 4, 8),
-                          steps=300, learning_rate=1e-2, seed=0)
+  from experiments.clockwork import waveform  # pylint: disable=g-import-not-at-top
+  result = waveform.train_one("clockwork", waveform.target_waveform(96, seed=0), hidden_size=24,
+                              periods=(1, 2, 4, 8), steps=300, learning_rate=1e-2, seed=0)
   assert result["nmse"] < 0.1  # from 1.0 for the zero output

@@ -5,7 +5,6 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from rnn_jax.data import tasks
@@ -47,20 +46,20 @@ def test_adding_baseline_is_one_sixth(length):
 
 
 def test_gru_learns_short_copy_task():
-  from experiments.long_range import main  # pylint: disable=g-import-not-at-top
-  result = main.train_one("copy", 5, main.VARIANTS["gru_clip"], steps=800, eval_size=500)
+  from experiments.long_range import benchmark  # pylint: disable=g-import-not-at-top
+  result = benchmark.train_one("copy", 5, benchmark.VARIANTS["gru_clip"], steps=800, eval_size=500)
   assert result["error"] < 0.75 * result["baseline"]  # 0.49 vs 0.83 measured
   assert result["copy_accuracy"] > 0.3  # chance is 1/8
 
 
 def test_table_and_plot_are_written(tmp_path):
-  from experiments.long_range import main  # pylint: disable=g-import-not-at-top
+  from experiments.long_range import benchmark  # pylint: disable=g-import-not-at-top
   results = {f"{task}/{variant}/{t}": {"task": task, "variant": variant, "length": t, "error": e,
                                        **({"copy_accuracy": 0.5} if task == "copy" else {})}
              for task, variant, t, e in [("adding", "lstm", 50, 0.01), ("adding", "lstm", 100, None),
                                          ("copy", "gru_clip", 50, 0.2)]}
-  main.write_table(results, tmp_path / "results.md")
-  main.plot(results, str(tmp_path / "plot.png"))
+  benchmark.write_table(results, tmp_path / "results.md")
+  benchmark.plot(results, str(tmp_path / "plot.png"))
   table = (tmp_path / "results.md").read_text()
   assert "| adding | lstm | 0.0100 | diverged |" in table and "0.2000 (50 %)" in table
   assert (tmp_path / "plot.png").stat().st_size > 1000

@@ -120,8 +120,8 @@ def test_mackey_glass_integration_converges_in_dt():
 
 
 def test_small_esn_predicts_mackey_glass():
-  from experiments.reservoir import main  # pylint: disable=g-import-not-at-top
-  results = main.train_and_evaluate(reservoir_size=300, ridge=1e-8, train_steps=1000, washout=200, sync=200,
-                                    test_runs=10, plot_steps=84)
+  from experiments.reservoir import esn  # pylint: disable=g-import-not-at-top
+  results = esn.train_and_evaluate(reservoir_size=300, ridge=1e-8, train_steps=1000, washout=200, sync=200,
+                                   test_runs=10, plot_steps=84)
   assert results["measured_spectral_radius"] == pytest.approx(0.95, rel=1e-6)
   assert results["nrmse84"] < 0.05  # 7e-3 measured; the 1000-unit default reaches 6e-5

@@ -1,10 +1,9 @@
 """Sequence tasks by shape (experiments/shapes): each small model learns its task."""
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from experiments.shapes import main as shapes
+from experiments.shapes import examples as shapes
 
 
 def test_tagging_data_labels_are_neighbourhood_maxima():

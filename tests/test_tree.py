@@ -109,8 +109,8 @@ def test_arithmetic_trees_are_consistent():
 
 
 def test_recursive_network_learns_small_expressions():
-  from experiments.tree import main  # pylint: disable=g-import-not-at-top
+  from experiments.tree import arithmetic  # pylint: disable=g-import-not-at-top
   train = expressions.arithmetic_trees(0, 2000, 2, 4)
   test = expressions.arithmetic_trees(1, 500, 2, 6)
-  result = main.train_and_test("rvnn_mlp", train, test, hidden_size=32, steps=400, learning_rate=1e-2)
+  result = arithmetic.train_and_test("rvnn_mlp", train, test, hidden_size=32, steps=400, learning_rate=1e-2)
   assert result["accuracy"] > 0.9  # chance is ~0.1-0.2
