@@ -13,7 +13,8 @@ from tests.conftest import float64
 B, T, I, H = 3, 6, 4, 5
 ALL_CELLS = [("elman", {}), ("elman", {"activation": "relu"}), ("irnn", {}), ("lstm", {}),
              ("lstm", {"peepholes": True}), ("lstm", {"layer_norm": True}),
-             ("lstm", {"peepholes": True, "layer_norm": True}), ("gru", {}), ("gru", {"reset_after": False})]
+             ("lstm", {"peepholes": True, "layer_norm": True}), ("gru", {}), ("gru", {"reset_after": False}),
+             ("clockwork", {"periods": (1, 2, 3, 4, 5)})]
 CELL_IDS = [f"{n}-{'-'.join(o) or 'default'}" for n, o in ALL_CELLS]
 
 
