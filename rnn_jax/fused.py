@@ -1,11 +1,12 @@
 """Hand-written backward passes for the plain LSTM, GRU and Elman cells.
 
-  z_TxBxG = cell.project(params, x_TxBxI)                  # hoisted; autodiff differentiates it
-  carry, ys_TxBxH = fused.run(cell, params, z_TxBxG, carry, lengths=lengths_B, reverse=False)
+  carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths_B, reverse=False)
 
-`run` is a `jax.custom_vjp` over the recurrent part of the hoisted layout. Values
-and gradients equal those of `rnn_jax.scan.run(..., hoist=True)` (autodiff of the
-same scan) up to float rounding; `scan.run(..., backward="fused")` routes here.
+The input projection `xs W_x` is one matmul over all steps before the loop (the
+hoisted layout; autodiff differentiates it, it is one large matmul each way). The
+recurrence over it is a `jax.custom_vjp`. Values and gradients equal those of
+`rnn_jax.scan.run(..., hoist=True, backward="autodiff")` up to float rounding;
+`scan.run(..., backward="fused")` routes here.
 
 Why a hand-written VJP (PERF-NOTES 2; measured again in experiments/benchmark):
   * Autodiff of `lax.scan` transposes the step, so every backward step adds its
@@ -22,6 +23,9 @@ Why a hand-written VJP (PERF-NOTES 2; measured again in experiments/benchmark):
     math took ~80 us per step at B=32, H=256, about as long as the recurrent matmul.
     On CPU the split gates are therefore materialised first (`_split_gates`), so each
     activation reads a whole buffer and is vectorised (8x faster gate math).
+  * The bias is added inside the step, where the gate math already reads `x W_x`,
+    instead of in a separate pass over the `[T, B, G]` projection (memory-bound on CPU);
+    its gradient is the sum of `dz`, as in autodiff.
 
 Supported: LSTM without peepholes or layer norm, GRU with `reset_after=True`,
 Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`.
@@ -70,12 +74,22 @@ def use_by_default(cell: base.Cell, *, remat: bool = False, backend: str | None 
   return unsupported_reason(cell, remat=remat) is None
 
 
-def _split_gates(x_BxG: jax.Array, num: int) -> list[jax.Array]:
-  """`num` equal column blocks, materialised on CPU (see the module docstring)."""
-  parts = jnp.split(x_BxG, num, axis=-1)
+def _gate_blocks(w_KxG: jax.Array, num: int) -> tuple:
+  """The `num` column blocks `[K, H]` of a fused gate weight."""
+  return tuple(jnp.split(w_KxG, num, axis=-1))
+
+
+def _recurrent_gates(h_BxH: jax.Array, params) -> tuple:
+  """`h W_h` as one `[B, H]` buffer per gate.
+
+  On CPU as one matmul per gate: XLA:CPU emits scalar code for a fusion that reads two
+  or more column slices of one buffer (jnp.split of `h W_h`, then sigmoid/tanh), which
+  made the LSTM gate math take as long as the recurrent matmul (~1 ms per step at
+  B=128, H=256); with separate buffers it is vectorised. Elsewhere one matmul.
+  """
   if jax.default_backend() == "cpu":
-    parts = jax.lax.optimization_barrier(parts)
-  return list(parts)
+    return tuple(h_BxH @ w for w in params["w_h_gates"])
+  return tuple(jnp.split(h_BxH @ params["w_h"], len(params["w_h_gates"]), axis=-1))
 
 
 def _dsigmoid(s):
@@ -84,58 +98,66 @@ def _dsigmoid(s):
 
 
 # --- Per-family steps ---------------------------------------------------------------------------
-# forward(params, carry, z_BxG) -> (new_carry, h_BxH, residuals)
-# backward(params, w_hT, residuals, dcarry, dh_BxH) -> (dcarry_prev, dz_BxG, dhw_BxG)
-#   `dcarry` is the cotangent of the new carry without its `h` part, `dh` the whole
-#   cotangent of the new `h` (carry and output). `dhw` is the cotangent of `h W_h`,
-#   None where it equals `dz` (LSTM, Elman).
-#   Residuals must include the incoming `h` as their first entry (for dW_h).
+# `params` holds `w_h`, its gate blocks `w_h_gates`, `b` and the family's extra params;
+# `xw` is the step's `x W_x` as one `[B, H]` array per gate (the bias not yet added).
+#   forward(params, carry, xw) -> (new_carry, h_BxH, gates): `gates`, a tuple of `[B, H]`
+#     arrays, is stacked over time and handed back to `backward` at the same step.
+#   backward(params, w_hT, step, dcarry, dh_BxH) -> (dcarry_prev, dz_BxG, dhw_BxG): `step` is a
+#     `_Step`; `dcarry` the cotangent of the new carry without its `h` part; `dh` the whole
+#     cotangent of the new `h` (carry and output); `dz` that of `x W_x + b`, `dhw` that of
+#     `h W_h`, None where it equals `dz`.
+# Every array a backward step reads is its own buffer (see `_recurrent_gates`): the LSTM
+# keeps its incoming `c` rather than reading two steps of one stack of `c`s.
 
 
-def _lstm_forward(params, carry, z):
+class _Step(NamedTuple):
+  h_in: jax.Array        # [B, H] the carry's h before the step
+  h_out: jax.Array       # [B, H] the step's output (on valid steps)
+  gates: tuple           # what `forward` returned for this step
+
+
+def _gate_inputs(params, xw, h):
+  """Pre-activations `x W_x + b + h W_h`, one `[B, H]` array per gate."""
+  b_gates = jnp.split(params["b"], len(xw))
+  return tuple(x + base.along_last(b, x) + hw for x, b, hw in zip(xw, b_gates, _recurrent_gates(h, params)))
+
+
+def _lstm_forward(params, carry, xw):
   c, h = carry
-  i, f, g, o = _split_gates(z + h @ params["w_h"], 4)
+  i, f, g, o = _gate_inputs(params, xw, h)
   i, f, g, o = base.fast_sigmoid(i), base.fast_sigmoid(f), jnp.tanh(g), base.fast_sigmoid(o)
   c_new = f * c + i * g
-  tanh_c = jnp.tanh(c_new)
-  h_new = o * tanh_c
-  return LSTMState(c_new, h_new), h_new, (h, c, i, f, g, o, tanh_c)
+  h_new = o * jnp.tanh(c_new)
+  return LSTMState(c_new, h_new), h_new, (i, f, g, o, c)
 
 
-def _lstm_backward(params, w_hT, residuals, dcarry, dh):
+def _lstm_backward(params, w_hT, step, dcarry, dh):
   del params
-  _, c, i, f, g, o, tanh_c = residuals
+  i, f, g, o, c_in = step.gates
+  tanh_c = jnp.tanh(f * c_in + i * g)  # recomputed exactly as in the forward: cheaper than storing
   dc = dcarry.c + dh * o * (1.0 - tanh_c * tanh_c)
-  dz = jnp.concatenate([dc * g * _dsigmoid(i), dc * c * _dsigmoid(f), dc * i * (1.0 - g * g),
+  dz = jnp.concatenate([dc * g * _dsigmoid(i), dc * c_in * _dsigmoid(f), dc * i * (1.0 - g * g),
                         dh * tanh_c * _dsigmoid(o)], axis=-1)
   return LSTMState(dc * f, dz @ w_hT), dz, None
 
 
-def _lstm_carry_h(carry):
-  return carry.h
-
-
-def _lstm_with_h(carry, h):
-  return LSTMState(carry.c, h)
-
-
-def _gru_forward(params, h, z):
-  xr, xz, xn = _split_gates(z, 3)
-  hr, hz, hn = _split_gates(h @ params["w_h"], 3)
+def _gru_forward(params, h, xw):
+  xr, xz, xn = (x + base.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
+  hr, hz, hn = _recurrent_gates(h, params)
   r = base.fast_sigmoid(xr + hr)
   u = base.fast_sigmoid(xz + hz)
   hn_b = hn + base.along_last(params["b_hn"], hn)
   n = jnp.tanh(xn + r * hn_b)
   h_new = n + u * (h - n)
-  return h_new, h_new, (h, r, u, n, hn_b)
+  return h_new, h_new, (r, u, n, hn_b)
 
 
-def _gru_backward(params, w_hT, residuals, dcarry, dh):
+def _gru_backward(params, w_hT, step, dcarry, dh):
   del params, dcarry  # the carry is h itself: all of its cotangent is in dh
-  h, r, u, n, hn_b = residuals
+  r, u, n, hn_b = step.gates
   da_n = dh * (1.0 - u) * (1.0 - n * n)
   da_r = da_n * hn_b * _dsigmoid(r)
-  da_u = dh * (h - n) * _dsigmoid(u)
+  da_u = dh * (step.h_in - n) * _dsigmoid(u)
   dz = jnp.concatenate([da_r, da_u, da_n], axis=-1)
   dhw = jnp.concatenate([da_r, da_u, da_n * r], axis=-1)
   return dh * u + dhw @ w_hT, dz, dhw
@@ -153,42 +175,33 @@ _ELMAN_DERIVATIVES = {"tanh": _elman_derivative_tanh, "relu": _elman_derivative_
 _ELMAN_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
-def _elman_forward(activation, params, h, z):
-  h_new = _ELMAN_ACTIVATIONS[activation](z + h @ params["w_h"])
-  return h_new, h_new, (h, h_new)
+def _elman_forward(activation, params, h, xw):
+  (pre,) = _gate_inputs(params, xw, h)
+  h_new = _ELMAN_ACTIVATIONS[activation](pre)
+  return h_new, h_new, ()
 
 
-def _elman_backward(activation, params, w_hT, residuals, dcarry, dh):
+def _elman_backward(activation, params, w_hT, step, dcarry, dh):
   del params, dcarry
-  _, h_new = residuals
-  dz = dh * _ELMAN_DERIVATIVES[activation](h_new)
+  dz = dh * _ELMAN_DERIVATIVES[activation](step.h_out)
   return dz @ w_hT, dz, None
-
-
-def _identity_h(carry):
-  return carry
-
-
-def _replace_h(carry, h):
-  del carry
-  return h
 
 
 class _Family(NamedTuple):
   forward: Callable
   backward: Callable
   carry_h: Callable          # the h inside a carry
-  with_h: Callable           # the carry with its h replaced
-  extra_params: tuple        # params besides w_h that the recurrence reads (gradients summed from dhw)
+  num_gates: int
+  extra_params: tuple        # params besides w_h and b that the recurrence reads (gradients summed from dhw)
 
 
 def _family(cell: base.Cell) -> _Family:
   if isinstance(cell, LSTM):
-    return _Family(_lstm_forward, _lstm_backward, _lstm_carry_h, _lstm_with_h, ())
+    return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h, 4, ())
   if isinstance(cell, GRU):
-    return _Family(_gru_forward, _gru_backward, _identity_h, _replace_h, ("b_hn",))
+    return _Family(_gru_forward, _gru_backward, lambda h: h, 3, ("b_hn",))
   return _Family(functools.partial(_elman_forward, cell.activation),
-                 functools.partial(_elman_backward, cell.activation), _identity_h, _replace_h, ())
+                 functools.partial(_elman_backward, cell.activation), lambda h: h, 1, ())
 
 
 def _where(mask, new, old):
@@ -200,76 +213,114 @@ def _mask_at(t, lengths_B, like_BxH):
   return jnp.reshape(t < lengths_B, (like_BxH.shape[0], 1))
 
 
+def _rows_T(*arrays_TxBxK):
+  """`[sum K, T*B]`: the arrays' features side by side, transposed (one pass that writes the
+  left operand of a weight-gradient matmul in the layout XLA:CPU's matmul wants)."""
+  return jnp.concatenate([jnp.reshape(a, (-1, a.shape[-1])).T for a in arrays_TxBxK], axis=0)
+
+
+def _weight_grad(lhsT_KxN, d_TxBxG):
+  """`lhs^T d` over all T*B rows, accumulated in at least float32 (bfloat16 inputs).
+
+  Flattening (t, b) explicitly keeps XLA from contracting in (b, t) order, which cost a
+  transposed copy of `d` (the largest array of the backward pass).
+  """
+  acc = jnp.promote_types(d_TxBxG.dtype, jnp.float32)
+  return jnp.matmul(lhsT_KxN, jnp.reshape(d_TxBxG, (-1, d_TxBxG.shape[-1])), preferred_element_type=acc)
+
+
 @functools.lru_cache(maxsize=None)
-def _make_recurrence(cell: base.Cell, reverse: bool, masked: bool, unroll: int):
-  """The custom-VJP recurrence `(rec_params, z, carry, lengths) -> (carry, ys)` for one configuration."""
+def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int):
+  """The custom-VJP layer `(w_x, rec_params, xs, carry, lengths) -> (carry, ys)` for one configuration."""
   family = _family(cell)
 
-  def forward_scan(rec_params, z_TxBxG, carry, lengths_B):
-    steps = z_TxBxG.shape[0]
+  def forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B):
+    steps = xs_TxBxI.shape[0]
+    rec_params = {**rec_params, "w_h_gates": _gate_blocks(rec_params["w_h"], family.num_gates)}
 
-    def body(carry, t_and_z):
-      t, z_BxG = t_and_z
-      new_carry, h_BxH, residuals = family.forward(rec_params, carry, z_BxG)
+    def body(carry, t_and_xw):
+      t, xw = t_and_xw
+      new_carry, h_BxH, gates = family.forward(rec_params, carry, xw)
       if masked:
         mask = _mask_at(t, lengths_B, h_BxH)
         new_carry = _where(mask, new_carry, carry)
         h_BxH = jnp.where(mask, h_BxH, 0)
-      return new_carry, (h_BxH, residuals)
+      return new_carry, (h_BxH, gates)
 
-    return jax.lax.scan(body, carry, (jnp.arange(steps), z_TxBxG), reverse=reverse, unroll=unroll)
+    # The hoisted projection: one matmul over all steps per gate (separate buffers, see
+    # `_recurrent_gates`).
+    xw = tuple(jnp.einsum("tbi,ih->tbh", xs_TxBxI, w) for w in _gate_blocks(w_x, family.num_gates))
+    return jax.lax.scan(body, carry, (jnp.arange(steps), xw), reverse=reverse, unroll=unroll)
 
   @jax.custom_vjp
-  def recurrence(rec_params, z_TxBxG, carry, lengths_B):
-    carry, (ys_TxBxH, _) = forward_scan(rec_params, z_TxBxG, carry, lengths_B)
-    return carry, ys_TxBxH
+  def layer(w_x, rec_params, xs_TxBxI, carry, lengths_B):
+    final, (ys_TxBxH, _) = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B)
+    return final, ys_TxBxH
 
-  def recurrence_fwd(rec_params, z_TxBxG, carry, lengths_B):
-    carry, (ys_TxBxH, residuals) = forward_scan(rec_params, z_TxBxG, carry, lengths_B)
-    return (carry, ys_TxBxH), (rec_params, residuals, lengths_B)
+  def layer_fwd(w_x, rec_params, xs_TxBxI, carry, lengths_B):
+    final, (ys_TxBxH, gates) = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B)
+    return (final, ys_TxBxH), (w_x, rec_params, xs_TxBxI, family.carry_h(carry), lengths_B, ys_TxBxH, gates)
 
-  def recurrence_bwd(saved, cotangents):
-    rec_params, residuals, lengths_B = saved
+  def h_before(t, lengths_B, ys_TxBxH, h0_BxH):
+    """The carry's h before step `t`: the previous step's output, or `h0` before the first
+    (a reverse run reaches a sequence's last valid step straight from `h0`)."""
+    prev = t + 1 if reverse else t - 1
+    steps = ys_TxBxH.shape[0]
+    valid = jnp.logical_and(prev >= 0, prev < steps)
+    if masked:
+      valid = jnp.logical_and(valid, _mask_at(prev, lengths_B, h0_BxH))
+    y_prev = jax.lax.dynamic_index_in_dim(ys_TxBxH, jnp.clip(prev, 0, steps - 1), keepdims=False)
+    return jnp.where(valid, y_prev, h0_BxH)
+
+  def layer_bwd(saved, cotangents):
+    w_x, rec_params, xs_TxBxI, h0_BxH, lengths_B, ys_TxBxH, gates = saved
     dcarry, dys_TxBxH = cotangents
     w_hT = rec_params["w_h"].T
     steps = dys_TxBxH.shape[0]
 
     def body(dcarry, inputs):
-      t, dy_BxH, step_residuals = inputs
+      t, dy_BxH, y_BxH, gates_t = inputs
+      step = _Step(h_in=h_before(t, lengths_B, ys_TxBxH, h0_BxH), h_out=y_BxH, gates=gates_t)
       dh_BxH = family.carry_h(dcarry) + dy_BxH
       if masked:  # padded steps pass the carry's cotangent straight through
         mask = _mask_at(t, lengths_B, dy_BxH)
         passed = _where(mask, jax.tree.map(jnp.zeros_like, dcarry), dcarry)
         dcarry = _where(mask, dcarry, jax.tree.map(jnp.zeros_like, dcarry))
         dh_BxH = jnp.where(mask, dh_BxH, 0)
-      dprev, dz_BxG, dhw_BxG = family.backward(rec_params, w_hT, step_residuals, dcarry, dh_BxH)
+      dprev, dz_BxG, dhw_BxG = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
       if masked:
         dprev = jax.tree.map(jnp.add, dprev, passed)
       return dprev, (dz_BxG, dhw_BxG)
 
     dcarry, (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
-        body, dcarry, (jnp.arange(steps), dys_TxBxH, residuals), reverse=not reverse, unroll=unroll)
-    # All weight gradients as single matmuls over the T*B rows (the point of this module),
-    # accumulated in at least float32 (bfloat16 params).
-    h_in_TxBxH = residuals[0]
-    dhw_TxBxG = dz_TxBxG if dhw_TxBxG is None else dhw_TxBxG
-    w_dtype = rec_params["w_h"].dtype
-    acc = jnp.promote_types(w_dtype, jnp.float32)
-    grads = {"w_h": jnp.einsum("tbh,tbg->hg", h_in_TxBxH, dhw_TxBxG, preferred_element_type=acc).astype(w_dtype)}
-    if "b_hn" in family.extra_params:
+        body, dcarry, (jnp.arange(steps), dys_TxBxH, ys_TxBxH, gates), reverse=not reverse, unroll=unroll)
+
+    # The weight gradients as single matmuls over all T*B rows (the point of this module).
+    h_in_TxBxH = jax.vmap(lambda t: h_before(t, lengths_B, ys_TxBxH, h0_BxH))(jnp.arange(steps))
+    ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
+    inputs = xs_TxBxI.shape[-1]
+    if dhw_TxBxG is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
+      stacked = _weight_grad(_rows_T(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG)
+      dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1]}
+    else:
+      stacked = _weight_grad(_rows_T(xs_TxBxI, ones_TxBx1), dz_TxBxG)
+      dw_x, grads = stacked[:inputs], {"w_h": _weight_grad(_rows_T(h_in_TxBxH), dhw_TxBxG), "b": stacked[-1]}
       hidden = rec_params["w_h"].shape[0]
-      grads["b_hn"] = jnp.sum(dhw_TxBxG[..., 2 * hidden:], axis=(0, 1), dtype=acc).astype(w_dtype)
-    return grads, dz_TxBxG, dcarry, None
+      grads["b_hn"] = jnp.sum(dhw_TxBxG[..., 2 * hidden:], axis=(0, 1), dtype=stacked.dtype)
+    dxs_TxBxI = jnp.einsum("tbg,ig->tbi", dz_TxBxG, w_x)
+    grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
+    return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None
 
-  recurrence.defvjp(recurrence_fwd, recurrence_bwd)
-  return recurrence
+  layer.defvjp(layer_fwd, layer_bwd)
+  return layer
 
 
-def run(cell: base.Cell, params: Any, z_TxBxG: jax.Array, carry: Any, *, lengths: jax.Array | None = None,
+def run(cell: base.Cell, params: Any, xs_TxBxI: jax.Array, carry: Any, *, lengths: jax.Array | None = None,
         reverse: bool = False, unroll: int = 1):
-  """The recurrence of `cell` over hoisted inputs `z_TxBxG = cell.project(params, x_TxBxI)`.
+  """Runs `cell` over time-major inputs; what `scan.run(..., hoist=True)` computes.
 
   Args:
+    xs_TxBxI: the inputs, time-major.
     carry: the initial carry for batch `(B,)`.
     lengths: optional `[B]` valid lengths; padded steps keep the carry and output zeros.
   Returns:
@@ -281,8 +332,7 @@ def run(cell: base.Cell, params: Any, z_TxBxG: jax.Array, carry: Any, *, lengths
   if reason is not None:
     raise ValueError(f"fused backward unavailable: {reason}")
   family = _family(cell)
-  rec_params = {"w_h": params["w_h"], **{name: params[name] for name in family.extra_params}}
+  rec_params = {name: params[name] for name in ("w_h", "b", *family.extra_params)}
   masked = lengths is not None
-  lengths_B = lengths if masked else jnp.zeros((z_TxBxG.shape[1],), jnp.int32)
-  recurrence = _make_recurrence(cell, reverse, masked, unroll)
-  return recurrence(rec_params, z_TxBxG, carry, lengths_B)
+  lengths_B = lengths if masked else jnp.zeros((xs_TxBxI.shape[1],), jnp.int32)
+  return _make_layer(cell, reverse, masked, unroll)(params["w_x"], rec_params, xs_TxBxI, carry, lengths_B)

@@ -122,8 +122,7 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
     reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell, remat=remat)
     if reason is not None:
       raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
-    carry, ys_TxBxH = fused.run(cell, params, cell.project(params, xs_TxBxI), carry, lengths=lengths,
-                                reverse=reverse, unroll=unroll)
+    carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths, reverse=reverse, unroll=unroll)
     return carry, (ys_TxBxH if time_major else jnp.swapaxes(ys_TxBxH, 0, 1))
   if hoist is None:
     hoist = hoist_by_default(cell.hidden_size(params))

@@ -40,6 +40,8 @@ _PEAK_FLOPS = flags.DEFINE_float("peak_flops", 0.0, "The device's FLOP/s ceiling
 _CEILING_SIZE = flags.DEFINE_integer("ceiling_size", 2048, "Matrix size of the ceiling measurement.")
 _OMP_WAIT_POLICY = flags.DEFINE_string("omp_wait_policy", "", "Set OMP_WAIT_POLICY for torch before importing it "
                                        "(PASSIVE keeps oneDNN usable on a loaded, shared CPU).")
+_KEEP_FREED_MEMORY = flags.DEFINE_bool("keep_freed_memory", True, "glibc malloc keeps freed memory (no page "
+                                       "faults on each step's fresh buffers; see harness.keep_freed_memory).")
 _OUTPUT = flags.DEFINE_string("output", "runs/benchmark/results.jsonl", "JSON-lines file rows are appended to.")
 _LABEL = flags.DEFINE_string("label", "", "Free text recorded in every row.")
 
@@ -60,6 +62,7 @@ def main(argv):
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from experiments.benchmark import bench, harness  # pylint: disable=g-import-not-at-top
+  fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and harness.keep_freed_memory())
 
   shapes = bench.parse_shapes(_SHAPES.value)
   timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value)
@@ -68,17 +71,17 @@ def main(argv):
     if not _TRAIN_STEPS.value:
       raise app.UsageError("--data_parallel needs --train_steps=<experiment>")
     batch, _, length = shapes[0]
-    rows = bench.run_data_parallel(_TRAIN_STEPS.value[0], batch, length, label=_LABEL.value, **timing)
+    rows = bench.run_data_parallel(_TRAIN_STEPS.value[0], batch, length, **fields, **timing)
   elif _TRAIN_STEPS.value:
     rows = []
     for batch, _, length in shapes:
-      rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, label=_LABEL.value, **timing, **ceiling)
+      rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, **fields, **timing, **ceiling)
   else:
     specs = bench.grid(_CELLS.value, _MODES.value, shapes, input_size=[int(v) for v in _INPUT_SIZE.value],
                        layers=[int(v) for v in _LAYERS.value], direction=_DIRECTION.value, dtype=_DTYPE.value,
                        unroll=[int(v) for v in _UNROLL.value], remat=_bools(_REMAT.value), hoist=_HOIST.value,
                        backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
-    rows = bench.run_grid(specs, compare=_COMPARE.value, label=_LABEL.value, **timing, **ceiling)
+    rows = bench.run_grid(specs, compare=_COMPARE.value, **fields, **timing, **ceiling)
   harness.write_jsonl(_OUTPUT.value, rows)
   env = harness.environment()
   print(f"\n{env['date']}  {env['device']} ({env['cpu']}, {env['host_cpus']} cpus)  jax {env['jax']}  "
