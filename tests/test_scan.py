@@ -20,8 +20,10 @@ def _setup(name="lstm", options=None, seed=0, input_size=I):
 
 
 def _close(a, b, atol=1e-5, rtol=1e-5):
+  """Leafwise float32 agreement; atol scales with each leaf's magnitude (IRNN values grow large)."""
   for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
-    np.testing.assert_allclose(u, v, atol=atol, rtol=rtol)
+    scale = max(1.0, float(np.max(np.abs(v)))) if np.size(v) else 1.0
+    np.testing.assert_allclose(u, v, atol=atol * scale, rtol=rtol)
 
 
 @pytest.mark.parametrize("name,options", ALL_CELLS, ids=CELL_IDS)
