@@ -2,34 +2,39 @@
 
   carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths_B, reverse=False)
 
-The input projection `xs W_x` is one matmul over all steps before the loop (the
-hoisted layout; autodiff differentiates it, it is one large matmul each way). The
-recurrence over it is a `jax.custom_vjp`. Values and gradients equal those of
-`rnn_jax.scan.run(..., hoist=True, backward="autodiff")` up to float rounding;
-`scan.run(..., backward="fused")` routes here.
+One layer, one direction, the hoisted layout: the input projection `xs W_x` is one
+matmul over all steps before the loop, then a `lax.scan` runs the recurrence. The
+whole layer is a `jax.custom_vjp`. Values and gradients equal those of
+`rnn_jax.scan.run(..., hoist=True, backward="autodiff")` up to float rounding
+(tests/test_fused.py); `scan.run(..., backward="fused" or "auto")` routes here.
 
-Why a hand-written VJP (PERF-NOTES 2; measured again in experiments/benchmark):
+Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/benchmark):
   * Autodiff of `lax.scan` transposes the step, so every backward step adds its
-    `h_{t-1}^T dz_t` into a `[H, G]` weight-gradient accumulator that is carried
-    through the loop (a `[B,H]x[B,G]` matmul plus a read-modify-write of `G*H`
-    floats per step, on the critical path). Here the backward scan carries only
-    `dh` (and `dc`), emits `dz_t`, and the weight gradient is one
-    `[H, T*B] x [T*B, G]` matmul after the loop, which runs at the matmul ceiling.
-  * The forward keeps exactly the activations the backward needs (gates, `tanh c`,
-    the incoming carry) instead of whatever autodiff happens to save.
-  * XLA:CPU emits scalar (unvectorised) code for an elementwise fusion that reads
-    several column slices of one buffer and applies a transcendental to them, which
-    is what `jnp.split(z + h W, 4)` followed by sigmoid/tanh becomes: the LSTM gate
-    math took ~80 us per step at B=32, H=256, about as long as the recurrent matmul.
-    On CPU the split gates are therefore materialised first (`_split_gates`), so each
-    activation reads a whole buffer and is vectorised (8x faster gate math).
+    `h_{t-1}^T dz_t` into a `[H, G]` weight-gradient accumulator carried through the
+    loop (a small matmul plus a read-modify-write of `G*H` floats per step, on the
+    critical path). Here the backward scan carries only `dh` (and `dc`) and stacks
+    `dz_t`; afterwards ONE `[I+H+1, T*B] x [T*B, G]` matmul gives dW_x, dW_h and db
+    (the bias through a row of ones) and one more gives dx. Flattening (t, b) by hand
+    matters: an einsum over both made XLA transpose `dz`, the largest array, twice.
+  * XLA:CPU emits scalar code for a loop fusion that reads two or more slices of one
+    buffer, which is what `jnp.split(x W + h W_h, 4)` followed by sigmoid/tanh is: the
+    gate math took ~80 us per step at B=32, H=256 and ~1 ms at B=128, as long as the
+    recurrent matmul. (An optimization barrier does not help: XLA:CPU drops it before
+    fusion.) So on CPU every gate has its own buffer: the projection is one matmul per
+    gate, `h W_h` one matmul per gate (`_recurrent_gates`), and the residuals a backward
+    step reads are separate stacks (the LSTM keeps its incoming `c` rather than reading
+    two steps of one stack). With that, the gate math is vectorised (8x faster).
+  * The forward keeps only what the backward needs (LSTM: i, f, g, o, c_in; GRU: r, u,
+    n, h W_hn + b_hn; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
+    recomputed or read from the outputs. Each stacked residual costs a zero-fill, a
+    write and a read of `T*B*H` floats, which is memory-bound on CPU.
   * The bias is added inside the step, where the gate math already reads `x W_x`,
-    instead of in a separate pass over the `[T, B, G]` projection (memory-bound on CPU);
-    its gradient is the sum of `dz`, as in autodiff.
+    not in a separate pass over the `[T, B, G]` projection.
 
 Supported: LSTM without peepholes or layer norm, GRU with `reset_after=True`,
 Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`.
-`unsupported_reason` names what is not (remat, other cells or options).
+`unsupported_reason` names what is not (remat, other cells or options). No
+forward-mode derivative (`jax.jvp`) through a custom VJP: use backward="autodiff".
 """
 
 from __future__ import annotations

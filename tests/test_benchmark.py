@@ -104,6 +104,8 @@ def test_remat_summary_reports_memory_and_time():
   specs = bench.grid(["lstm"], ["fwdbwd"], [(2, 8, 40)], remat=[False, True], backward=["autodiff"])
   rows = bench.run_grid(specs, log=lambda _: None, **FAST)
   assert [r["remat"] for r in rows] == [False, True]
+  # Runner variants of one point are timed together; ratios are against the first.
+  assert rows[1]["speedup_of_rnn_jax"] == pytest.approx(rows[1]["median_s"] / rows[0]["median_s"])
   lines = bench.remat_summary(rows)
   assert len(lines) == 1 and "saves" in lines[0] and "time x" in lines[0]
 
@@ -136,3 +138,10 @@ def test_train_step_and_data_parallel_rows():
   assert rows[0]["flops"] == 3 * 6 * per_token + 6 * 2 * (2 * 32)
   assert [r["devices"] for r in dp][0] == 1 and dp[0]["scaling_efficiency"] == 1.0
   assert len(dp) == jax.device_count() if jax.device_count() <= 2 else len(dp) >= 2
+
+
+def test_ceiling_measured_in_the_same_rounds():
+  spec = Spec(cell="elman", mode="fwd", batch=2, length=3, hidden=4)
+  rows = bench.run_grid([spec], log=lambda _: None, rounds=2, warmup=0, min_round_s=0.0, ceiling_size=64)
+  assert rows[0]["ceiling_flops_per_s"] > 0
+  assert rows[0]["fraction_of_ceiling"] == pytest.approx(rows[0]["flops_per_s"] / rows[0]["ceiling_flops_per_s"])

@@ -39,6 +39,9 @@ def parse_shapes(shapes: Sequence[str]) -> list[tuple[int, int, int]]:
   return out
 
 
+_RUNNER_OPTIONS = ("unroll", "remat", "hoist", "backward")
+
+
 def _ceiling(ceilings: dict, dtype: str, peak_flops: float, size: int) -> float:
   if peak_flops > 0:
     return peak_flops
@@ -47,31 +50,51 @@ def _ceiling(ceilings: dict, dtype: str, peak_flops: float, size: int) -> float:
   return ceilings[dtype]
 
 
+def _groups(specs: Sequence[Spec]) -> list[list[Spec]]:
+  """Specs that differ only in runner options, in order: they are timed together."""
+  groups: dict = {}
+  for spec in specs:
+    key = dataclasses.replace(spec, **{k: getattr(Spec, k) for k in _RUNNER_OPTIONS})
+    groups.setdefault(key, []).append(spec)
+  return list(groups.values())
+
+
 def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5, warmup: int = 1,
              min_round_s: float = 0.2, peak_flops: float = 0.0, ceiling_size: int = 2048,
              log: Callable[[str], None] = print, **fields) -> list[dict]:
-  """Times rnn_jax (and the `compare` implementations, alternating rounds) at every spec."""
+  """Times rnn_jax at every spec, with the `compare` implementations, in alternating rounds.
+
+  Specs that differ only in runner options (unroll, remat, hoist, backward) are timed in
+  one group, together with the compare implementations (once per group) and, unless
+  `peak_flops` is given, the ceiling matmul, so that every ratio in a group is taken
+  under the same load. Ratios are relative to the group's first rnn_jax row.
+  """
   env = harness.environment()
-  ceilings: dict = {}
   rows = []
-  for spec in specs:
-    timers, skipped = [], []
-    for name, make in [("rnn_jax", implementations.rnn_jax)] + [(c, implementations.COMPARE[c]) for c in compare]:
+  for group in _groups(specs):
+    timers, row_specs, skipped = [], [], []
+    makers = [("rnn_jax", implementations.rnn_jax, s) for s in group]
+    makers += [(c, implementations.COMPARE[c], group[0]) for c in compare]
+    for name, make, spec in makers:
       try:
         timers.append(make(spec))
+        row_specs.append(spec)
       except implementations.Unavailable as e:
         skipped.append(f"{name}: {e}")
     for s in skipped:
       log(f"  skipped {s}")
     if not timers:
       continue
-    ceiling = _ceiling(ceilings, spec.dtype, peak_flops, ceiling_size)
-    results = harness.measure(timers, rounds=rounds, warmup=warmup, min_round_s=min_round_s)
-    point = [harness.make_row(spec, t, r, ceiling, env, **fields) for t, r in zip(timers, results)]
+    ceiling_timer = None if peak_flops > 0 else harness.matmul_timer(group[0].dtype, ceiling_size)
+    results = harness.measure(timers + ([ceiling_timer] if ceiling_timer else []), rounds=rounds, warmup=warmup,
+                              min_round_s=min_round_s)
+    ceiling = peak_flops if ceiling_timer is None else ceiling_timer.flops / results[-1].median_s
+    point = [harness.make_row(spec, t, r, ceiling, env, **fields) for spec, t, r in zip(row_specs, timers, results)]
     harness.add_ratios(point)
     for row in point:
-      log(f"  {row['impl']:>8} {spec.cell} {spec.mode} B={spec.batch} H={spec.hidden} T={spec.length}: "
-          f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row.get('speedup_of_rnn_jax', 1):.2f})")
+      log(f"  {row['impl']:>8} {row['cell']} {row['mode']} B={row['batch']} H={row['hidden']} T={row['length']} "
+          f"backward={row['backward']} hoist={row['hoist']} remat={row['remat']} unroll={row['unroll']}: "
+          f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row['speedup_of_rnn_jax']:.2f})")
     rows.extend(point)
   return rows
 

@@ -206,14 +206,20 @@ def measure(timers: Sequence[Timer], rounds: int = 5, warmup: int = 1, min_round
   return results
 
 
-def matmul_ceiling(dtype: str = "float32", size: int = 2048, rounds: int = 5) -> float:
-  """FLOP/s of one large `[size, size] x [size, size]` matmul on the default device (the ceiling)."""
+def matmul_timer(dtype: str = "float32", size: int = 2048) -> Timer:
+  """One large `[size, size] x [size, size]` matmul: its FLOP/s is the device's ceiling."""
   a = jax.random.normal(jax.random.PRNGKey(0), (size, size), DTYPES[dtype])
   b = jax.random.normal(jax.random.PRNGKey(1), (size, size), DTYPES[dtype])
-  compiled = jax.jit(jnp.matmul).lower(a, b).compile()
-  timer = Timer("matmul", lambda: jax.block_until_ready(compiled(a, b)))
-  result = measure([timer], rounds=rounds, warmup=2)[0]
-  return 2 * size ** 3 / result.median_s
+  holder = {}
+  timer = Timer("matmul", lambda: jax.block_until_ready(holder["compiled"](a, b)), flops=2 * size ** 3)
+  timer.compile_fn = lambda: holder.update(compiled=jax.jit(jnp.matmul).lower(a, b).compile())
+  return timer
+
+
+def matmul_ceiling(dtype: str = "float32", size: int = 2048, rounds: int = 5) -> float:
+  """FLOP/s of `matmul_timer`'s matmul on the default device, timed alone."""
+  timer = matmul_timer(dtype, size)
+  return timer.flops / measure([timer], rounds=rounds, warmup=2)[0].median_s
 
 
 def environment() -> dict:
@@ -315,12 +321,14 @@ def make_row(spec: Spec | None, timer: Timer, result: Result, ceiling_flops: flo
 
 
 def add_ratios(rows: list[dict], reference: str = "rnn_jax") -> None:
-  """Sets `speedup_of_<reference>` = this row's median / the reference's, for rows of one grid point."""
+  """Sets `speedup_of_<reference>` = this row's median / the first reference row's (and the same
+  for process CPU time, `cpu_speedup_of_<reference>`), for rows timed together."""
   ref = [r for r in rows if r["impl"] == reference]
   if not ref:
     return
   for r in rows:
     r[f"speedup_of_{reference}"] = r["median_s"] / ref[0]["median_s"]
+    r[f"cpu_speedup_of_{reference}"] = r["cpu_s"] / ref[0]["cpu_s"] if ref[0]["cpu_s"] > 0 else None
 
 
 def write_jsonl(path: str, rows: Sequence[dict]) -> None:
@@ -338,6 +346,7 @@ _COLUMNS = [  # (header, key, format)
     ("spread", "spread", "{:.0%}"), ("cpu ms", "cpu_s", "{:.1f}", 1e3), ("tok/s", "tokens_per_s", "{:.3g}"),
     ("GFLOP/s", "flops_per_s", "{:.1f}", 1e-9), ("ceil", "fraction_of_ceiling", "{:.0%}"),
     ("temp MB", "temp_bytes", "{:.1f}", 1e-6), ("x rnn_jax", "speedup_of_rnn_jax", "{:.2f}"),
+    ("x rnn_jax cpu", "cpu_speedup_of_rnn_jax", "{:.2f}"),
     ("dev", "devices", "{}"), ("tok/s/dev", "tokens_per_s_per_device", "{:.3g}"), ("eff", "scaling_efficiency", "{:.0%}"),
 ]
 
