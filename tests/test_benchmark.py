@@ -145,3 +145,14 @@ def test_ceiling_measured_in_the_same_rounds():
   rows = bench.run_grid([spec], log=lambda _: None, rounds=2, warmup=0, min_round_s=0.0, ceiling_size=64)
   assert rows[0]["ceiling_flops_per_s"] > 0
   assert rows[0]["fraction_of_ceiling"] == pytest.approx(rows[0]["flops_per_s"] / rows[0]["ceiling_flops_per_s"])
+
+
+@pytest.mark.parametrize("name,overrides", [
+    ("handwriting_recognition", dict(hidden_size=8)), ("handwriting_generation", dict(hidden_size=8)),
+    ("translation", dict(encoder_size=8, decoder_size=8, embed_size=8))])
+def test_every_experiment_train_step_runs(name, overrides):
+  step = train_steps.TRAIN_STEPS[name](2, 12, **overrides)
+  timer = train_steps.timer(step)
+  result = harness.measure([timer], rounds=1, warmup=0, min_round_s=0.0)[0]
+  assert result.median_s > 0 and timer.flops > 0 and step.tokens > 0
+  assert int(timer.optimizer_steps()) == 2  # the first call and the one timed call each applied an update

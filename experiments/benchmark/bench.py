@@ -78,7 +78,8 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
     for name, make, spec in makers:
       try:
         timers.append(make(spec))
-        row_specs.append(spec)
+        # Runner options describe rnn_jax rows only.
+        row_specs.append(spec if name == "rnn_jax" else dataclasses.replace(spec, **dict.fromkeys(_RUNNER_OPTIONS)))
       except implementations.Unavailable as e:
         skipped.append(f"{name}: {e}")
     for s in skipped:
@@ -92,8 +93,9 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
     point = [harness.make_row(spec, t, r, ceiling, env, **fields) for spec, t, r in zip(row_specs, timers, results)]
     harness.add_ratios(point)
     for row in point:
-      log(f"  {row['impl']:>8} {row['cell']} {row['mode']} B={row['batch']} H={row['hidden']} T={row['length']} "
-          f"backward={row['backward']} hoist={row['hoist']} remat={row['remat']} unroll={row['unroll']}: "
+      options = f" backward={row['backward']} hoist={row['hoist']} remat={row['remat']} unroll={row['unroll']}"
+      log(f"  {row['impl']:>8} {row['cell']} {row['mode']} B={row['batch']} H={row['hidden']} T={row['length']}"
+          f"{options if row['impl'] == 'rnn_jax' else ''}: "
           f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row['speedup_of_rnn_jax']:.2f})")
     rows.extend(point)
   return rows

@@ -52,9 +52,81 @@ def language_modeling(batch: int, length: int, config_name: str = "zaremba_small
                    f"{m.num_layers}x{m.hidden_size} {m.cell}, vocab {vocab}, {config.optimizer.name}")
 
 
+def _state(params, config):
+  return train.create_train_state(params, train.make_optimizer(config.optimizer, 1, 1))
+
+
+def handwriting_recognition(batch: int, length: int, **model) -> TrainStep:
+  """The handwriting experiment's BLSTM-CTC recogniser on `length` pen points per sequence."""
+  from experiments.handwriting import model as hw  # pylint: disable=g-import-not-at-top
+  from experiments.handwriting.configs import recognize_synthetic  # pylint: disable=g-import-not-at-top
+  from rnn_jax import ctc  # pylint: disable=g-import-not-at-top
+  config = recognize_synthetic.get_config()
+  config.model.update(model)
+  m, classes, label_length = config.model, 11, max(1, length // 20)
+
+  def loss_fn(params, model_state, data, rng, is_training):
+    del rng, is_training
+    logits, lengths = hw.recognizer_logits(params, m, data["points"], data["lengths"])
+    return jnp.mean(ctc.ctc_loss(logits, lengths, data["labels"], data["label_lengths"])), ({}, model_state)
+
+  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  data = {"points": jax.random.normal(keys[0], (batch, length, 3)), "lengths": jnp.full((batch,), length),
+          "labels": jax.random.randint(keys[1], (batch, label_length), 1, classes),
+          "label_lengths": jnp.full((batch,), label_length)}
+  params = hw.init_recognizer(jax.random.PRNGKey(0), m, classes)
+  return TrainStep("handwriting_recognition", loss_fn, _state(params, config), data, batch * length,
+                   f"{m.num_layers}x{m.hidden_size} bidirectional {m.cell} + CTC, subsample {m.subsample}")
+
+
+def handwriting_generation(batch: int, length: int, **model) -> TrainStep:
+  """The handwriting experiment's unconditional MDN generator (Graves 2013) on `length` points."""
+  from experiments.handwriting import model as hw  # pylint: disable=g-import-not-at-top
+  from experiments.handwriting.configs import generate  # pylint: disable=g-import-not-at-top
+  config = generate.get_config()
+  config.model.update(model)
+  m, alphabet = config.model, 1
+
+  def loss_fn(params, model_state, data, rng, is_training):
+    del rng, is_training
+    total, count = hw.generator_nll(params, m, alphabet, data["points"], data["lengths"])
+    return total / count, ({}, model_state)
+
+  data = {"points": jax.random.normal(jax.random.PRNGKey(1), (batch, length, 3)), "lengths": jnp.full((batch,), length)}
+  params = hw.init_generator(jax.random.PRNGKey(0), m, alphabet)
+  return TrainStep("handwriting_generation", loss_fn, _state(params, config), data, batch * length,
+                   f"{m.num_layers}x{m.hidden_size} {m.cell} + {m.num_mixtures}-component MDN")
+
+
+def translation(batch: int, length: int, **model) -> TrainStep:
+  """The translation experiment's attention seq2seq (Tatoeba config); source and target `length` tokens."""
+  from experiments.translation import experiment  # pylint: disable=g-import-not-at-top
+  from experiments.translation.configs import tatoeba  # pylint: disable=g-import-not-at-top
+  config = tatoeba.get_config()
+  config.model.update(model)
+  vocab = config.data.source_vocab_size
+  seq2seq = experiment.make_model(config, vocab, config.data.target_vocab_size)
+
+  def loss_fn(params, model_state, data, rng, is_training):
+    loss, metrics = seq2seq.loss(params, data, rng, is_training, config.label_smoothing)
+    return loss, (metrics, model_state)
+
+  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  tokens = jax.random.randint(keys[1], (batch, length + 1), 3, config.data.target_vocab_size)
+  data = {"source": jax.random.randint(keys[0], (batch, length), 3, vocab), "source_lengths": jnp.full((batch,), length),
+          "target_in": tokens[:, :-1], "target_out": tokens[:, 1:], "target_lengths": jnp.full((batch,), length)}
+  m = config.model
+  return TrainStep("translation", loss_fn, _state(seq2seq.init(jax.random.PRNGKey(0)), config), data,
+                   2 * batch * length, f"{m.encoder_layers}x{m.encoder_size} encoder, {m.decoder_layers}x"
+                   f"{m.decoder_size} decoder ({m.cell}), attention {m.attention}")
+
+
 TRAIN_STEPS: dict[str, Callable[..., TrainStep]] = {
     "language_modeling": language_modeling,                                   # Zaremba small: 2x200 LSTM
     "language_modeling_medium": functools.partial(language_modeling, config_name="zaremba_medium"),  # 2x650
+    "handwriting_recognition": handwriting_recognition,
+    "handwriting_generation": handwriting_generation,
+    "translation": translation,
 }
 
 
@@ -72,6 +144,7 @@ def timer(bench: TrainStep, num_devices: int | None = None) -> harness.Timer:
     jax.block_until_ready((holder["state"], metrics))
 
   t = harness.Timer(bench.name, step, flops=flops, extra={"description": bench.description})
+  t.optimizer_steps = lambda: holder["state"].step  # updates applied so far
 
   def compile_fn():
     compiled = jax.jit(step_fn).lower(holder["state"], batch, rng).compile()
