@@ -362,3 +362,26 @@ def format_table(rows: Sequence[dict]) -> str:
   lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
   lines += ["| " + " | ".join(cell(r, c) for c in cols) + " |" for r in rows]
   return "\n".join(lines)
+
+
+def format_comparison(rows: Sequence[dict]) -> str:
+  """One line per grid point: each implementation's median ms and its time / the first rnn_jax row's.
+
+  rnn_jax rows are labelled by their runner options where these differ within the point.
+  """
+  points: dict = {}
+  for r in rows:
+    key = tuple(r.get(k) for k in ("cell", "mode", "batch", "hidden", "length", "layers", "direction", "dtype"))
+    points.setdefault(key, []).append(r)
+  def label(r, group):
+    if r["impl"] != "rnn_jax":
+      return r["impl"]
+    varying = [k for k in ("backward", "hoist", "remat", "unroll")
+               if len({g.get(k) for g in group if g["impl"] == "rnn_jax"}) > 1]
+    return "rnn_jax" + "".join(f" {k}={r[k]}" for k in varying)
+  lines = ["| cell | mode | BxHxT | " + "implementation: median ms (time / rnn_jax's) |", "|---|---|---|---|"]
+  for (cell, mode, batch, hidden, length, *_), group in points.items():
+    ref = next((g for g in group if g["impl"] == "rnn_jax"), group[0])
+    cells = [f"{label(r, group)}: {1e3 * r['median_s']:.1f} ({r['median_s'] / ref['median_s']:.2f})" for r in group]
+    lines.append(f"| {cell} | {mode} | {batch}x{hidden}x{length} | " + "; ".join(cells) + " |")
+  return "\n".join(lines)

@@ -87,6 +87,8 @@ def main(argv):
   print(f"\n{env['date']}  {env['device']} ({env['cpu']}, {env['host_cpus']} cpus)  jax {env['jax']}  "
         f"flax {env['flax']}  torch {env.get('torch', '-')}  load {os.getloadavg()[0]:.1f}")
   print(harness.format_table(rows))
+  if not (_TRAIN_STEPS.value or _DATA_PARALLEL.value):
+    print("\n" + harness.format_comparison(rows))
   for line in bench.remat_summary(rows):
     print(line)
   print(f"\n{len(rows)} rows appended to {_OUTPUT.value}")

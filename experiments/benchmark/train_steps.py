@@ -147,7 +147,12 @@ def timer(bench: TrainStep, num_devices: int | None = None) -> harness.Timer:
   t.optimizer_steps = lambda: holder["state"].step  # updates applied so far
 
   def compile_fn():
-    compiled = jax.jit(step_fn).lower(holder["state"], batch, rng).compile()
+    # The state keeps its (replicated) placement: carried model state (e.g. TBPTT carries)
+    # would otherwise come back split over the batch and no longer fit the compiled step.
+    state_shardings = jax.tree.map(lambda x: x.sharding, holder["state"])
+    replicated = jax.tree.leaves(state_shardings)[0]
+    compiled = jax.jit(step_fn, out_shardings=(state_shardings, replicated)).lower(
+        holder["state"], batch, rng).compile()
     holder["compiled"] = compiled
     memory = compiled.memory_analysis()
     if memory is not None:
