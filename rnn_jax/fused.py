@@ -70,9 +70,9 @@ def unsupported_reason(cell: base.Cell, *, remat: bool = False) -> str | None:
 def use_by_default(cell: base.Cell, *, remat: bool = False, backend: str | None = None) -> bool:
   """Whether `scan.run(backward="auto")` takes the fused path: whenever it is supported.
 
-  On the 2-core CPU (experiments/benchmark/README.md) fused fwd+bwd was 1.07-1.7x faster
-  than autodiff with the runner's best layout for every cell and shape measured, and the
-  forward alone 0.93-1.45x (the one slower case, B=128 H=256, within noise). On GPU/TPU
+  On the 2-core CPU (experiments/benchmark/README.md) fused fwd+bwd took 1/1.02 to 1/1.7
+  of the time of autodiff (with the runner's CPU layout) for LSTM and GRU at every shape
+  measured (Elman: 2x faster at B=32, 0.93x at B=128); forward only 0.82-1.26x. On GPU/TPU
   it turns T small weight-gradient matmuls into one large one; not yet measured there.
   """
   del backend

@@ -18,7 +18,7 @@ Shared options (all static except `lengths` and carries):
               before the scan (True), inside each step (False), or choose (None, see
               `hoist_by_default`).
   backward:   "autodiff" differentiates the scan; "fused" runs the hoisted recurrence
-              through `rnn_jax.fused` (a hand-written VJP, 1.2-1.5x faster fwd+bwd;
+              through `rnn_jax.fused` (a hand-written VJP, up to 2x faster fwd+bwd;
               plain LSTM, GRU with reset_after, Elman; raises for anything else);
               "auto" (default) takes "fused" where `fused.use_by_default` allows it and
               `hoist` is not False. Same values and gradients either way, but a fused

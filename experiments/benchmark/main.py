@@ -4,7 +4,8 @@
   python -m experiments.benchmark.main --cells=lstm,gru --modes=fwdbwd \
       --shapes=32x256x100,128x256x100,32x256x1000,32x1024x100 --compare=flax,torch
   # long sequences: memory saved by remat and its time cost
-  python -m experiments.benchmark.main --cells=lstm --shapes=16x256x10000 --remat=false,true --rounds=3
+  python -m experiments.benchmark.main --cells=lstm --shapes=32x256x10000 --remat=false,true \
+      --backward=autodiff,fused --rounds=3 --min_round_s=0
   # whole train steps; data-parallel scaling over 4 (CPU: simulated) devices
   python -m experiments.benchmark.main --train_steps=language_modeling --devices=4 --data_parallel
 
