@@ -8,7 +8,7 @@ import pytest
 
 from experiments.benchmark import bench, harness, implementations, train_steps
 from experiments.benchmark.harness import Spec
-from rnn_jax import cells, scan
+from rnn_jax import scan
 
 B, T, I, H = 2, 3, 5, 7
 ROW_FIELDS = {"impl": str, "cell": str, "mode": str, "batch": int, "length": int, "hidden": int, "compile_s": float,
