@@ -32,7 +32,9 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     not in a separate pass over the `[T, B, G]` projection.
 
 Supported: LSTM without peepholes or layer norm, GRU with `reset_after=True`,
-Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`.
+Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`; the cell's
+`matmul_dtype` (every matmul, forward and backward, reads bfloat16 operands and
+accumulates in float32; the weight gradients come out in the params' dtype).
 `unsupported_reason` names what is not (remat, other cells or options). No
 forward-mode derivative (`jax.jvp`) through a custom VJP: use backward="autodiff".
 """
@@ -93,8 +95,14 @@ def _recurrent_gates(h_BxH: jax.Array, params) -> tuple:
   B=128, H=256); with separate buffers it is vectorised. Elsewhere one matmul.
   """
   if jax.default_backend() == "cpu":
-    return tuple(h_BxH @ w for w in params["w_h_gates"])
-  return tuple(jnp.split(h_BxH @ params["w_h"], len(params["w_h_gates"]), axis=-1))
+    return tuple(_mm(h_BxH, w) for w in params["w_h_gates"])
+  return tuple(jnp.split(_mm(h_BxH, params["w_h"]), len(params["w_h_gates"]), axis=-1))
+
+
+def _mm(a, w):
+  """`a @ w` in `w`'s dtype, accumulated in that of `a @ w`: the weights arrive already cast to
+  the cell's `matmul_dtype`, so this is the cell's mixed-precision matmul (a plain one without)."""
+  return base.matmul(a, w, w.dtype)
 
 
 def _dsigmoid(s):
@@ -143,7 +151,7 @@ def _lstm_backward(params, w_hT, step, dcarry, dh):
   dc = dcarry.c + dh * o * (1.0 - tanh_c * tanh_c)
   dz = jnp.concatenate([dc * g * _dsigmoid(i), dc * c_in * _dsigmoid(f), dc * i * (1.0 - g * g),
                         dh * tanh_c * _dsigmoid(o)], axis=-1)
-  return LSTMState(dc * f, dz @ w_hT), dz, None
+  return LSTMState(dc * f, _mm(dz, w_hT)), dz, None
 
 
 def _gru_forward(params, h, xw):
@@ -165,7 +173,7 @@ def _gru_backward(params, w_hT, step, dcarry, dh):
   da_u = dh * (step.h_in - n) * _dsigmoid(u)
   dz = jnp.concatenate([da_r, da_u, da_n], axis=-1)
   dhw = jnp.concatenate([da_r, da_u, da_n * r], axis=-1)
-  return dh * u + dhw @ w_hT, dz, dhw
+  return dh * u + _mm(dhw, w_hT), dz, dhw
 
 
 def _elman_derivative_tanh(h):
@@ -189,7 +197,7 @@ def _elman_forward(activation, params, h, xw):
 def _elman_backward(activation, params, w_hT, step, dcarry, dh):
   del params, dcarry
   dz = dh * _ELMAN_DERIVATIVES[activation](step.h_out)
-  return dz @ w_hT, dz, None
+  return _mm(dz, w_hT), dz, None
 
 
 class _Family(NamedTuple):
@@ -224,24 +232,33 @@ def _rows_T(*arrays_TxBxK):
   return jnp.concatenate([jnp.reshape(a, (-1, a.shape[-1])).T for a in arrays_TxBxK], axis=0)
 
 
-def _weight_grad(lhsT_KxN, d_TxBxG):
-  """`lhs^T d` over all T*B rows, accumulated in at least float32 (bfloat16 inputs).
+def _weight_grad(lhsT_KxN, d_TxBxG, dtype=None):
+  """`lhs^T d` over all T*B rows, with operands in `dtype` (the cell's `matmul_dtype`) and
+  accumulated in at least float32.
 
   Flattening (t, b) explicitly keeps XLA from contracting in (b, t) order, which cost a
   transposed copy of `d` (the largest array of the backward pass).
   """
   acc = jnp.promote_types(d_TxBxG.dtype, jnp.float32)
-  return jnp.matmul(lhsT_KxN, jnp.reshape(d_TxBxG, (-1, d_TxBxG.shape[-1])), preferred_element_type=acc)
+  dtype = dtype or jnp.result_type(lhsT_KxN, d_TxBxG)
+  d_NxG = jnp.reshape(d_TxBxG, (-1, d_TxBxG.shape[-1]))
+  return jnp.matmul(lhsT_KxN.astype(dtype), d_NxG.astype(dtype), preferred_element_type=acc)
 
 
 @functools.lru_cache(maxsize=None)
 def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int):
   """The custom-VJP layer `(w_x, rec_params, xs, carry, lengths) -> (carry, ys)` for one configuration."""
   family = _family(cell)
+  matmul_dtype = cell.matmul_dtype
+
+  def cast(w):
+    """A weight in the cell's matmul dtype (cast once, outside the loops)."""
+    return w if matmul_dtype is None else w.astype(matmul_dtype)
 
   def forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B):
     steps = xs_TxBxI.shape[0]
-    rec_params = {**rec_params, "w_h_gates": _gate_blocks(rec_params["w_h"], family.num_gates)}
+    w_h = cast(rec_params["w_h"])
+    rec_params = {**rec_params, "w_h": w_h, "w_h_gates": _gate_blocks(w_h, family.num_gates)}
 
     def body(carry, t_and_xw):
       t, xw = t_and_xw
@@ -254,7 +271,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int):
 
     # The hoisted projection: one matmul over all steps per gate (separate buffers, see
     # `_recurrent_gates`).
-    xw = tuple(jnp.einsum("tbi,ih->tbh", xs_TxBxI, w) for w in _gate_blocks(w_x, family.num_gates))
+    xw = tuple(base.matmul(xs_TxBxI, w, matmul_dtype) for w in _gate_blocks(w_x, family.num_gates))
     return jax.lax.scan(body, carry, (jnp.arange(steps), xw), reverse=reverse, unroll=unroll)
 
   @jax.custom_vjp
@@ -280,7 +297,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int):
   def layer_bwd(saved, cotangents):
     w_x, rec_params, xs_TxBxI, h0_BxH, lengths_B, ys_TxBxH, gates = saved
     dcarry, dys_TxBxH = cotangents
-    w_hT = rec_params["w_h"].T
+    w_hT = cast(rec_params["w_h"]).T
     steps = dys_TxBxH.shape[0]
 
     def body(dcarry, inputs):
@@ -305,14 +322,15 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int):
     ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
     inputs = xs_TxBxI.shape[-1]
     if dhw_TxBxG is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
-      stacked = _weight_grad(_rows_T(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG)
+      stacked = _weight_grad(_rows_T(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG, matmul_dtype)
       dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1]}
     else:
-      stacked = _weight_grad(_rows_T(xs_TxBxI, ones_TxBx1), dz_TxBxG)
-      dw_x, grads = stacked[:inputs], {"w_h": _weight_grad(_rows_T(h_in_TxBxH), dhw_TxBxG), "b": stacked[-1]}
+      stacked = _weight_grad(_rows_T(xs_TxBxI, ones_TxBx1), dz_TxBxG, matmul_dtype)
+      dw_x, grads = stacked[:inputs], {"w_h": _weight_grad(_rows_T(h_in_TxBxH), dhw_TxBxG, matmul_dtype),
+                                       "b": stacked[-1]}
       hidden = rec_params["w_h"].shape[0]
       grads["b_hn"] = jnp.sum(dhw_TxBxG[..., 2 * hidden:], axis=(0, 1), dtype=stacked.dtype)
-    dxs_TxBxI = jnp.einsum("tbg,ig->tbi", dz_TxBxG, w_x)
+    dxs_TxBxI = base.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
     grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
     return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None
 

@@ -67,6 +67,7 @@ class Reservoir(base.Cell):
   name = "reservoir"
 
   def __post_init__(self):
+    super().__post_init__()
     if not 0.0 < self.connectivity <= 1.0:
       raise ValueError(f"connectivity must be in (0, 1], got {self.connectivity}")
     if not 0.0 < self.leak_rate <= 1.0:
@@ -95,11 +96,11 @@ class Reservoir(base.Cell):
     return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
 
   def project(self, params, x):
-    xw = x @ params["w_x"]
+    xw = self.matmul(x, params["w_x"])
     return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, h, z):
-    h = h + self.leak_rate * (jnp.tanh(z + h @ params["w_h"]) - h)
+    h = h + self.leak_rate * (jnp.tanh(z + self.matmul(h, params["w_h"])) - h)
     return h, h
 
 

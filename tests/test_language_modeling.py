@@ -77,14 +77,17 @@ def test_tbptt_batches_continue_the_streams():
   assert text.num_windows(streams, 6) == 4
 
 
-def test_tiny_model_overfits_a_short_text(tmp_path):
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype):
   corpus = tmp_path / "short.txt"
   corpus.write_text(SHORT_TEXT)
   config = _tiny_config(corpus)
+  config.model.matmul_dtype = matmul_dtype  # bfloat16: mixed precision, params and optimizer state in float32
   config.max_steps = 150
   config.optimizer.learning_rate = 1e-2
   task, model, vocab, _ = lm.build(config, str(tmp_path / "run"))
   state = train.train_loop(task, config, str(tmp_path / "run"))
+  assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype("float32")}
   losses = [m["loss"] for m in train.read_metrics(str(tmp_path / "run")) if "loss" in m]
   assert losses[0] > 2.0 and np.mean(losses[-10:]) < 0.3, (losses[0], losses[-10:])
   sample = lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
@@ -145,6 +148,7 @@ def test_unknown_config_key_fails_at_start_naming_it(tmp_path):
 
 @pytest.mark.parametrize("field,value,message", [
     ("model.cell", "lstn", "config.model.cell: unknown cell 'lstn'"),
+    ("model.matmul_dtype", "bf17", "config.model: matmul_dtype: unknown dtype 'bf17'"),
     ("data.level", "byte", "config.data.level must be 'char' or 'word'"),
     ("model.dropout", 1.5, "config.model.dropout must be in"),
     ("data.bptt", 0, "config.data.bptt must be > 0"),

@@ -38,10 +38,12 @@ def _loss(ys):
 
 
 def _rnn_jax_params(spec: Spec):
-  cell = cells.get(spec.cell)
+  """Float32 params; `--dtype=bfloat16` is the cell's mixed precision (bfloat16 matmul operands,
+  float32 accumulation, params and carries)."""
+  cell = cells.get(spec.cell, matmul_dtype=None if spec.dtype == "float32" else spec.dtype)
   params = scan.init_stack(jax.random.PRNGKey(0), cell, spec.inputs, spec.hidden, spec.layers,
                            bidirectional=spec.direction == "bi")
-  return cell, jax.tree.map(lambda a: a.astype(harness.DTYPES[spec.dtype]), params)
+  return cell, params
 
 
 def spec_flops(spec: Spec) -> int:
@@ -105,14 +107,14 @@ def flax(spec: Spec) -> Timer:
     @nn.compact
     def __call__(self, x):
       for _ in range(spec.layers):
-        rnn = lambda: nn.RNN(make_cell(spec.hidden, dtype=dtype), time_major=spec.time_major)
+        rnn = lambda: nn.RNN(make_cell(spec.hidden, dtype=dtype, param_dtype=jnp.float32), time_major=spec.time_major)
         x = nn.Bidirectional(rnn(), rnn(), time_major=spec.time_major)(x) if spec.direction == "bi" else rnn()(x)
       return x
 
   model = Stack()
   xs = jax.random.normal(jax.random.PRNGKey(1), _input_shape(spec), dtype)
-  # Initialised in float32 (the orthogonal init has no bfloat16 QR), then cast, as for rnn_jax.
-  params = jax.tree.map(lambda a: a.astype(dtype), model.init(jax.random.PRNGKey(0), xs.astype(jnp.float32)))
+  # flax's mixed precision: float32 params, computation (and outputs) in `dtype`.
+  params = model.init(jax.random.PRNGKey(0), xs)
   fn, args = _jax_step(spec, model.apply, params, xs)
   return jax_timer("flax", fn, args, spec_flops(spec))
 

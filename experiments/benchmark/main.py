@@ -22,7 +22,9 @@ _SHAPES = flags.DEFINE_list("shapes", ["32x256x100"], "BATCHxHIDDENxLENGTH tripl
 _INPUT_SIZE = flags.DEFINE_list("input_size", ["0"], "Input features (0: equal to the hidden size).")
 _LAYERS = flags.DEFINE_list("layers", ["1"], "Stacked layers.")
 _DIRECTION = flags.DEFINE_list("direction", ["uni"], "uni and/or bi (bidirectional, concatenated).")
-_DTYPE = flags.DEFINE_list("dtype", ["float32"], "float32 and/or bfloat16 (params, inputs and carries).")
+_DTYPE = flags.DEFINE_list("dtype", ["float32"], "float32 and/or bfloat16. bfloat16: rnn_jax cells with matmul_dtype=bfloat16 (bf16 "
+                                 "matmul operands, float32 accumulation, params and carries); flax cells with "
+                                 "dtype=bfloat16, param_dtype=float32; torch modules in bfloat16.")
 _UNROLL = flags.DEFINE_list("unroll", ["1"], "lax.scan unroll.")
 _REMAT = flags.DEFINE_list("remat", ["false"], "Checkpoint each step (true/false).")
 _HOIST = flags.DEFINE_list("hoist", ["auto"], "Hoist the input projection: auto/true/false.")

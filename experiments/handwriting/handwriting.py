@@ -32,8 +32,7 @@ def validate(config) -> None:
     raise ValueError(f"config.task must be one of {TASKS}, got {config.task!r}")
   if config.data.source not in ("synthetic", "uji", "iam"):
     raise ValueError(f"config.data.source must be 'synthetic', 'uji' or 'iam', got {config.data.source!r}")
-  if config.model.cell not in cells.names():
-    raise ValueError(f"config.model.cell: unknown cell {config.model.cell!r}; registered cells: {cells.names()}")
+  cells.from_config(config.model)
   for field in ("hidden_size", "num_layers", "subsample", "num_mixtures"):
     if config.model[field] <= 0:
       raise ValueError(f"config.model.{field} must be > 0, got {config.model[field]}")

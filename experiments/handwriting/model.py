@@ -46,7 +46,7 @@ def stack_frames(points_BxTx3: jax.Array, lengths_B: jax.Array, factor: int):
 
 def init_recognizer(key, cfg, num_classes: int):
   """Params `{"rnn": run_stack params, "out": dense}` for `cfg` (config.model)."""
-  cell = cells.get(cfg.cell)
+  cell = cells.from_config(cfg)
   k_rnn, k_out = jax.random.split(key)
   return {"rnn": scan.init_stack(k_rnn, cell, 3 * cfg.subsample, cfg.hidden_size, cfg.num_layers, bidirectional=True),
           "out": _dense_init(k_out, 2 * cfg.hidden_size, num_classes)}
@@ -56,7 +56,7 @@ def recognizer_logits(params, cfg, points_BxTx3, lengths_B, dropout_rng=None):
   """`(logits_BxT'xV, lengths_B')`; frames past each length are padding."""
   x_BxTxF, lengths = stack_frames(points_BxTx3, lengths_B, cfg.subsample)
   rate = cfg.dropout if dropout_rng is not None else 0.0
-  _, ys_BxTx2H = scan.run_stack(cells.get(cfg.cell), params["rnn"], x_BxTxF, lengths=lengths, bidirectional=True,
+  _, ys_BxTx2H = scan.run_stack(cells.from_config(cfg), params["rnn"], x_BxTxF, lengths=lengths, bidirectional=True,
                                 dropout_rate=rate, dropout_rng=dropout_rng)
   return _dense(params["out"], ys_BxTx2H), lengths
 
@@ -85,7 +85,7 @@ class GravesStack(base.Cell):
 
   @property
   def inner(self) -> base.Cell:
-    return cells.get(self.cell)
+    return cells.get(self.cell, matmul_dtype=self.matmul_dtype)
 
   @property
   def conditional(self) -> bool:
@@ -144,7 +144,7 @@ def bind_text(params, text_BxUxC: jax.Array):
 
 def make_generator(cfg, alphabet_size: int) -> GravesStack:
   return GravesStack(cell=cfg.cell, num_layers=cfg.num_layers, window_components=cfg.window_components,
-                     alphabet_size=alphabet_size, kappa_step=cfg.kappa_step)
+                     alphabet_size=alphabet_size, kappa_step=cfg.kappa_step, matmul_dtype=cfg.get("matmul_dtype"))
 
 
 def init_generator(key, cfg, alphabet_size: int):

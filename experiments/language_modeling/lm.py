@@ -27,8 +27,7 @@ def validate(config) -> None:
   """Fails at start, naming the field, on values the experiment cannot use."""
   if config.data.level not in ("char", "word"):
     raise ValueError(f"config.data.level must be 'char' or 'word', got {config.data.level!r}")
-  if config.model.cell not in cells.names():
-    raise ValueError(f"config.model.cell: unknown cell {config.model.cell!r}; registered cells: {cells.names()}")
+  cells.from_config(config.model)
   for field in ("batch_size", "bptt", "eval_batch_size"):
     if config.data[field] <= 0:
       raise ValueError(f"config.data.{field} must be > 0, got {config.data[field]}")
@@ -64,7 +63,8 @@ def make_model(config, vocab_size: int) -> LanguageModel:
   m = config.model
   return LanguageModel(vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                        embed_size=m.embed_size, dropout=m.dropout, variational_dropout=m.variational_dropout,
-                       tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat)
+                       tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat,
+                       matmul_dtype=m.matmul_dtype)
 
 
 def evaluate_stream(model: LanguageModel, eval_step, params, ids, batch_size: int, bptt: int) -> float:

@@ -30,8 +30,7 @@ from experiments.translation.model import ATTENTIONS, Seq2Seq
 def validate(config) -> None:
   """Fails at start, naming the field, on values the experiment cannot use."""
   m = config.model
-  if m.cell not in cells.names():
-    raise ValueError(f"config.model.cell: unknown cell {m.cell!r}; registered cells: {cells.names()}")
+  cells.from_config(m)
   if m.attention not in ATTENTIONS:
     raise ValueError(f"config.model.attention must be one of {ATTENTIONS}, got {m.attention!r}")
   for field in ("embed_size", "encoder_size", "encoder_layers", "decoder_size", "decoder_layers",
@@ -55,7 +54,7 @@ def validate(config) -> None:
 
 def make_model(config, source_vocab: int, target_vocab: int) -> Seq2Seq:
   m = config.model
-  return Seq2Seq(source_vocab=source_vocab, target_vocab=target_vocab, cell=m.cell, embed_size=m.embed_size,
+  return Seq2Seq(source_vocab=source_vocab, target_vocab=target_vocab, cell=m.cell, matmul_dtype=m.matmul_dtype, embed_size=m.embed_size,
                  encoder_size=m.encoder_size, encoder_layers=m.encoder_layers, bidirectional=m.bidirectional,
                  decoder_size=m.decoder_size, decoder_layers=m.decoder_layers, attention=m.attention,
                  attention_size=m.attention_size, output_size=m.output_size, input_feeding=m.input_feeding,

@@ -71,6 +71,7 @@ class Seq2Seq:
   input_feeding: bool = True  # luong only
   reverse_source: bool = False
   dropout: float = 0.0
+  matmul_dtype: str = "float32"  # "bfloat16": mixed-precision recurrent matmuls (rnn_jax.cells.base.matmul)
 
   def __post_init__(self):
     if self.attention not in ATTENTIONS:
@@ -81,7 +82,7 @@ class Seq2Seq:
 
   @property
   def pure_cell(self) -> cells.Cell:
-    return cells.get(self.cell)
+    return cells.get(self.cell, matmul_dtype=self.matmul_dtype)
 
   @property
   def memory_size(self) -> int:

@@ -40,6 +40,22 @@ def get(name: str | Cell, **options) -> Cell:
     raise ValueError(f"bad options for cell {name!r}: {e}") from None
 
 
+def from_config(model_config, field: str = "config.model") -> Cell:
+  """The cell a config names: `model_config.cell` and, if present, `model_config.matmul_dtype`.
+
+  Errors name the config field, e.g. "config.model.cell: unknown cell 'lstn'; ...".
+  """
+  if model_config.cell not in _REGISTRY:
+    raise ValueError(f"{field}.cell: unknown cell {model_config.cell!r}; registered cells: {names()}")
+  options = {}
+  if "matmul_dtype" in model_config:
+    options["matmul_dtype"] = model_config.matmul_dtype
+  try:
+    return get(model_config.cell, **options)
+  except ValueError as e:
+    raise ValueError(f"{field}: {e}") from None
+
+
 register("elman", Elman)
 register("rnn", Elman)
 register("irnn", lambda **o: Elman(**{"activation": "relu", "recurrent_init": "identity", **o}))
@@ -47,4 +63,4 @@ register("lstm", LSTM)
 register("gru", GRU)
 register("clockwork", Clockwork)
 
-__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "get", "names", "register"]
+__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "from_config", "get", "names", "register"]

@@ -11,6 +11,12 @@ A cell is a frozen (hashable) dataclass whose fields are static options
 time loop: `step(p, c, x) == recur(p, c, project(p, x))`. `project` is linear in
 `x` (plus bias, and for layer-normalised cells a normalisation that acts on the
 last axis only), so it may be applied to a whole `[T, B, I]` block at once.
+
+Mixed precision: every cell takes `matmul_dtype` (e.g. "bfloat16"). Its matmuls then
+read both operands in that dtype and accumulate in, and return, the params' dtype
+(float32), while carries and gate math stay in the params' dtype:
+
+  cell = cells.get("lstm", matmul_dtype="bfloat16")   # params, carries: float32
 """
 
 from __future__ import annotations
@@ -29,6 +35,14 @@ Carry = Any
 def fast_sigmoid(x):
   """sigmoid(x) via tanh: one transcendental, fuses better on CPU (PERF-NOTES 3)."""
   return 0.5 * (1.0 + jnp.tanh(0.5 * x))
+
+
+def matmul(x: jax.Array, w: jax.Array, dtype=None) -> jax.Array:
+  """`x @ w`; with `dtype`, both operands are cast to it and the product is accumulated
+  in and returned as the dtype `x @ w` would have (float32 for float32 operands)."""
+  if dtype is None:
+    return x @ w
+  return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.result_type(x, w))
 
 
 def along_last(v_F: jax.Array, like: jax.Array) -> jax.Array:
@@ -51,7 +65,19 @@ def glorot_uniform(key, shape, dtype=jnp.float32):
 class Cell(abc.ABC):
   """Base class; subclasses implement `init`, `initial_carry`, `project`, `recur`."""
 
+  matmul_dtype: str | None = dataclasses.field(default=None, kw_only=True)  # None: the params' dtype
   name = "cell"
+
+  def __post_init__(self):
+    if self.matmul_dtype is not None:
+      try:
+        jnp.dtype(self.matmul_dtype)
+      except TypeError:
+        raise ValueError(f"matmul_dtype: unknown dtype {self.matmul_dtype!r} (e.g. 'bfloat16')") from None
+
+  def matmul(self, x: jax.Array, w: jax.Array) -> jax.Array:
+    """`x @ w` in `matmul_dtype` with accumulation in the operands' dtype (see `matmul`)."""
+    return matmul(x, w, self.matmul_dtype)
 
   @abc.abstractmethod
   def init(self, key: jax.Array, input_size: int, hidden_size: int) -> Params:

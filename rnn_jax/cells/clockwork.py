@@ -47,6 +47,7 @@ class Clockwork(base.Cell):
   name = "clockwork"
 
   def __post_init__(self):
+    super().__post_init__()
     periods = tuple(int(p) for p in self.periods)
     if not periods or min(periods) < 1 or list(periods) != sorted(periods):
       raise ValueError(f"clockwork periods must be positive and non-decreasing, got {self.periods}")
@@ -85,14 +86,14 @@ class Clockwork(base.Cell):
     return ClockworkState(h, jnp.zeros(tuple(batch_shape), jnp.int32))
 
   def project(self, params, x):
-    xw = x @ params["w_x"]
+    xw = self.matmul(x, params["w_x"])
     return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, carry, z):
     h, t = carry
     hidden = self.hidden_size(params)
     w_h = params["w_h"] * jnp.asarray(self.recurrent_mask(hidden), params["w_h"].dtype)
-    candidate = _ACTIVATIONS[self.activation](z + h @ w_h)
+    candidate = _ACTIVATIONS[self.activation](z + self.matmul(h, w_h))
     periods_H = jnp.asarray(self.unit_periods(hidden))
     active = jnp.mod(t[..., None], base.along_last(periods_H, h)) == 0
     h = jnp.where(active, candidate, h)

@@ -30,6 +30,7 @@ class Elman(base.Cell):
   name = "elman"
 
   def __post_init__(self):
+    super().__post_init__()
     if self.activation not in _ACTIVATIONS:
       raise ValueError(f"Elman activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
     if self.recurrent_init not in _RECURRENT_INITS:
@@ -53,9 +54,9 @@ class Elman(base.Cell):
     return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
 
   def project(self, params, x):
-    xw = x @ params["w_x"]
+    xw = self.matmul(x, params["w_x"])
     return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, h, z):
-    h = _ACTIVATIONS[self.activation](z + h @ params["w_h"])
+    h = _ACTIVATIONS[self.activation](z + self.matmul(h, params["w_h"]))
     return h, h

@@ -44,7 +44,7 @@ class GRU(base.Cell):
     return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
 
   def project(self, params, x):
-    xw = x @ params["w_x"]
+    xw = self.matmul(x, params["w_x"])
     return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, h, z_in):
@@ -52,13 +52,13 @@ class GRU(base.Cell):
     xr, xz, xn = jnp.split(z_in, 3, axis=-1)
     w_h = params["w_h"]
     if self.reset_after:
-      hr, hz, hn = jnp.split(h @ w_h, 3, axis=-1)
+      hr, hz, hn = jnp.split(self.matmul(h, w_h), 3, axis=-1)
       r = base.fast_sigmoid(xr + hr)
       n = jnp.tanh(xn + r * (hn + base.along_last(params["b_hn"], hn)))
     else:
-      hr, hz = jnp.split(h @ w_h[:, :2 * hidden], 2, axis=-1)
+      hr, hz = jnp.split(self.matmul(h, w_h[:, :2 * hidden]), 2, axis=-1)
       r = base.fast_sigmoid(xr + hr)
-      n = jnp.tanh(xn + (r * h) @ w_h[:, 2 * hidden:])
+      n = jnp.tanh(xn + self.matmul(r * h, w_h[:, 2 * hidden:]))
     z = base.fast_sigmoid(xz + hz)
     h = n + z * (h - n)
     return h, h

@@ -61,14 +61,14 @@ class LSTM(base.Cell):
     return LSTMState(jnp.zeros(shape, dtype), jnp.zeros(shape, dtype))  # two buffers: both may be donated
 
   def project(self, params, x):
-    xw = x @ params["w_x"]
+    xw = self.matmul(x, params["w_x"])
     if self.layer_norm:
       xw = base.layer_norm(params["ln_x"], xw)
     return xw + base.along_last(params["b"], xw)
 
   def recur(self, params, carry, z):
     c, h = carry
-    hw = h @ params["w_h"]
+    hw = self.matmul(h, params["w_h"])
     if self.layer_norm:
       hw = base.layer_norm(params["ln_h"], hw)
     i, f, g, o = jnp.split(z + hw, 4, axis=-1)

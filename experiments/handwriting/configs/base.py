@@ -40,6 +40,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
+  c.model.matmul_dtype = "float32"  # "bfloat16": bf16 matmul operands, float32 accumulation, params and carries
   c.model.hidden_size = 128       # units per layer (and direction)
   c.model.num_layers = 2          # stacked layers
   c.model.subsample = 2           # recognition: concatenate this many consecutive points per frame

@@ -31,6 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
+  c.model.matmul_dtype = "float32"  # "bfloat16": bf16 matmul operands, float32 accumulation, params and carries
   c.model.hidden_size = 256       # units per layer
   c.model.num_layers = 2          # stacked layers
   c.model.embed_size = 256        # token embedding size

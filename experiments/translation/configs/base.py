@@ -51,6 +51,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "gru"            # any registered cell: rnn_jax.cells.names()
+  c.model.matmul_dtype = "float32"  # "bfloat16": bf16 matmul operands, float32 accumulation, params and carries
   c.model.embed_size = 64         # source and target embeddings
   c.model.encoder_size = 64       # units per direction per encoder layer
   c.model.encoder_layers = 1      # stacked encoder layers
