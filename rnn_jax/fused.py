@@ -15,7 +15,9 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     critical path). Here the backward scan carries only `dh` (and `dc`) and stacks
     `dz_t`; afterwards ONE `[I+H+1, T*B] x [T*B, G]` matmul gives dW_x, dW_h and db
     (the bias through a row of ones) and one more gives dx. Flattening (t, b) by hand
-    matters: an einsum over both made XLA transpose `dz`, the largest array, twice.
+    matters: an einsum over both made XLA transpose `dz`, the largest array, twice;
+    so does contracting the rows of `[x, h, 1]` directly (`_weight_grad`) rather than
+    writing its transpose first.
   * XLA:CPU emits scalar code for a loop fusion that reads two or more slices of one
     buffer, which is what `jnp.split(x W + h W_h, 4)` followed by sigmoid/tanh is: the
     gate math took ~80 us per step at B=32, H=256 and ~1 ms at B=128, as long as the
@@ -30,6 +32,11 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     write and a read of `T*B*H` floats, which is memory-bound on CPU.
   * The bias is added inside the step, where the gate math already reads `x W_x`,
     not in a separate pass over the `[T, B, G]` projection.
+  * Tried and measured slower or no faster on the 2-core CPU (experiments/benchmark/README.md):
+    a feature-major carry (`W_h^T h^T`: faster per-step matmuls, lost to the transposes),
+    per-step input projections, unroll 2, and a chunked backward (XLA:CPU ran a matmul
+    and an independent scan one after the other, so per-chunk weight gradients would
+    not hide behind the loop).
 
 Supported: LSTM without peepholes or layer norm, GRU with `reset_after=True`,
 Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`; the cell's

@@ -1,5 +1,6 @@
 """The hand-written VJPs of rnn_jax.fused against autodiff of the runner's scan."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -36,10 +37,8 @@ def _loss(cell, backward, **options):
 
 
 def _assert_close(a, b, atol=1e-5, rtol=1e-5):
-  la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
-  assert jax.tree.structure(a) == jax.tree.structure(b)
-  for u, v in zip(la, lb, strict=True):
-    np.testing.assert_allclose(np.asarray(u, np.float64), np.asarray(v, np.float64), atol=atol, rtol=rtol)
+  chex.assert_trees_all_equal_structs(a, b)
+  chex.assert_trees_all_close(a, b, atol=atol, rtol=rtol)
 
 
 @pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
