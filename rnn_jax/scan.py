@@ -122,10 +122,21 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
     reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell, remat=remat)
     if reason is not None:
       raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
-    carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths, reverse=reverse, unroll=unroll)
-    return carry, (ys_TxBxH if time_major else jnp.swapaxes(ys_TxBxH, 0, 1))
-  if hoist is None:
-    hoist = hoist_by_default(cell.hidden_size(params))
+    # Undifferentiated calls may take the per-step layout where it is the faster forward.
+    per_step = hoist is None and not hoist_by_default(cell.hidden_size(params)) and fused.per_step_forward_pays(cell)
+    carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths, reverse=reverse, unroll=unroll,
+                                primal=_per_step_layer if per_step else None)
+  else:
+    if hoist is None:
+      hoist = hoist_by_default(cell.hidden_size(params))
+    carry, ys_TxBxH = _scan_layer(cell, params, xs_TxBxI, carry, lengths, reverse=reverse, unroll=unroll,
+                                  remat=remat, hoist=hoist)
+  return carry, (ys_TxBxH if time_major else jnp.swapaxes(ys_TxBxH, 0, 1))
+
+
+def _scan_layer(cell: Cell, params: Params, xs_TxBxI, carry, lengths, *, reverse: bool, unroll: int, remat: bool,
+                hoist: bool):
+  """The one `lax.scan` over time-major inputs: `(final_carry, ys_TxBxH)` (options as for `run`)."""
   if hoist:
     inputs_TxBxG, advance = cell.project(params, xs_TxBxI), cell.recur
   else:
@@ -142,9 +153,13 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
 
   if remat:
     body = jax.checkpoint(body, prevent_cse=False)
-  carry, ys_TxBxH = jax.lax.scan(body, carry, (jnp.arange(steps), inputs_TxBxG),
-                                 reverse=reverse, unroll=unroll)
-  return carry, (ys_TxBxH if time_major else jnp.swapaxes(ys_TxBxH, 0, 1))
+  return jax.lax.scan(body, carry, (jnp.arange(xs_TxBxI.shape[0]), inputs_TxBxG), reverse=reverse, unroll=unroll)
+
+
+def _per_step_layer(cell: Cell, params: Params, xs_TxBxI, carry, lengths, *, reverse: bool, unroll: int):
+  """`_scan_layer` with the input projection inside each step: the forward `fused.run` uses for
+  undifferentiated calls where `fused.per_step_forward_pays`."""
+  return _scan_layer(cell, params, xs_TxBxI, carry, lengths, reverse=reverse, unroll=unroll, remat=False, hoist=False)
 
 
 _MERGES = ("concat", "sum")

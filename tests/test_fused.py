@@ -59,6 +59,22 @@ def test_values_and_gradients_equal_autodiff(name, options, masked, reverse, wra
       np.testing.assert_array_equal(grads_f[1][b, n:], 0.0)
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+def test_undifferentiated_calls_equal_autodiff(masked, reverse):
+  # Undifferentiated, the LSTM runs the runner's per-step scan (fused.per_step_forward_pays), the
+  # others the hoisted kernel: the values are those of autodiff's scan either way.
+  assert fused.per_step_forward_pays(cells.get("lstm")) and not fused.per_step_forward_pays(cells.get("gru"))
+  lengths = jnp.asarray(LENGTHS) if masked else None
+  for name, options in FUSED_CELLS:
+    cell, params, xs, carry = _setup(name, options)
+    run = lambda backward, hoist=None: jax.jit(lambda p, x, c: scan.run(
+        cell, p, x, initial_carry=c, lengths=lengths, reverse=reverse, backward=backward, hoist=hoist))(
+            params, xs, carry)
+    _assert_close(run("auto"), run("autodiff", hoist=True))
+    _assert_close(run("fused", hoist=True), run("autodiff", hoist=True))
+
+
 def test_equal_autodiff_without_jit():
   test_values_and_gradients_equal_autodiff("lstm", {}, masked=True, reverse=True, wrap=lambda f: f)
 
