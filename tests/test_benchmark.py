@@ -100,6 +100,17 @@ def test_torch_rows_when_installed():
   _check_row(rows[1])
 
 
+def test_bfloat16_rows_use_the_cells_mixed_precision():
+  spec = Spec(cell="lstm", mode="fwdbwd", batch=2, length=3, hidden=4, dtype="bfloat16")
+  cell, params = implementations._rnn_jax_params(spec)
+  assert cell.matmul_dtype == "bfloat16"  # bf16 operands, float32 accumulation, params and carries
+  assert {leaf.dtype for leaf in jax.tree.leaves(params)} == {jnp.dtype("float32")}
+  rows = bench.run_grid([spec], compare=["flax"], log=lambda _: None, **FAST)
+  assert [(r["impl"], r["dtype"]) for r in rows] == [("rnn_jax", "bfloat16"), ("flax", "bfloat16")]
+  for row in rows:
+    _check_row(row)
+
+
 def test_remat_summary_reports_memory_and_time():
   specs = bench.grid(["lstm"], ["fwdbwd"], [(2, 8, 40)], remat=[False, True], backward=["autodiff"])
   rows = bench.run_grid(specs, log=lambda _: None, **FAST)
