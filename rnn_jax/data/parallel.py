@@ -29,6 +29,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from rnn_jax.data import sources
+
 SPLITS = ("train", "valid", "test")
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
@@ -131,23 +133,9 @@ def _fingerprint(files: dict) -> str:
   return "c" + hashlib.sha1(json.dumps([files, stats], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _as_str(text) -> str:
-  """Text features come back as bytes from array_record and as str under mock_data."""
-  return text.decode("utf-8") if isinstance(text, bytes) else str(text)
-
-
-def _read_source(source, source_key: str, target_key: str, chunk: int = 8192) -> Pairs:
-  """All examples of a data source as pairs; `__getitems__` in chunks is ~10x faster than indexing one by one
-  (under `tfds.testing.mock_data` it raises TypeError, and single indexing is used)."""
-  pairs = []
-  for start in range(0, len(source), chunk):
-    indices = list(range(start, min(start + chunk, len(source))))
-    try:
-      records = source.__getitems__(indices)
-    except TypeError:
-      records = [source[i] for i in indices]
-    pairs.extend((_as_str(r[source_key]), _as_str(r[target_key])) for r in records)
-  return pairs
+def _read_source(source, source_key: str, target_key: str) -> Pairs:
+  """All examples of a data source as (source, target) pairs."""
+  return [(sources.as_str(r[source_key]), sources.as_str(r[target_key])) for r in sources.read_all(source)]
 
 
 def local_pairs(source: str = "", target: str = "", tsv: str = "", valid: Sequence[str] = (),

@@ -28,7 +28,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import hershey
+from rnn_jax.data import hershey, sources
 
 SPLITS = ("train", "valid", "test")
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")
@@ -308,10 +308,6 @@ class IamOnDB(tfds.core.GeneratorBasedBuilder):
 # ------------------------------------------------------------------ loading
 
 
-def _as_str(value) -> str:
-  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
 def load_splits(source: str = "synthetic", path: str = "", data_dir: str | None = None,
                 **config_fields) -> dict[str, list[Sample]]:
   """Prepares (once, cached in `data_dir`) and reads a stroke dataset: `{"train", "valid", "test"} -> samples`.
@@ -341,7 +337,6 @@ def load_splits(source: str = "synthetic", path: str = "", data_dir: str | None 
     if split not in builder.info.splits:
       out[split] = []
       continue
-    source_split = builder.as_data_source(split=split)
-    out[split] = [Sample(np.asarray(ex["points"], np.float32), _as_str(ex["text"]), _as_str(ex["writer"]))
-                  for ex in (source_split[i] for i in range(len(source_split)))]
+    out[split] = [Sample(np.asarray(ex["points"], np.float32), sources.as_str(ex["text"]),
+                         sources.as_str(ex["writer"])) for ex in sources.read_all(builder.as_data_source(split=split))]
   return out

@@ -24,6 +24,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
+from rnn_jax.data import sources
+
 SPLITS = ("train", "valid", "test")
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")
 _CHUNK_CHARS = 1 << 16
@@ -115,13 +117,8 @@ def _config_for(path: str, fractions) -> LocalTextConfig:
   return LocalTextConfig(name=name, path=os.path.abspath(path), fractions=tuple(fractions))
 
 
-def _as_str(text) -> str:
-  """Text features come back as bytes from array_record and as str under mock_data."""
-  return text.decode("utf-8") if isinstance(text, bytes) else str(text)
-
-
 def _join_source(source, separator: str) -> str:
-  return separator.join(_as_str(source[i]["text"]) for i in range(len(source)))
+  return separator.join(sources.as_str(record["text"]) for record in sources.read_all(source))
 
 
 def _stdlib_file(data_dir: str) -> str:

@@ -1,0 +1,26 @@
+"""Reading prepared TFDS data sources (`builder.as_data_source()`, `tfds.data_source`; no TensorFlow)."""
+
+from __future__ import annotations
+
+_READ_BATCH = 4096  # records per read
+
+
+def read_all(source) -> list:
+  """Every record of a data source, in order.
+
+  Reads batches through `__getitems__`: array_record reads many records per call, 20x faster
+  than indexing one at a time on 200k short records (2.2 s against 43.9 s on the 2-core CPU).
+  `tfds.testing.mock_data`'s sources cannot (their `__getitems__` is not bound to the source and
+  raises TypeError), so those are read one record at a time.
+  """
+  size = len(source)
+  try:
+    return [record for start in range(0, size, _READ_BATCH)
+            for record in source.__getitems__(list(range(start, min(size, start + _READ_BATCH))))]
+  except TypeError:
+    return [source[i] for i in range(size)]
+
+
+def as_str(value) -> str:
+  """Text features come back as bytes from array_record and as str under mock_data."""
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)

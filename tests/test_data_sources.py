@@ -1,0 +1,25 @@
+"""Batched reads of prepared TFDS sources equal reading every record by index."""
+
+import tensorflow_datasets as tfds
+
+from rnn_jax.data import sources, text
+
+
+def test_batched_reads_equal_single_reads_across_batch_boundaries(tmp_path, monkeypatch):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("".join(f"line {i} of the corpus\n" for i in range(40_000)))  # ~0.9 MB: 14 records
+  builder = text.LocalText(config=text._config_for(str(corpus), (0.9, 0.05, 0.05)), data_dir=str(tmp_path / "tfds"))
+  builder.download_and_prepare(file_format="array_record")
+  source = builder.as_data_source(split="train")
+  monkeypatch.setattr(sources, "_READ_BATCH", 3)  # several batches, the last one partial
+  one_by_one = [source[i] for i in range(len(source))]
+  assert len(source) > 3 * 3 and sources.read_all(source) == one_by_one
+  joined = "".join(sources.as_str(r["text"]) for r in one_by_one)
+  assert joined == text.split_by_fraction(corpus.read_text(), (0.9, 0.05, 0.05))["train"]
+
+
+def test_mock_data_sources_are_read_one_by_one():
+  with tfds.testing.mock_data(num_examples=5):
+    source = tfds.data_source("tiny_shakespeare", split="train")
+    records = sources.read_all(source)
+  assert len(records) == 5 and all(isinstance(sources.as_str(r["text"]), str) for r in records)
