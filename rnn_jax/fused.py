@@ -76,15 +76,15 @@ def unsupported_reason(cell: base.Cell, *, remat: bool = False) -> str | None:
   return f"no fused kernel for cell {type(cell).__name__} ({cell.name!r})"
 
 
-def use_by_default(cell: base.Cell, *, remat: bool = False, backend: str | None = None) -> bool:
+def use_by_default(cell: base.Cell, *, remat: bool = False) -> bool:
   """Whether `scan.run(backward="auto")` takes the fused path: whenever it is supported.
 
   On the 2-core CPU (experiments/benchmark/README.md) fused fwd+bwd took 1/1.02 to 1/1.7
   of the time of autodiff (with the runner's CPU layout) for LSTM and GRU at every shape
-  measured (Elman: 2x faster at B=32, 0.93x at B=128); forward only 0.82-1.26x. On GPU/TPU
-  it turns T small weight-gradient matmuls into one large one; not yet measured there.
+  measured (Elman: 2x faster at B=32, 0.93x at B=128); for undifferentiated calls see
+  `per_step_forward_pays`. On GPU/TPU it turns T small weight-gradient matmuls into one
+  large one; not yet measured there.
   """
-  del backend
   return unsupported_reason(cell, remat=remat) is None
 
 
