@@ -9,7 +9,8 @@ def read_all(source) -> list:
   """Every record of a data source, in order.
 
   Reads batches through `__getitems__`: array_record reads many records per call, 20x faster
-  than indexing one at a time on 200k short records (2.2 s against 43.9 s on the 2-core CPU).
+  than indexing one at a time (2.2 s against 43.9 s on the 2-core CPU, 2026-11-23, for a TFDS
+  builder of 200,000 one-line `Text` records prepared as array_record, read whole both ways).
   `tfds.testing.mock_data`'s sources cannot (their `__getitems__` is not bound to the source and
   raises TypeError), so those are read one record at a time.
   """
