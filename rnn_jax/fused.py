@@ -41,14 +41,16 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
 Supported: LSTM without peepholes or layer norm, GRU with `reset_after=True`,
 Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`; the cell's
 `matmul_dtype` (every matmul, forward and backward, reads bfloat16 operands and
-accumulates in float32; the weight gradients come out in the params' dtype).
-`unsupported_reason` names what is not (remat, other cells or options). No
+accumulates in float32; the weight gradients come out in the params' dtype); remat
+(`run(..., remat=True)`: checkpointed chunks of about sqrt(T) steps, `_run_checkpointed`).
+`unsupported_reason` names what is not (other cells or options). No
 forward-mode derivative (`jax.jvp`) through a custom VJP: use backward="autodiff".
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -60,10 +62,8 @@ from rnn_jax.cells.gru import GRU
 from rnn_jax.cells.lstm import LSTM, LSTMState
 
 
-def unsupported_reason(cell: base.Cell, *, remat: bool = False) -> str | None:
-  """None if `run` handles `cell` with these runner options, else why not."""
-  if remat:
-    return "remat is not implemented by the fused backward (it stores activations); use autodiff"
+def unsupported_reason(cell: base.Cell) -> str | None:
+  """None if `run` handles `cell`, else why not."""
   # Exact types: a subclass may change `recur`, which these kernels re-implement.
   if type(cell) is LSTM:  # pylint: disable=unidiomatic-typecheck
     if cell.peepholes or cell.layer_norm:
@@ -76,7 +76,7 @@ def unsupported_reason(cell: base.Cell, *, remat: bool = False) -> str | None:
   return f"no fused kernel for cell {type(cell).__name__} ({cell.name!r})"
 
 
-def use_by_default(cell: base.Cell, *, remat: bool = False) -> bool:
+def use_by_default(cell: base.Cell) -> bool:
   """Whether `scan.run(backward="auto")` takes the fused path: whenever it is supported.
 
   On the 2-core CPU (experiments/benchmark/README.md) fused fwd+bwd took 1/1.02 to 1/1.7
@@ -85,7 +85,7 @@ def use_by_default(cell: base.Cell, *, remat: bool = False) -> bool:
   `per_step_forward_pays`. On GPU/TPU it turns T small weight-gradient matmuls into one
   large one; not yet measured there.
   """
-  return unsupported_reason(cell, remat=remat) is None
+  return unsupported_reason(cell) is None
 
 
 def per_step_forward_pays(cell: base.Cell) -> bool:
@@ -367,13 +367,14 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
 
 
 def run(cell: base.Cell, params: Any, xs_TxBxI: jax.Array, carry: Any, *, lengths: jax.Array | None = None,
-        reverse: bool = False, unroll: int = 1, primal: Callable | None = None):
+        reverse: bool = False, unroll: int = 1, remat: bool = False, primal: Callable | None = None):
   """Runs `cell` over time-major inputs; what `scan.run(..., hoist=True)` computes.
 
   Args:
     xs_TxBxI: the inputs, time-major.
     carry: the initial carry for batch `(B,)`.
     lengths: optional `[B]` valid lengths; padded steps keep the carry and output zeros.
+    remat: keep residuals for one chunk of steps at a time (`_run_checkpointed`).
     primal: optional `(cell, params, xs_TxBxI, carry, lengths, *, reverse, unroll) -> (carry, ys)`
       computing the same values, used instead of the hoisted forward when the call is not
       differentiated (the runner passes its per-step scan where `per_step_forward_pays`).
@@ -387,6 +388,48 @@ def run(cell: base.Cell, params: Any, xs_TxBxI: jax.Array, carry: Any, *, length
     raise ValueError(f"fused backward unavailable: {reason}")
   family = _family(cell)
   rec_params = {name: params[name] for name in ("w_h", "b", *family.extra_params)}
+  if remat:
+    return _run_checkpointed(cell, params["w_x"], rec_params, xs_TxBxI, carry, lengths, reverse, unroll, primal)
   masked = lengths is not None
   lengths_B = lengths if masked else jnp.zeros((xs_TxBxI.shape[1],), jnp.int32)
   return _make_layer(cell, reverse, masked, unroll, primal)(params["w_x"], rec_params, xs_TxBxI, carry, lengths_B)
+
+
+def remat_chunks(steps: int) -> tuple[int, int]:
+  """`(number, size)` of the chunks `remat` splits `steps` into: about sqrt(T) chunks of about
+  sqrt(T) steps, which minimises one carry per chunk plus one chunk's residuals. A divisor of T
+  within a factor 2 of sqrt(T) if there is one (no padding); otherwise `number * size - steps`
+  (< number) padded steps close the last chunk, at the cost of copying the inputs and outputs."""
+  root = math.isqrt(steps)
+  divisors = [d for d in range(1, 2 * root + 1) if steps % d == 0 and steps <= 4 * d * d <= 16 * steps]
+  if divisors:
+    size = min(divisors, key=lambda d: abs(math.log(d * d / steps)))
+    return steps // size, size
+  number = -(-steps // root)
+  return number, -(-steps // number)
+
+
+def _run_checkpointed(cell, w_x, rec_params, xs_TxBxI, carry, lengths, reverse, unroll, primal):
+  """`run` with remat: a `lax.scan` over chunks of steps, each chunk the fused layer under
+  `jax.checkpoint`. The forward keeps one carry per chunk; the backward reruns one chunk's
+  hoisted forward, then its hand-written backward, so residuals (gates, `dz`) exist for one chunk
+  at a time: `O(sqrt(T) B G)` memory beyond inputs and outputs, for one more forward pass. Padded
+  steps at the end are masked like lengths, so a reverse run skips them.
+  """
+  steps, batch = xs_TxBxI.shape[:2]
+  number, size = remat_chunks(steps)
+  padding = number * size - steps
+  masked = lengths is not None or padding > 0
+  lengths_B = jnp.full((batch,), steps, jnp.int32) if lengths is None else lengths
+  if padding:
+    xs_TxBxI = jnp.pad(xs_TxBxI, ((0, padding), (0, 0), (0, 0)))
+  layer = _make_layer(cell, reverse, masked, unroll, primal)
+
+  def chunk(carry, k_and_xs):
+    k, xs_KxBxI = k_and_xs
+    return layer(w_x, rec_params, xs_KxBxI, carry, lengths_B - k * size)
+
+  carry, ys_NxKxBxH = jax.lax.scan(jax.checkpoint(chunk, prevent_cse=False), carry,
+                                   (jnp.arange(number), jnp.reshape(xs_TxBxI, (number, size) + xs_TxBxI.shape[1:])),
+                                   reverse=reverse)
+  return carry, jnp.reshape(ys_NxKxBxH, (number * size,) + ys_NxKxBxH.shape[2:])[:steps]

@@ -12,8 +12,10 @@ Shared options (all static except `lengths` and carries):
               sequence at its own last valid step (padded steps come first and are
               no-ops), so reverse and bidirectional runs are padding-aware.
   unroll:     passed to `lax.scan`. PERF-NOTES 4: > 4 costs compile time and backward speed.
-  remat:      `jax.checkpoint` the step: the backward recomputes gate activations
-              instead of storing them, keeping only the carries per step.
+  remat:      recompute the forward in the backward pass instead of storing activations.
+              Autodiff: `jax.checkpoint` the step, keeping the carries of every step.
+              Fused: `jax.checkpoint` chunks of about sqrt(T) steps, keeping one carry per
+              chunk and one chunk's residuals at a time (`fused.remat_chunks`).
   hoist:      compute the input projection `x W_x + b` for all steps in one matmul
               before the scan (True), inside each step (False), or choose (None, see
               `hoist_by_default`).
@@ -121,14 +123,14 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
   xs_TxBxI = xs if time_major else jnp.swapaxes(xs, 0, 1)
   if backward not in _BACKWARDS:
     raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}")
-  if backward == "fused" or (backward == "auto" and hoist is not False and fused.use_by_default(cell, remat=remat)):
-    reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell, remat=remat)
+  if backward == "fused" or (backward == "auto" and hoist is not False and fused.use_by_default(cell)):
+    reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell)
     if reason is not None:
       raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
     # Undifferentiated calls may take the per-step layout where it is the faster forward.
     per_step = hoist is None and not hoist_by_default(cell.hidden_size(params)) and fused.per_step_forward_pays(cell)
     carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths, reverse=reverse, unroll=unroll,
-                                primal=_per_step_layer if per_step else None)
+                                remat=remat, primal=_per_step_layer if per_step else None)
   else:
     if hoist is None:
       hoist = hoist_by_default(cell.hidden_size(params))

@@ -1,5 +1,7 @@
 """The hand-written VJPs of rnn_jax.fused against autodiff of the runner's scan."""
 
+import math
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -90,6 +92,34 @@ def test_accelerator_layout_equals_autodiff(monkeypatch):
     _assert_close(forward("auto"), forward("autodiff"))
 
 
+@pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
+@pytest.mark.parametrize("steps,masked,reverse", [(16, False, False), (17, True, True), (17, False, True)],
+                         ids=["4x4", "padded-lengths-reverse", "padded-reverse"])
+def test_remat_in_chunks_equals_autodiff(name, options, steps, masked, reverse):
+  # remat runs the layer in checkpointed chunks; 17 steps have no divisor near sqrt(17), so the
+  # last chunk is padded (and a reverse run must skip the padding).
+  assert fused.remat_chunks(16) == (4, 4) and fused.remat_chunks(17) == (5, 4)
+  cell, params, _, carry = _setup(name, options)
+  xs = jax.random.normal(jax.random.PRNGKey(3), (B, steps, I))
+  lengths = jnp.array([steps, 9, 4]) if masked else None
+  grad = lambda backward, remat: jax.jit(jax.value_and_grad(
+      _loss(cell, backward, reverse=reverse, remat=remat), argnums=(0, 1, 2), has_aux=True))(params, xs, carry, lengths)
+  _assert_close(grad("fused", True), grad("autodiff", False))
+  # Residuals are kept for one chunk at a time: the plan for the gradient shrinks.
+  memory = lambda remat: jax.jit(jax.grad(lambda p: _loss(cell, "fused", reverse=reverse, remat=remat)(
+      p, xs, carry, lengths)[0])).lower(params).compile().memory_analysis().temp_size_in_bytes
+  if name != "elman":  # Elman stores nothing but its outputs
+    assert memory(True) < memory(False)
+
+
+def test_remat_chunks_cover_the_steps():
+  for steps in (1, 2, 7, 17, 100, 997, 1000, 10_000):
+    number, size = fused.remat_chunks(steps)
+    assert 0 <= number * size - steps < number
+    assert number <= 2 * math.isqrt(steps) + 2 and size <= 2 * math.isqrt(steps) + 1
+  assert fused.remat_chunks(10_000) == (100, 100) and fused.remat_chunks(1000)[0] * fused.remat_chunks(1000)[1] == 1000
+
+
 def test_equal_autodiff_without_jit():
   test_values_and_gradients_equal_autodiff("lstm", {}, masked=True, reverse=True, wrap=lambda f: f)
 
@@ -120,7 +150,6 @@ def test_auto_takes_fused_only_where_supported():
   lstm, peephole = cells.get("lstm"), cells.get("lstm", peepholes=True)
   assert fused.use_by_default(lstm) and fused.unsupported_reason(lstm) is None
   assert not fused.use_by_default(peephole) and "peephole" in fused.unsupported_reason(peephole)
-  assert not fused.use_by_default(lstm, remat=True)
   assert "reset_after" in fused.unsupported_reason(cells.get("gru", reset_after=False))
 
   class Custom(type(lstm)):  # a subclass may change recur: never taken for a plain LSTM
@@ -140,8 +169,6 @@ def test_fused_refusals_name_the_reason():
   cell, params, xs, _ = _setup("lstm", {})
   with pytest.raises(ValueError, match="hoist"):
     scan.run(cell, params, xs, backward="fused", hoist=False)
-  with pytest.raises(ValueError, match="remat"):
-    scan.run(cell, params, xs, backward="fused", remat=True)
   with pytest.raises(ValueError, match="backward must be one of"):
     scan.run(cell, params, xs, backward="manual")
 

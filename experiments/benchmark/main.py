@@ -26,7 +26,7 @@ _DTYPE = flags.DEFINE_list("dtype", ["float32"], "float32 and/or bfloat16. bfloa
                                  "matmul operands, float32 accumulation, params and carries); flax cells with "
                                  "dtype=bfloat16, param_dtype=float32; torch modules in bfloat16.")
 _UNROLL = flags.DEFINE_list("unroll", ["1"], "lax.scan unroll.")
-_REMAT = flags.DEFINE_list("remat", ["false"], "Checkpoint each step (true/false).")
+_REMAT = flags.DEFINE_list("remat", ["false"], "Recompute the forward in the backward pass (true/false; see rnn_jax.scan).")
 _HOIST = flags.DEFINE_list("hoist", ["auto"], "Hoist the input projection: auto/true/false.")
 _BACKWARD = flags.DEFINE_list("backward", ["auto"], "The runner's backward: auto/autodiff/fused.")
 _TIME_MAJOR = flags.DEFINE_bool("time_major", True, "[T, B, I] inputs (torch's default layout) or [B, T, I].")
