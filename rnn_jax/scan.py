@@ -24,7 +24,8 @@ Shared options (all static except `lengths` and carries):
               plain LSTM, GRU with reset_after, Elman; raises for anything else);
               "auto" (default) takes "fused" where `fused.use_by_default` allows it and
               `hoist` is not False. Same values and gradients either way, but a fused
-              run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there.
+              run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there
+              (and a cell without `matmul_dtype`, whose mixed matmul has a custom VJP too).
               An undifferentiated fused LSTM call with `hoist=None` runs the per-step
               layout where `hoist_by_default` says not to hoist (the faster forward there,
               `fused.per_step_forward_pays`); gradients use the hoisted kernel.

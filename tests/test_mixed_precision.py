@@ -92,12 +92,41 @@ def test_every_matmul_reads_bfloat16_and_accumulates_float32(backward):
 
   collect(jax.make_jaxpr(step)(params, xs).jaxpr)
   assert len(dots) >= 4  # projection, recurrence, and the backward's
-  for operands, out in dots:
-    if backward == "fused":  # the hand-written backward casts cotangents too
-      assert (operands, out) == ([jnp.bfloat16, jnp.bfloat16], jnp.float32), dots
-    else:  # JAX's transpose of a mixed dot reads float32 cotangents against the bfloat16 copies
-      assert jnp.bfloat16 in operands, dots
-  assert ([jnp.bfloat16, jnp.bfloat16], jnp.float32) in dots
+  for operands, out in dots:  # backward passes cast the cotangents too (fused and base.matmul's VJP)
+    assert (operands, out) == ([jnp.bfloat16, jnp.bfloat16], jnp.float32), dots
+
+
+def test_mixed_matmul_vjp_matches_a_bfloat16_operand_reference():
+  # base.matmul's own VJP: cotangent and operands rounded to bfloat16, products summed in float32.
+  x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 16))
+  w = jax.random.normal(jax.random.PRNGKey(1), (16, 24))
+  d = jax.random.normal(jax.random.PRNGKey(2), (4, 3, 24))
+  out, vjp = jax.vjp(lambda x, w: cells.base.matmul(x, w, "bfloat16"), x, w)
+  dx, dw = vjp(d)
+  assert out.dtype == dx.dtype == dw.dtype == jnp.float32
+  np.testing.assert_allclose(out, _bf16(x) @ _bf16(w), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dx, _bf16(d) @ _bf16(w).T, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(dw, np.einsum("abk,abn->kn", _bf16(x), _bf16(d)), rtol=1e-5, atol=1e-5)
+  assert float(jnp.max(jnp.abs(dw - np.einsum("abk,abn->kn", np.asarray(x), np.asarray(d))))) > 1e-3
+
+
+@pytest.mark.parametrize("name", ["gru", "elman"])
+def test_autodiff_weight_gradients_accumulate_in_float32(name):
+  # Through a scan, autodiff and the fused backward both sum per-step products of bfloat16 operands
+  # in float32, so their weight and input gradients agree to float32 rounding. (JAX's own transpose
+  # of a mixed dot rounded every step's weight gradient to bfloat16 first: 1e-3 apart over 30 steps.
+  # The LSTM's sigmoid derivatives differ in the last float32 bit between the two, which the
+  # bfloat16 cotangents can amplify; the fused bias gradient reads bfloat16 `dz`.)
+  cell = cells.get(name, matmul_dtype="bfloat16")
+  params = cell.init(jax.random.PRNGKey(0), I, H)
+  xs = jax.random.normal(jax.random.PRNGKey(1), (B, 30, I))
+  def grads(backward):
+    loss = lambda p, x: jnp.sum(jnp.sin(scan.run(cell, p, x, backward=backward)[1]))
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, xs)
+  (fused_params, fused_xs), (autodiff_params, autodiff_xs) = grads("fused"), grads("autodiff")
+  for a, b in [(fused_xs, autodiff_xs), (fused_params["w_x"], autodiff_params["w_x"]),
+               (fused_params["w_h"], autodiff_params["w_h"])]:
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-5 * float(jnp.max(jnp.abs(a))))
 
 
 def test_unknown_matmul_dtype_is_named():

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from typing import Any, Sequence
 
 import jax
@@ -37,12 +38,47 @@ def fast_sigmoid(x):
   return 0.5 * (1.0 + jnp.tanh(0.5 * x))
 
 
-def matmul(x: jax.Array, w: jax.Array, dtype=None) -> jax.Array:
+def matmul(x_xK: jax.Array, w_KxN: jax.Array, dtype=None) -> jax.Array:
   """`x @ w`; with `dtype`, both operands are cast to it and the product is accumulated
-  in and returned as the dtype `x @ w` would have (float32 for float32 operands)."""
+  in and returned as the dtype `x @ w` would have (float32 for float32 operands).
+
+  The mixed-precision product has its own VJP (`_mixed_matmul`), which casts the cotangent to
+  `dtype` too: JAX's own transpose multiplies the float32 cotangent by the low-precision
+  operands, so XLA converts the weights back to float32 inside every backward step of a scan.
+  Like any custom VJP it has no forward-mode derivative (`jax.jvp`); use `dtype=None` there.
+  """
   if dtype is None:
-    return x @ w
-  return jnp.matmul(x.astype(dtype), w.astype(dtype), preferred_element_type=jnp.result_type(x, w))
+    return x_xK @ w_KxN
+  return _mixed_matmul(jnp.dtype(dtype), x_xK, w_KxN)
+
+
+def _contract_rows(a_xK, b_xN, dtype):
+  """`a^T b` over all leading axes: `[K, N]`, accumulated in `dtype`."""
+  a_MxK, b_MxN = jnp.reshape(a_xK, (-1, a_xK.shape[-1])), jnp.reshape(b_xN, (-1, b_xN.shape[-1]))
+  return jax.lax.dot_general(a_MxK, b_MxN, (((0,), (0,)), ((), ())), preferred_element_type=dtype)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _mixed_matmul(dtype, x_xK, w_KxN):
+  return _mixed_matmul_fwd(dtype, x_xK, w_KxN)[0]
+
+
+def _mixed_matmul_fwd(dtype, x_xK, w_KxN):
+  low_x, low_w = x_xK.astype(dtype), w_KxN.astype(dtype)
+  # Zero-size arrays carry the operands' dtypes to the backward pass.
+  dtypes = (jnp.zeros((0,), x_xK.dtype), jnp.zeros((0,), w_KxN.dtype))
+  return jnp.matmul(low_x, low_w, preferred_element_type=jnp.result_type(x_xK, w_KxN)), (low_x, low_w, dtypes)
+
+
+def _mixed_matmul_bwd(dtype, saved, d_xN):
+  low_x, low_w, (x_dtype, w_dtype) = saved
+  low_d = d_xN.astype(dtype)
+  dx = jnp.matmul(low_d, low_w.T, preferred_element_type=d_xN.dtype).astype(x_dtype.dtype)
+  dw = _contract_rows(low_x, low_d, d_xN.dtype).astype(w_dtype.dtype)
+  return dx, dw
+
+
+_mixed_matmul.defvjp(_mixed_matmul_fwd, _mixed_matmul_bwd)
 
 
 def along_last(v_F: jax.Array, like: jax.Array) -> jax.Array:
