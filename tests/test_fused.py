@@ -85,9 +85,10 @@ def test_accelerator_layout_equals_autodiff(monkeypatch):
   lengths = jnp.asarray(LENGTHS)
   for name, options in FUSED_CELLS:
     cell, params, xs, carry = _setup(name, options)
-    grad = lambda backward, cell=cell: jax.jit(jax.value_and_grad(_loss(cell, backward, reverse=True), argnums=(0, 1, 2),
-                                                                  has_aux=True))(params, xs, carry, lengths)
+    grad = lambda backward, remat=False, cell=cell: jax.jit(jax.value_and_grad(
+        _loss(cell, backward, reverse=True, remat=remat), argnums=(0, 1, 2), has_aux=True))(params, xs, carry, lengths)
     _assert_close(grad("auto"), grad("autodiff"))
+    _assert_close(grad("auto", remat=True), grad("autodiff"))
     forward = lambda backward, cell=cell: jax.jit(lambda p, x: scan.run(cell, p, x, backward=backward))(params, xs)
     _assert_close(forward("auto"), forward("autodiff"))
 
