@@ -42,9 +42,10 @@ def matmul(x_xK: jax.Array, w_KxN: jax.Array, dtype=None) -> jax.Array:
   """`x @ w`; with `dtype`, both operands are cast to it and the product is accumulated
   in and returned as the dtype `x @ w` would have (float32 for float32 operands).
 
-  The mixed-precision product has its own VJP (`_mixed_matmul`), which casts the cotangent to
-  `dtype` too: JAX's own transpose multiplies the float32 cotangent by the low-precision
-  operands, so XLA converts the weights back to float32 inside every backward step of a scan.
+  The mixed-precision product has its own VJP (`_mixed_matmul`): it casts the cotangent to
+  `dtype` too and returns float32 gradients. JAX's own transpose gives the low-precision copy of
+  the weights a low-precision cotangent, so in a scan's backward loop every step's weight gradient
+  was rounded to bfloat16 before the float32 sum (and the products read upcast operands).
   Like any custom VJP it has no forward-mode derivative (`jax.jvp`); use `dtype=None` there.
   """
   if dtype is None:
