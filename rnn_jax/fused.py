@@ -1,4 +1,4 @@
-"""Hand-written backward passes for the plain LSTM, GRU and Elman cells.
+"""Hand-written backward passes for the LSTM (peepholes too), GRU and Elman cells.
 
   carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths_B, reverse=False)
 
@@ -38,7 +38,7 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     and an independent scan one after the other, so per-chunk weight gradients would
     not hide behind the loop).
 
-Supported: LSTM without peepholes or layer norm, GRU with `reset_after=True`,
+Supported: LSTM with or without peepholes (not layer norm), GRU with `reset_after=True`,
 Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`; the cell's
 `matmul_dtype` (every matmul, forward and backward, reads bfloat16 operands and
 accumulates in float32; the weight gradients come out in the params' dtype); remat
@@ -66,8 +66,8 @@ def unsupported_reason(cell: base.Cell) -> str | None:
   """None if `run` handles `cell`, else why not."""
   # Exact types: a subclass may change `recur`, which these kernels re-implement.
   if type(cell) is LSTM:  # pylint: disable=unidiomatic-typecheck
-    if cell.peepholes or cell.layer_norm:
-      return "the fused LSTM has no peepholes or layer norm"
+    if cell.layer_norm:
+      return "the fused LSTM has no layer norm"
     return None
   if type(cell) is GRU:  # pylint: disable=unidiomatic-typecheck
     return None if cell.reset_after else "the fused GRU needs reset_after=True"
@@ -137,10 +137,11 @@ def _dsigmoid(s):
 # `xw` is the step's `x W_x` as one `[B, H]` array per gate (the bias not yet added).
 #   forward(params, carry, xw) -> (new_carry, h_BxH, gates): `gates`, a tuple of `[B, H]`
 #     arrays, is stacked over time and handed back to `backward` at the same step.
-#   backward(params, w_hT, step, dcarry, dh_BxH) -> (dcarry_prev, dz_BxG, dhw_BxG): `step` is a
-#     `_Step`; `dcarry` the cotangent of the new carry without its `h` part; `dh` the whole
+#   backward(params, w_hT, step, dcarry, dh_BxH) -> (dcarry_prev, dz_BxG, dhw_BxG, dextra): `step`
+#     is a `_Step`; `dcarry` the cotangent of the new carry without its `h` part; `dh` the whole
 #     cotangent of the new `h` (carry and output); `dz` that of `x W_x + b`, `dhw` that of
-#     `h W_h`, None where it equals `dz`.
+#     `h W_h`, None where it equals `dz`; `dextra` this step's gradients of the family's small
+#     extra params (GRU `b_hn`, LSTM `w_peep`), summed over the batch and accumulated by the loop.
 # Every array a backward step reads is its own buffer (see `_recurrent_gates`): the LSTM
 # keeps its incoming `c` rather than reading two steps of one stack of `c`s.
 
@@ -160,20 +161,36 @@ def _gate_inputs(params, xw, h):
 def _lstm_forward(params, carry, xw):
   c, h = carry
   i, f, g, o = _gate_inputs(params, xw, h)
-  i, f, g, o = base.fast_sigmoid(i), base.fast_sigmoid(f), jnp.tanh(g), base.fast_sigmoid(o)
+  peep = params.get("w_peep")  # [3, H]: c -> i, c -> f, c' -> o (Gers & Schmidhuber 2000)
+  if peep is not None:
+    i, f = i + c * base.along_last(peep[0], c), f + c * base.along_last(peep[1], c)
+  i, f, g = base.fast_sigmoid(i), base.fast_sigmoid(f), jnp.tanh(g)
   c_new = f * c + i * g
+  if peep is not None:
+    o = o + c_new * base.along_last(peep[2], c_new)
+  o = base.fast_sigmoid(o)
   h_new = o * jnp.tanh(c_new)
   return LSTMState(c_new, h_new), h_new, (i, f, g, o, c)
 
 
 def _lstm_backward(params, w_hT, step, dcarry, dh):
-  del params
   i, f, g, o, c_in = step.gates
-  tanh_c = jnp.tanh(f * c_in + i * g)  # recomputed exactly as in the forward: cheaper than storing
+  c_new = f * c_in + i * g  # recomputed exactly as in the forward: cheaper than storing
+  tanh_c = jnp.tanh(c_new)
+  dz_o = dh * tanh_c * _dsigmoid(o)
   dc = dcarry.c + dh * o * (1.0 - tanh_c * tanh_c)
-  dz = jnp.concatenate([dc * g * _dsigmoid(i), dc * c_in * _dsigmoid(f), dc * i * (1.0 - g * g),
-                        dh * tanh_c * _dsigmoid(o)], axis=-1)
-  return LSTMState(dc * f, _mm(dz, w_hT)), dz, None
+  peep = params.get("w_peep")
+  if peep is not None:
+    dc = dc + dz_o * base.along_last(peep[2], dc)
+  dz_i, dz_f = dc * g * _dsigmoid(i), dc * c_in * _dsigmoid(f)
+  dz = jnp.concatenate([dz_i, dz_f, dc * i * (1.0 - g * g), dz_o], axis=-1)
+  dc_prev = dc * f
+  dextra = {}
+  if peep is not None:
+    dc_prev = dc_prev + dz_i * base.along_last(peep[0], dc) + dz_f * base.along_last(peep[1], dc)
+    dextra["w_peep"] = jnp.stack([jnp.sum(dz_i * c_in, axis=0), jnp.sum(dz_f * c_in, axis=0),
+                                  jnp.sum(dz_o * c_new, axis=0)])
+  return LSTMState(dc_prev, _mm(dz, w_hT)), dz, None, dextra
 
 
 def _gru_forward(params, h, xw):
@@ -194,8 +211,9 @@ def _gru_backward(params, w_hT, step, dcarry, dh):
   da_r = da_n * hn_b * _dsigmoid(r)
   da_u = dh * (step.h_in - n) * _dsigmoid(u)
   dz = jnp.concatenate([da_r, da_u, da_n], axis=-1)
-  dhw = jnp.concatenate([da_r, da_u, da_n * r], axis=-1)
-  return dh * u + _mm(dhw, w_hT), dz, dhw
+  dhw_n = da_n * r
+  dhw = jnp.concatenate([da_r, da_u, dhw_n], axis=-1)
+  return dh * u + _mm(dhw, w_hT), dz, dhw, {"b_hn": jnp.sum(dhw_n, axis=0)}
 
 
 def _elman_derivative_tanh(h):
@@ -219,7 +237,7 @@ def _elman_forward(activation, params, h, xw):
 def _elman_backward(activation, params, w_hT, step, dcarry, dh):
   del params, dcarry
   dz = dh * _ELMAN_DERIVATIVES[activation](step.h_out)
-  return _mm(dz, w_hT), dz, None
+  return _mm(dz, w_hT), dz, None, {}
 
 
 class _Family(NamedTuple):
@@ -227,12 +245,12 @@ class _Family(NamedTuple):
   backward: Callable
   carry_h: Callable          # the h inside a carry
   num_gates: int
-  extra_params: tuple        # params besides w_h and b that the recurrence reads (gradients summed from dhw)
+  extra_params: tuple        # params besides w_h and b that the recurrence reads (gradients: `dextra`)
 
 
 def _family(cell: base.Cell) -> _Family:
   if isinstance(cell, LSTM):
-    return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h, 4, ())
+    return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h, 4, ("w_peep",) if cell.peepholes else ())
   if isinstance(cell, GRU):
     return _Family(_gru_forward, _gru_backward, lambda h: h, 3, ("b_hn",))
   return _Family(functools.partial(_elman_forward, cell.activation),
@@ -328,7 +346,8 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     w_hT = cast(rec_params["w_h"]).T
     steps = dys_TxBxH.shape[0]
 
-    def body(dcarry, inputs):
+    def body(dcarry_and_dextra, inputs):
+      dcarry, dextra_sum = dcarry_and_dextra
       t, dy_BxH, y_BxH, gates_t = inputs
       step = _Step(h_in=h_before(t, lengths_B, ys_TxBxH, h0_BxH), h_out=y_BxH, gates=gates_t)
       dh_BxH = family.carry_h(dcarry) + dy_BxH
@@ -337,13 +356,15 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
         passed = _where(mask, jax.tree.map(jnp.zeros_like, dcarry), dcarry)
         dcarry = _where(mask, dcarry, jax.tree.map(jnp.zeros_like, dcarry))
         dh_BxH = jnp.where(mask, dh_BxH, 0)
-      dprev, dz_BxG, dhw_BxG = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
+      dprev, dz_BxG, dhw_BxG, dextra = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
       if masked:
         dprev = jax.tree.map(jnp.add, dprev, passed)
-      return dprev, (dz_BxG, dhw_BxG)
+      return (dprev, jax.tree.map(jnp.add, dextra_sum, dextra)), (dz_BxG, dhw_BxG)
 
-    dcarry, (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
-        body, dcarry, (jnp.arange(steps), dys_TxBxH, ys_TxBxH, gates), reverse=not reverse, unroll=unroll)
+    dextra_zero = {name: jnp.zeros_like(rec_params[name]) for name in family.extra_params}
+    (dcarry, dextra), (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
+        body, (dcarry, dextra_zero), (jnp.arange(steps), dys_TxBxH, ys_TxBxH, gates), reverse=not reverse,
+        unroll=unroll)
 
     # The weight gradients as single matmuls over all T*B rows (the point of this module).
     h_in_TxBxH = jax.vmap(lambda t: h_before(t, lengths_B, ys_TxBxH, h0_BxH))(jnp.arange(steps))
@@ -351,13 +372,11 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     inputs = xs_TxBxI.shape[-1]
     if dhw_TxBxG is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
       stacked = _weight_grad(_rows(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG, matmul_dtype)
-      dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1]}
+      dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1], **dextra}
     else:
       stacked = _weight_grad(_rows(xs_TxBxI, ones_TxBx1), dz_TxBxG, matmul_dtype)
       dw_x, grads = stacked[:inputs], {"w_h": _weight_grad(_rows(h_in_TxBxH), dhw_TxBxG, matmul_dtype),
-                                       "b": stacked[-1]}
-      hidden = rec_params["w_h"].shape[0]
-      grads["b_hn"] = jnp.sum(dhw_TxBxG[..., 2 * hidden:], axis=(0, 1), dtype=stacked.dtype)
+                                       "b": stacked[-1], **dextra}
     dxs_TxBxI = base.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
     grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
     return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None

@@ -14,7 +14,7 @@ from tests.conftest import float64
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([7, 3, 5])
-FUSED_CELLS = [("lstm", {}), ("gru", {}), ("elman", {}), ("elman", {"activation": "relu"})]
+FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("gru", {}), ("elman", {}), ("elman", {"activation": "relu"})]
 FUSED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in FUSED_CELLS]
 
 
@@ -148,9 +148,9 @@ def test_stack_and_bidirectional_equal_autodiff():
 
 
 def test_auto_takes_fused_only_where_supported():
-  lstm, peephole = cells.get("lstm"), cells.get("lstm", peepholes=True)
-  assert fused.use_by_default(lstm) and fused.unsupported_reason(lstm) is None
-  assert not fused.use_by_default(peephole) and "peephole" in fused.unsupported_reason(peephole)
+  lstm, layer_norm = cells.get("lstm"), cells.get("lstm", layer_norm=True)
+  assert fused.use_by_default(lstm) and fused.use_by_default(cells.get("lstm", peepholes=True))
+  assert not fused.use_by_default(layer_norm) and "layer norm" in fused.unsupported_reason(layer_norm)
   assert "reset_after" in fused.unsupported_reason(cells.get("gru", reset_after=False))
 
   class Custom(type(lstm)):  # a subclass may change recur: never taken for a plain LSTM
@@ -158,7 +158,7 @@ def test_auto_takes_fused_only_where_supported():
   assert "Custom" in fused.unsupported_reason(Custom())
 
   # "auto" with an unsupported option gives exactly the autodiff result.
-  cell, params, xs, carry = _setup("lstm", {"peepholes": True})
+  cell, params, xs, carry = _setup("lstm", {"layer_norm": True})
   grad = lambda b: jax.grad(lambda p: _loss(cell, b)(p, xs, carry)[0])(params)
   _assert_close(grad("auto"), grad("autodiff"), atol=0, rtol=0)
 
