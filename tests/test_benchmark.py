@@ -111,6 +111,23 @@ def test_bfloat16_rows_use_the_cells_mixed_precision():
     _check_row(row)
 
 
+def test_cell_options_reach_the_cell_and_the_rows():
+  assert harness.cell_options(["peepholes=True", "forget_bias=0.5", "activation=relu"]) == {
+      "peepholes": True, "forget_bias": 0.5, "activation": "relu"}
+  with pytest.raises(ValueError, match="key=value"):
+    harness.cell_options(["peepholes"])
+  spec = Spec(cell="lstm", mode="fwdbwd", batch=2, length=3, hidden=4, cell_options="peepholes=True")
+  cell, params = implementations._rnn_jax_params(spec)
+  assert cell.peepholes and params[0]["w_peep"].shape == (3, 4)
+  logged = []
+  rows = bench.run_grid([spec], compare=["flax"], log=logged.append, **FAST)
+  assert [(r["impl"], r["cell_options"]) for r in rows] == [("rnn_jax", "peepholes=True")]  # flax has no peepholes
+  assert any("no flax counterpart" in line for line in logged)
+  _check_row(rows[0])
+  assert "| options |" in harness.format_table(rows).splitlines()[0]
+  assert "lstm(peepholes=True)" in harness.format_comparison(rows)
+
+
 def test_remat_summary_reports_memory_and_time():
   specs = bench.grid(["lstm"], ["fwdbwd"], [(2, 8, 40)], remat=[False, True], backward=["autodiff"])
   rows = bench.run_grid(specs, log=lambda _: None, **FAST)

@@ -17,6 +17,7 @@ medians, or better their ratio, never absolute times from different runs.
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import datetime
 import json
@@ -39,8 +40,10 @@ DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
-  """One point of the grid. `input_size` 0 means equal to `hidden`."""
+  """One point of the grid. `input_size` 0 means equal to `hidden`; `cell_options` are the
+  cell's static options as `key=value` items joined by commas (see `cell_options`)."""
   cell: str = "lstm"
+  cell_options: str = ""
   mode: str = "fwdbwd"
   batch: int = 32
   length: int = 100
@@ -56,12 +59,32 @@ class Spec:
   time_major: bool = True
 
   @property
+  def options(self) -> dict:
+    """`cell_options` as keyword arguments for `rnn_jax.cells.get`."""
+    return cell_options(self.cell_options.split(",") if self.cell_options else [])
+
+  @property
   def inputs(self) -> int:
     return self.input_size or self.hidden
 
   @property
   def tokens(self) -> int:
     return self.batch * self.length
+
+
+def cell_options(items: Sequence[str]) -> dict:
+  """`["peepholes=True", "forget_bias=0.5"]` -> `{"peepholes": True, "forget_bias": 0.5}`: values
+  are Python literals, anything else a string."""
+  options = {}
+  for item in items:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"a cell option is key=value (e.g. peepholes=True); got {item!r}")
+    try:
+      options[key.strip()] = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+      options[key.strip()] = value.strip()
+  return options
 
 
 def _weight_matrices(layer_params) -> list:
@@ -339,7 +362,8 @@ def write_jsonl(path: str, rows: Sequence[dict]) -> None:
 
 
 _COLUMNS = [  # (header, key, format)
-    ("impl", "impl", "{}"), ("cell", "cell", "{}"), ("mode", "mode", "{}"), ("B", "batch", "{}"),
+    ("impl", "impl", "{}"), ("cell", "cell", "{}"), ("options", "cell_options", "{}"), ("mode", "mode", "{}"),
+    ("B", "batch", "{}"),
     ("T", "length", "{}"), ("H", "hidden", "{}"), ("L", "layers", "{}"), ("dir", "direction", "{}"),
     ("dtype", "dtype", "{}"), ("unroll", "unroll", "{}"), ("remat", "remat", "{}"), ("bwd", "backward", "{}"),
     ("compile s", "compile_s", "{:.2f}"), ("median ms", "median_s", "{:.1f}", 1e3),
@@ -354,7 +378,7 @@ _COLUMNS = [  # (header, key, format)
 
 def format_table(rows: Sequence[dict]) -> str:
   """A markdown table of the rows (columns with no values are left out)."""
-  cols = [c for c in _COLUMNS if any(r.get(c[1]) is not None for r in rows)]
+  cols = [c for c in _COLUMNS if any(r.get(c[1]) not in (None, "") for r in rows)]
   def cell(r, c):
     v = r.get(c[1])
     if v is None:
@@ -372,7 +396,8 @@ def format_comparison(rows: Sequence[dict]) -> str:
   """
   points: dict = {}
   for r in rows:
-    key = tuple(r.get(k) for k in ("cell", "mode", "batch", "hidden", "length", "layers", "direction", "dtype"))
+    key = tuple(r.get(k) for k in ("cell", "mode", "batch", "hidden", "length", "layers", "direction", "dtype",
+                                   "cell_options"))
     points.setdefault(key, []).append(r)
   def label(r, group):
     if r["impl"] != "rnn_jax":
@@ -381,7 +406,8 @@ def format_comparison(rows: Sequence[dict]) -> str:
                if len({g.get(k) for g in group if g["impl"] == "rnn_jax"}) > 1]
     return "rnn_jax" + "".join(f" {k}={r[k]}" for k in varying)
   lines = ["| cell | mode | BxHxT | " + "implementation: median ms (time / rnn_jax's) |", "|---|---|---|---|"]
-  for (cell, mode, batch, hidden, length, *_), group in points.items():
+  for (cell, mode, batch, hidden, length, *_, options), group in points.items():
+    cell = f"{cell}({options})" if options else cell
     ref = next((g for g in group if g["impl"] == "rnn_jax"), group[0])
     cells = [f"{label(r, group)}: {1e3 * r['median_s']:.1f} ({r['median_s'] / ref['median_s']:.2f})" for r in group]
     lines.append(f"| {cell} | {mode} | {batch}x{hidden}x{length} | " + "; ".join(cells) + " |")

@@ -40,7 +40,7 @@ def _loss(ys):
 def _rnn_jax_params(spec: Spec):
   """Float32 params; `--dtype=bfloat16` is the cell's mixed precision (bfloat16 matmul operands,
   float32 accumulation, params and carries)."""
-  cell = cells.get(spec.cell, matmul_dtype=None if spec.dtype == "float32" else spec.dtype)
+  cell = cells.get(spec.cell, matmul_dtype=None if spec.dtype == "float32" else spec.dtype, **spec.options)
   params = scan.init_stack(jax.random.PRNGKey(0), cell, spec.inputs, spec.hidden, spec.layers,
                            bidirectional=spec.direction == "bi")
   return cell, params
@@ -48,7 +48,7 @@ def _rnn_jax_params(spec: Spec):
 
 def spec_flops(spec: Spec) -> int:
   """Matmul FLOPs of one step of `spec` (the same for every implementation)."""
-  cell = cells.get(spec.cell)
+  cell = cells.get(spec.cell, **spec.options)
   shapes = jax.eval_shape(lambda: scan.init_stack(jax.random.PRNGKey(0), cell, spec.inputs, spec.hidden,
                                                   spec.layers, bidirectional=spec.direction == "bi"))
   return harness.matmul_flops(spec, shapes)
@@ -98,8 +98,9 @@ def rnn_jax(spec: Spec) -> Timer:
 def flax(spec: Spec) -> Timer:
   """flax.linen nn.RNN over the flax cell of the same family."""
   import flax.linen as nn  # pylint: disable=g-import-not-at-top
-  if spec.cell not in _FLAX_CELLS or spec.remat or spec.unroll != 1:
-    raise Unavailable(f"no flax counterpart for cell {spec.cell!r} with remat={spec.remat}, unroll={spec.unroll}")
+  if spec.cell not in _FLAX_CELLS or spec.cell_options or spec.remat or spec.unroll != 1:
+    raise Unavailable(f"no flax counterpart for cell {spec.cell!r} with options {spec.cell_options!r}, "
+                      f"remat={spec.remat}, unroll={spec.unroll}")
   dtype = harness.DTYPES[spec.dtype]
   make_cell = getattr(nn, _FLAX_CELLS[spec.cell])
 
@@ -125,8 +126,9 @@ def torch(spec: Spec) -> Timer:
     import torch as pt  # pylint: disable=g-import-not-at-top
   except ImportError:
     raise Unavailable("torch is not installed (pip install torch; an optional extra)") from None
-  if spec.cell not in _TORCH_MODULES or spec.remat:
-    raise Unavailable(f"no torch counterpart for cell {spec.cell!r} with remat={spec.remat}")
+  if spec.cell not in _TORCH_MODULES or spec.cell_options or spec.remat:
+    raise Unavailable(f"no torch counterpart for cell {spec.cell!r} with options {spec.cell_options!r}, "
+                      f"remat={spec.remat}")
   device = "cuda" if jax.default_backend() == "gpu" and pt.cuda.is_available() else "cpu"
   dtype = {"float32": pt.float32, "bfloat16": pt.bfloat16}[spec.dtype]
   pt.manual_seed(0)
@@ -163,8 +165,8 @@ def cudnn(spec: Spec) -> Timer:
   """jax.experimental.rnn.lstm: JAX's binding of the cuDNN LSTM kernel (GPU only)."""
   if jax.default_backend() != "gpu":
     raise Unavailable("jax.experimental.rnn has only a cuDNN (GPU) implementation")
-  if spec.cell != "lstm" or spec.remat or spec.dtype != "float32":
-    raise Unavailable("jax.experimental.rnn implements only a float32 LSTM")
+  if spec.cell != "lstm" or spec.cell_options or spec.remat or spec.dtype != "float32":
+    raise Unavailable("jax.experimental.rnn implements only a plain float32 LSTM")
   from jax.experimental import rnn as jrnn  # pylint: disable=g-import-not-at-top
   bi = spec.direction == "bi"
   weights = jrnn.init_lstm_weight(jax.random.PRNGKey(0), spec.inputs, spec.hidden, spec.layers, bi)

@@ -6,6 +6,8 @@
   # long sequences: memory saved by remat and its time cost
   python -m experiments.benchmark.main --cells=lstm --shapes=32x256x10000 --remat=false,true \
       --backward=autodiff,fused --rounds=3 --min_round_s=0
+  # a cell's options: the peephole LSTM, hand-written backward against autodiff
+  python -m experiments.benchmark.main --cells=lstm --cell_options=peepholes=True --backward=auto,autodiff
   # whole train steps; data-parallel scaling over 4 (CPU: simulated) devices
   python -m experiments.benchmark.main --train_steps=language_modeling --devices=4 --data_parallel
 
@@ -17,6 +19,8 @@ import os
 from absl import app, flags
 
 _CELLS = flags.DEFINE_list("cells", ["lstm"], "Registered cell names (rnn_jax.cells.names()).")
+_CELL_OPTIONS = flags.DEFINE_list("cell_options", [], "Static options of every --cells cell, key=value with "
+                                   "Python literals (e.g. peepholes=True); flax and torch have no counterpart.")
 _MODES = flags.DEFINE_list("modes", ["fwdbwd"], "fwd (outputs) and/or fwdbwd (grads w.r.t. params and inputs).")
 _SHAPES = flags.DEFINE_list("shapes", ["32x256x100"], "BATCHxHIDDENxLENGTH triples.")
 _INPUT_SIZE = flags.DEFINE_list("input_size", ["0"], "Input features (0: equal to the hidden size).")
@@ -65,6 +69,7 @@ def main(argv):
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from experiments.benchmark import bench, harness  # pylint: disable=g-import-not-at-top
+  from rnn_jax import cells  # pylint: disable=g-import-not-at-top
   fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and harness.keep_freed_memory())
 
   shapes = bench.parse_shapes(_SHAPES.value)
@@ -80,7 +85,13 @@ def main(argv):
     for batch, _, length in shapes:
       rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, **fields, **timing, **ceiling)
   else:
-    specs = bench.grid(_CELLS.value, _MODES.value, shapes, input_size=[int(v) for v in _INPUT_SIZE.value],
+    try:
+      options = harness.cell_options(_CELL_OPTIONS.value)
+      for cell in _CELLS.value:
+        cells.get(cell, **options)
+    except ValueError as e:
+      raise app.UsageError(f"--cells/--cell_options: {e}") from None
+    specs = bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)], input_size=[int(v) for v in _INPUT_SIZE.value],
                        layers=[int(v) for v in _LAYERS.value], direction=_DIRECTION.value, dtype=_DTYPE.value,
                        unroll=[int(v) for v in _UNROLL.value], remat=_bools(_REMAT.value), hoist=_HOIST.value,
                        backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
