@@ -106,6 +106,10 @@ def test_remat_in_chunks_equals_autodiff(name, options, steps, masked, reverse):
   grad = lambda backward, remat: jax.jit(jax.value_and_grad(
       _loss(cell, backward, reverse=reverse, remat=remat), argnums=(0, 1, 2), has_aux=True))(params, xs, carry, lengths)
   _assert_close(grad("fused", True), grad("autodiff", False))
+  # Undifferentiated (the LSTM's per-step forward inside each chunk), the same values.
+  forward = lambda remat, backward: jax.jit(lambda p, x, c: scan.run(
+      cell, p, x, initial_carry=c, lengths=lengths, reverse=reverse, backward=backward, remat=remat))(params, xs, carry)
+  _assert_close(forward(True, "auto"), forward(False, "autodiff"))
   # Residuals are kept for one chunk at a time: the plan for the gradient shrinks.
   memory = lambda remat: jax.jit(jax.grad(lambda p: _loss(cell, "fused", reverse=reverse, remat=remat)(
       p, xs, carry, lengths)[0])).lower(params).compile().memory_analysis().temp_size_in_bytes
