@@ -27,7 +27,7 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     step reads are separate stacks (the LSTM keeps its incoming `c` rather than reading
     two steps of one stack). With that, the gate math is vectorised (8x faster).
   * The forward keeps only what the backward needs (LSTM: i, f, g, o, c_in; GRU: r, u,
-    n, h W_hn + b_hn; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
+    n, and h W_hn + b_hn after the reset; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
     recomputed or read from the outputs. Each stacked residual costs a zero-fill, a
     write and a read of `T*B*H` floats, which is memory-bound on CPU.
   * The bias is added inside the step, where the gate math already reads `x W_x`,
@@ -38,7 +38,7 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     and an independent scan one after the other, so per-chunk weight gradients would
     not hide behind the loop).
 
-Supported: LSTM with or without peepholes (not layer norm), GRU with `reset_after=True`,
+Supported: LSTM with or without peepholes (not layer norm), GRU (both `reset_after` forms),
 Elman (tanh, relu); lengths masking and reverse exactly as in `scan.run`; the cell's
 `matmul_dtype` (every matmul, forward and backward, reads bfloat16 operands and
 accumulates in float32; the weight gradients come out in the params' dtype); remat
@@ -70,7 +70,7 @@ def unsupported_reason(cell: base.Cell) -> str | None:
       return "the fused LSTM has no layer norm"
     return None
   if type(cell) is GRU:  # pylint: disable=unidiomatic-typecheck
-    return None if cell.reset_after else "the fused GRU needs reset_after=True"
+    return None
   if type(cell) is Elman:  # pylint: disable=unidiomatic-typecheck
     return None if cell.activation in _ELMAN_DERIVATIVES else f"no fused Elman for {cell.activation!r}"
   return f"no fused kernel for cell {type(cell).__name__} ({cell.name!r})"
@@ -108,17 +108,19 @@ def _gate_blocks(w_KxG: jax.Array, num: int) -> tuple:
   return tuple(jnp.split(w_KxG, num, axis=-1))
 
 
-def _recurrent_gates(h_BxH: jax.Array, params) -> tuple:
-  """`h W_h` as one `[B, H]` buffer per gate.
+def _recurrent_gates(h_BxH: jax.Array, params, num: int | None = None) -> tuple:
+  """`h W_h` as one `[B, H]` buffer per gate (the first `num` gates if given).
 
   On CPU as one matmul per gate: XLA:CPU emits scalar code for a fusion that reads two
   or more column slices of one buffer (jnp.split of `h W_h`, then sigmoid/tanh), which
   made the LSTM gate math take as long as the recurrent matmul (~1 ms per step at
   B=128, H=256); with separate buffers it is vectorised. Elsewhere one matmul.
   """
+  blocks = params["w_h_gates"][:num]
   if jax.default_backend() == "cpu":
-    return tuple(_mm(h_BxH, w) for w in params["w_h_gates"])
-  return tuple(jnp.split(_mm(h_BxH, params["w_h"]), len(params["w_h_gates"]), axis=-1))
+    return tuple(_mm(h_BxH, w) for w in blocks)
+  w_h = params["w_h"][:, :len(blocks) * h_BxH.shape[-1]]
+  return tuple(jnp.split(_mm(h_BxH, w_h), len(blocks), axis=-1))
 
 
 def _mm(a, w):
@@ -216,6 +218,36 @@ def _gru_backward(params, w_hT, step, dcarry, dh):
   return dh * u + _mm(dhw, w_hT), dz, dhw, {"b_hn": jnp.sum(dhw_n, axis=0)}
 
 
+def _gru_reset_before_forward(params, h, xw):
+  xr, xz, xn = (x + base.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
+  hr, hz = _recurrent_gates(h, params, num=2)
+  r = base.fast_sigmoid(xr + hr)
+  u = base.fast_sigmoid(xz + hz)
+  n = jnp.tanh(xn + _mm(r * h, params["w_h_gates"][2]))
+  h_new = n + u * (h - n)
+  return h_new, h_new, (r, u, n)
+
+
+def _gru_reset_before_backward(params, w_hT, step, dcarry, dh):
+  del params, dcarry
+  r, u, n = step.gates
+  hidden = dh.shape[-1]
+  da_n = dh * (1.0 - u) * (1.0 - n * n)
+  d_rh = _mm(da_n, w_hT[2 * hidden:])  # the cotangent of r * h
+  da_r = d_rh * step.h_in * _dsigmoid(r)
+  da_u = dh * (step.h_in - n) * _dsigmoid(u)
+  dh_prev = dh * u + d_rh * r + _mm(jnp.concatenate([da_r, da_u], axis=-1), w_hT[:2 * hidden])
+  return dh_prev, jnp.concatenate([da_r, da_u, da_n], axis=-1), None, {}
+
+
+def _gru_reset_before_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
+  """`dW_h`: the r and z blocks read `h`, the n block reads `r * h`."""
+  del dhw_TxBxG
+  hidden = h_in_TxBxH.shape[-1]
+  return jnp.concatenate([_weight_grad(_rows(h_in_TxBxH), dz_TxBxG[..., :2 * hidden], dtype),
+                          _weight_grad(_rows(gates[0] * h_in_TxBxH), dz_TxBxG[..., 2 * hidden:], dtype)], axis=1)
+
+
 def _elman_derivative_tanh(h):
   return 1.0 - h * h
 
@@ -246,13 +278,25 @@ class _Family(NamedTuple):
   carry_h: Callable          # the h inside a carry
   num_gates: int
   extra_params: tuple        # params besides w_h and b that the recurrence reads (gradients: `dextra`)
+  # `(h_in, gates, dz, dhw, dtype) -> dW_h` where the rows `W_h` multiplies are not all `h_in`
+  # (GRU); None: dW_h comes out of the one `[x, h_in, 1]` matmul with `dz`.
+  w_h_grad: Callable | None = None
+
+
+def _dhw_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
+  """`dW_h = h_in^T dhw` (the reset-after GRU, whose `h W_h` has its own cotangent)."""
+  del gates, dz_TxBxG
+  return _weight_grad(_rows(h_in_TxBxH), dhw_TxBxG, dtype)
 
 
 def _family(cell: base.Cell) -> _Family:
   if isinstance(cell, LSTM):
     return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h, 4, ("w_peep",) if cell.peepholes else ())
+  if isinstance(cell, GRU) and cell.reset_after:
+    return _Family(_gru_forward, _gru_backward, lambda h: h, 3, ("b_hn",), _dhw_w_h_grad)
   if isinstance(cell, GRU):
-    return _Family(_gru_forward, _gru_backward, lambda h: h, 3, ("b_hn",))
+    return _Family(_gru_reset_before_forward, _gru_reset_before_backward, lambda h: h, 3, (),
+                   _gru_reset_before_w_h_grad)
   return _Family(functools.partial(_elman_forward, cell.activation),
                  functools.partial(_elman_backward, cell.activation), lambda h: h, 1, ())
 
@@ -370,13 +414,13 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     h_in_TxBxH = jax.vmap(lambda t: h_before(t, lengths_B, ys_TxBxH, h0_BxH))(jnp.arange(steps))
     ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
     inputs = xs_TxBxI.shape[-1]
-    if dhw_TxBxG is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
+    if family.w_h_grad is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
       stacked = _weight_grad(_rows(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG, matmul_dtype)
       dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1], **dextra}
     else:
       stacked = _weight_grad(_rows(xs_TxBxI, ones_TxBx1), dz_TxBxG, matmul_dtype)
-      dw_x, grads = stacked[:inputs], {"w_h": _weight_grad(_rows(h_in_TxBxH), dhw_TxBxG, matmul_dtype),
-                                       "b": stacked[-1], **dextra}
+      w_h_grad = family.w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, matmul_dtype)
+      dw_x, grads = stacked[:inputs], {"w_h": w_h_grad, "b": stacked[-1], **dextra}
     dxs_TxBxI = base.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
     grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
     return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None

@@ -21,7 +21,7 @@ Shared options (all static except `lengths` and carries):
               `hoist_by_default`).
   backward:   "autodiff" differentiates the scan; "fused" runs the hoisted recurrence
               through `rnn_jax.fused` (a hand-written VJP, up to 2x faster fwd+bwd;
-              LSTM without layer norm, GRU with reset_after, Elman; raises otherwise);
+              LSTM without layer norm, GRU, Elman; raises otherwise);
               "auto" (default) takes "fused" where `fused.use_by_default` allows it and
               `hoist` is not False. Same values and gradients either way, but a fused
               run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there

@@ -14,7 +14,8 @@ from tests.conftest import float64
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([7, 3, 5])
-FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("gru", {}), ("elman", {}), ("elman", {"activation": "relu"})]
+FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("gru", {}), ("gru", {"reset_after": False}), ("elman", {}),
+               ("elman", {"activation": "relu"})]
 FUSED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in FUSED_CELLS]
 
 
@@ -155,7 +156,7 @@ def test_auto_takes_fused_only_where_supported():
   lstm, layer_norm = cells.get("lstm"), cells.get("lstm", layer_norm=True)
   assert fused.use_by_default(lstm) and fused.use_by_default(cells.get("lstm", peepholes=True))
   assert not fused.use_by_default(layer_norm) and "layer norm" in fused.unsupported_reason(layer_norm)
-  assert "reset_after" in fused.unsupported_reason(cells.get("gru", reset_after=False))
+  assert fused.use_by_default(cells.get("gru", reset_after=False))
 
   class Custom(type(lstm)):  # a subclass may change recur: never taken for a plain LSTM
     pass
