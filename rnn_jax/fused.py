@@ -450,6 +450,9 @@ def run(cell: base.Cell, params: Any, xs_TxBxI: jax.Array, carry: Any, *, length
   if reason is not None:
     raise ValueError(f"fused backward unavailable: {reason}")
   family = _family(cell)
+  if xs_TxBxI.shape[0] == 0:  # no steps: the carry passes through (and the backward has nothing to index)
+    h_BxH = family.carry_h(carry)
+    return carry, jnp.zeros((0,) + h_BxH.shape, h_BxH.dtype)
   rec_params = {name: params[name] for name in ("w_h", "b", *family.extra_params)}
   if remat:
     return _run_checkpointed(cell, params["w_x"], rec_params, xs_TxBxI, carry, lengths, reverse, unroll, primal)
@@ -463,6 +466,8 @@ def remat_chunks(steps: int) -> tuple[int, int]:
   sqrt(T) steps, which minimises one carry per chunk plus one chunk's residuals. A divisor of T
   within a factor 2 of sqrt(T) if there is one (no padding); otherwise `number * size - steps`
   (< number) padded steps close the last chunk, at the cost of copying the inputs and outputs."""
+  if steps < 2:
+    return steps, 1
   root = math.isqrt(steps)
   divisors = [d for d in range(1, 2 * root + 1) if steps % d == 0 and steps <= 4 * d * d <= 16 * steps]
   if divisors:

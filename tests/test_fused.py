@@ -118,12 +118,25 @@ def test_remat_in_chunks_equals_autodiff(name, options, steps, masked, reverse):
     assert memory(True) < memory(False)
 
 
+@pytest.mark.parametrize("remat", [False, True])
+def test_empty_sequences_pass_the_carry_through(remat):
+  cell, params, _, carry = _setup("lstm", {})
+  xs = jnp.zeros((B, 0, I))
+  grad = lambda backward: jax.value_and_grad(_loss(cell, backward, remat=remat), argnums=(0, 2), has_aux=True)(
+      params, xs, carry)
+  (_, (final, ys)), _ = result = grad("fused")
+  assert ys.shape == (B, 0, H)
+  _assert_close(final, carry)
+  _assert_close(result, grad("autodiff"))
+
+
 def test_remat_chunks_cover_the_steps():
   for steps in (1, 2, 7, 17, 100, 997, 1000, 10_000):
     number, size = fused.remat_chunks(steps)
     assert 0 <= number * size - steps < number
     assert number <= 2 * math.isqrt(steps) + 2 and size <= 2 * math.isqrt(steps) + 1
   assert fused.remat_chunks(10_000) == (100, 100) and fused.remat_chunks(1000)[0] * fused.remat_chunks(1000)[1] == 1000
+  assert fused.remat_chunks(0) == (0, 1)  # an empty sequence: no chunks
 
 
 def test_equal_autodiff_without_jit():
