@@ -24,8 +24,8 @@ Shared options (all static except `lengths` and carries):
               LSTM without layer norm, GRU, Elman; raises otherwise);
               "auto" (default) takes "fused" where `fused.use_by_default` allows it and
               `hoist` is not False. Same values and gradients either way, but a fused
-              run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there
-              (and a cell without `matmul_dtype`, whose mixed matmul has a custom VJP too).
+              run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there, and
+              no `matmul_dtype` (the mixed matmul has a custom VJP too).
               An undifferentiated fused LSTM call with `hoist=None` runs the per-step
               layout where `hoist_by_default` says not to hoist (the faster forward there,
               `fused.per_step_forward_pays`); gradients use the hoisted kernel.

@@ -91,7 +91,8 @@ def main(argv):
         cells.get(cell, **options)
     except ValueError as e:
       raise app.UsageError(f"--cells/--cell_options: {e}") from None
-    specs = bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)], input_size=[int(v) for v in _INPUT_SIZE.value],
+    specs = bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)],
+                       input_size=[int(v) for v in _INPUT_SIZE.value],
                        layers=[int(v) for v in _LAYERS.value], direction=_DIRECTION.value, dtype=_DTYPE.value,
                        unroll=[int(v) for v in _UNROLL.value], remat=_bools(_REMAT.value), hoist=_HOIST.value,
                        backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])

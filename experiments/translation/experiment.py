@@ -54,7 +54,8 @@ def validate(config) -> None:
 
 def make_model(config, source_vocab: int, target_vocab: int) -> Seq2Seq:
   m = config.model
-  return Seq2Seq(source_vocab=source_vocab, target_vocab=target_vocab, cell=m.cell, matmul_dtype=m.matmul_dtype, embed_size=m.embed_size,
+  return Seq2Seq(source_vocab=source_vocab, target_vocab=target_vocab, cell=m.cell, matmul_dtype=m.matmul_dtype,
+                 embed_size=m.embed_size,
                  encoder_size=m.encoder_size, encoder_layers=m.encoder_layers, bidirectional=m.bidirectional,
                  decoder_size=m.decoder_size, decoder_layers=m.decoder_layers, attention=m.attention,
                  attention_size=m.attention_size, output_size=m.output_size, input_feeding=m.input_feeding,

@@ -47,35 +47,35 @@ def matmul(x_xK: jax.Array, w_KxN: jax.Array, dtype=None) -> jax.Array:
   the weights a low-precision cotangent, so in a scan's backward loop every step's weight gradient
   was rounded to bfloat16 before the float32 sum (and the products read upcast operands).
   Like any custom VJP it has no forward-mode derivative (`jax.jvp`); use `dtype=None` there.
+  A `dtype` equal to the operands' (e.g. the configs' "float32") is the plain product.
   """
-  if dtype is None:
+  if dtype is None or jnp.dtype(dtype) == jnp.result_type(x_xK, w_KxN):
     return x_xK @ w_KxN
-  return _mixed_matmul(jnp.dtype(dtype), x_xK, w_KxN)
+  return _mixed_matmul((jnp.dtype(dtype), x_xK.dtype, w_KxN.dtype), x_xK, w_KxN)
 
 
-def _contract_rows(a_xK, b_xN, dtype):
-  """`a^T b` over all leading axes: `[K, N]`, accumulated in `dtype`."""
+def contract_rows(a_xK, b_xN, dtype):
+  """`a^T b` over all leading axes (the rows of both): `[K, N]`, accumulated in `dtype`."""
   a_MxK, b_MxN = jnp.reshape(a_xK, (-1, a_xK.shape[-1])), jnp.reshape(b_xN, (-1, b_xN.shape[-1]))
   return jax.lax.dot_general(a_MxK, b_MxN, (((0,), (0,)), ((), ())), preferred_element_type=dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _mixed_matmul(dtype, x_xK, w_KxN):
-  return _mixed_matmul_fwd(dtype, x_xK, w_KxN)[0]
+def _mixed_matmul(dtypes, x_xK, w_KxN):
+  """`dtypes`: (the matmul dtype, x's, w's)."""
+  return _mixed_matmul_fwd(dtypes, x_xK, w_KxN)[0]
 
 
-def _mixed_matmul_fwd(dtype, x_xK, w_KxN):
-  low_x, low_w = x_xK.astype(dtype), w_KxN.astype(dtype)
-  # Zero-size arrays carry the operands' dtypes to the backward pass.
-  dtypes = (jnp.zeros((0,), x_xK.dtype), jnp.zeros((0,), w_KxN.dtype))
-  return jnp.matmul(low_x, low_w, preferred_element_type=jnp.result_type(x_xK, w_KxN)), (low_x, low_w, dtypes)
+def _mixed_matmul_fwd(dtypes, x_xK, w_KxN):
+  low_x, low_w = x_xK.astype(dtypes[0]), w_KxN.astype(dtypes[0])
+  return jnp.matmul(low_x, low_w, preferred_element_type=jnp.result_type(x_xK, w_KxN)), (low_x, low_w)
 
 
-def _mixed_matmul_bwd(dtype, saved, d_xN):
-  low_x, low_w, (x_dtype, w_dtype) = saved
-  low_d = d_xN.astype(dtype)
-  dx = jnp.matmul(low_d, low_w.T, preferred_element_type=d_xN.dtype).astype(x_dtype.dtype)
-  dw = _contract_rows(low_x, low_d, d_xN.dtype).astype(w_dtype.dtype)
+def _mixed_matmul_bwd(dtypes, saved, d_xN):
+  (low, x_dtype, w_dtype), (low_x, low_w) = dtypes, saved
+  low_d = d_xN.astype(low)
+  dx = jnp.matmul(low_d, low_w.T, preferred_element_type=d_xN.dtype).astype(x_dtype)
+  dw = contract_rows(low_x, low_d, d_xN.dtype).astype(w_dtype)
   return dx, dw
 
 
