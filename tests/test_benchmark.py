@@ -177,10 +177,26 @@ def test_ceiling_measured_in_the_same_rounds():
 
 @pytest.mark.parametrize("name,overrides", [
     ("handwriting_recognition", dict(hidden_size=8)), ("handwriting_generation", dict(hidden_size=8)),
-    ("translation", dict(encoder_size=8, decoder_size=8, embed_size=8))])
+    ("translation", dict(encoder_size=8, decoder_size=8, embed_size=8)), ("long_range", dict(hidden_size=8)),
+    ("long_range", dict(task="copy", variant="tanh_orthogonal_clip", hidden_size=8)),
+    ("clockwork", dict(hidden_size=8, periods=(1, 4))), ("clockwork", dict(model="elman", hidden_size=8)),
+    ("tree", dict(hidden_size=8)), ("tree", dict(model="rvnn", hidden_size=8)),
+    ("tree", dict(model="lstm", hidden_size=8))])
 def test_every_experiment_train_step_runs(name, overrides):
   step = train_steps.TRAIN_STEPS[name](2, 12, **overrides)
   timer = train_steps.timer(step)
   result = harness.measure([timer], rounds=1, warmup=0, min_round_s=0.0)[0]
   assert result.median_s > 0 and timer.flops > 0 and step.tokens > 0
   assert int(timer.optimizer_steps()) == 2  # the first call and the one timed call each applied an update
+
+
+def test_long_range_train_step_flops_closed_form():
+  # Adding problem, 1x8 LSTM (I=2, G=32) and a [8, 1] readout of the last step. The fused LSTM's backward
+  # is 2x its forward (dW and dx) plus the bias-gradient row; the readout's is dW and dh, at the last step.
+  batch, length, hidden = 3, 5, 8
+  step = train_steps.long_range(batch, length, hidden_size=hidden)
+  timer = train_steps.timer(step)
+  gates = 4 * hidden
+  lstm = 3 * 2 * batch * length * (2 * gates + hidden * gates) + 2 * batch * length * gates
+  assert timer.flops == lstm + 3 * 2 * batch * hidden
+  assert step.tokens == batch * length

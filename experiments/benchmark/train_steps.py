@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from experiments.benchmark import harness
 from rnn_jax import train
@@ -43,8 +44,7 @@ def language_modeling(batch: int, length: int, config_name: str = "zaremba_small
   vocab = config.data.max_vocab or 10000
   model = lm.make_model(config, vocab)
   params = model.init(jax.random.PRNGKey(0))
-  optimizer = train.make_optimizer(config.optimizer, 1, 1)
-  state = train.create_train_state(params, optimizer, model.initial_carries(params, batch))
+  state = train.create_train_state(params, _optimizer(config), model.initial_carries(params, batch))
   tokens = jax.random.randint(jax.random.PRNGKey(1), (batch, length + 1), 0, vocab)
   data = {"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "reset": jnp.zeros((batch,), bool)}
   m = config.model
@@ -52,8 +52,19 @@ def language_modeling(batch: int, length: int, config_name: str = "zaremba_small
                    f"{m.num_layers}x{m.hidden_size} {m.cell}, vocab {vocab}, {config.optimizer.name}")
 
 
-def _state(params, config):
-  return train.create_train_state(params, train.make_optimizer(config.optimizer, 1, 1))
+def _optimizer(config):
+  """The config's optimizer; the schedule's length (one step here) does not change the cost of a step."""
+  return train.make_optimizer(config.optimizer, 1, 1)
+
+
+def _supervised(name: str, loss: Callable, params, optimizer, data, tokens: int, description: str) -> TrainStep:
+  """A TrainStep for `loss(params, data) -> scalar`: no metrics, no state carried between batches."""
+
+  def loss_fn(params, model_state, data, rng, is_training):
+    del rng, is_training
+    return loss(params, data), ({}, model_state)
+
+  return TrainStep(name, loss_fn, train.create_train_state(params, optimizer), data, tokens, description)
 
 
 def handwriting_recognition(batch: int, length: int, **model) -> TrainStep:
@@ -65,18 +76,17 @@ def handwriting_recognition(batch: int, length: int, **model) -> TrainStep:
   config.model.update(model)
   m, classes, label_length = config.model, 11, max(1, length // 20)
 
-  def loss_fn(params, model_state, data, rng, is_training):
-    del rng, is_training
+  def loss(params, data):
     logits, lengths = hw.recognizer_logits(params, m, data["points"], data["lengths"])
-    return jnp.mean(ctc.ctc_loss(logits, lengths, data["labels"], data["label_lengths"])), ({}, model_state)
+    return jnp.mean(ctc.ctc_loss(logits, lengths, data["labels"], data["label_lengths"]))
 
   keys = jax.random.split(jax.random.PRNGKey(1), 2)
   data = {"points": jax.random.normal(keys[0], (batch, length, 3)), "lengths": jnp.full((batch,), length),
           "labels": jax.random.randint(keys[1], (batch, label_length), 1, classes),
           "label_lengths": jnp.full((batch,), label_length)}
   params = hw.init_recognizer(jax.random.PRNGKey(0), m, classes)
-  return TrainStep("handwriting_recognition", loss_fn, _state(params, config), data, batch * length,
-                   f"{m.num_layers}x{m.hidden_size} bidirectional {m.cell} + CTC, subsample {m.subsample}")
+  return _supervised("handwriting_recognition", loss, params, _optimizer(config), data, batch * length,
+                     f"{m.num_layers}x{m.hidden_size} bidirectional {m.cell} + CTC, subsample {m.subsample}")
 
 
 def handwriting_generation(batch: int, length: int, **model) -> TrainStep:
@@ -87,15 +97,14 @@ def handwriting_generation(batch: int, length: int, **model) -> TrainStep:
   config.model.update(model)
   m, alphabet = config.model, 1
 
-  def loss_fn(params, model_state, data, rng, is_training):
-    del rng, is_training
+  def loss(params, data):
     total, count = hw.generator_nll(params, m, alphabet, data["points"], data["lengths"])
-    return total / count, ({}, model_state)
+    return total / count
 
   data = {"points": jax.random.normal(jax.random.PRNGKey(1), (batch, length, 3)), "lengths": jnp.full((batch,), length)}
   params = hw.init_generator(jax.random.PRNGKey(0), m, alphabet)
-  return TrainStep("handwriting_generation", loss_fn, _state(params, config), data, batch * length,
-                   f"{m.num_layers}x{m.hidden_size} {m.cell} + {m.num_mixtures}-component MDN")
+  return _supervised("handwriting_generation", loss, params, _optimizer(config), data,
+                     batch * length, f"{m.num_layers}x{m.hidden_size} {m.cell} + {m.num_mixtures}-component MDN")
 
 
 def translation(batch: int, length: int, **model) -> TrainStep:
@@ -116,9 +125,52 @@ def translation(batch: int, length: int, **model) -> TrainStep:
   data = {"source": jax.random.randint(keys[0], (batch, length), 3, vocab), "source_lengths": jnp.full((batch,), length),
           "target_in": tokens[:, :-1], "target_out": tokens[:, 1:], "target_lengths": jnp.full((batch,), length)}
   m = config.model
-  return TrainStep("translation", loss_fn, _state(seq2seq.init(jax.random.PRNGKey(0)), config), data,
+  state = train.create_train_state(seq2seq.init(jax.random.PRNGKey(0)), _optimizer(config))
+  return TrainStep("translation", loss_fn, state, data,
                    2 * batch * length, f"{m.encoder_layers}x{m.encoder_size} encoder, {m.decoder_layers}x"
                    f"{m.decoder_size} decoder ({m.cell}), attention {m.attention}")
+
+
+def long_range(batch: int, length: int, variant: str = "lstm_clip", task: str = "adding", hidden_size: int = 64):
+  """The long-range experiment's model (a cell and a linear readout) on `length`-step adding or copy sequences."""
+  from experiments.long_range import benchmark as long_range_lib  # pylint: disable=g-import-not-at-top
+  from rnn_jax import cells  # pylint: disable=g-import-not-at-top
+  spec = long_range_lib.VARIANTS[variant]
+  cell = cells.get(spec.cell, **dict(spec.options))
+  params = long_range_lib.init_params(cell, task, hidden_size, *jax.random.split(jax.random.PRNGKey(0)))
+  x, y = long_range_lib.make_batch(task, jax.random.PRNGKey(1), batch, length)
+  rule = optax.adam(1e-2)
+  optimizer = optax.chain(optax.clip_by_global_norm(spec.clip_norm), rule) if spec.clip_norm else rule
+  loss = lambda p, data: long_range_lib.task_loss(cell, task, p, *data)[0]
+  return _supervised(f"long_range/{task}", loss, params, optimizer, (x, y), batch * length,
+                     f"{variant}: 1x{hidden_size} {spec.cell}, {task} problem")
+
+
+def clockwork(batch: int, length: int, model: str = "clockwork", hidden_size: int = 40,
+              periods: tuple = (1, 2, 4, 8, 16, 32, 64, 128)):
+  """The clockwork experiment's network (8 modules x 5 units by default) emitting `length`-step waveforms
+  from zero inputs; the experiment itself fits one sequence (batch 1)."""
+  from experiments.clockwork import waveform  # pylint: disable=g-import-not-at-top
+  cell = waveform.make_cell(model, periods)
+  params = waveform.init_params(cell, hidden_size, jax.random.PRNGKey(0))
+  targets_BxT = jnp.tile(jnp.asarray(waveform.target_waveform(length))[None], (batch, 1))
+  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(3e-3))
+  loss = lambda p, target_BxT: waveform.nmse(cell, p, target_BxT)
+  return _supervised(f"clockwork/{model}", loss, params, optimizer, targets_BxT, batch * length,
+                     f"1x{hidden_size} {model}" + (f", periods {list(periods)}" if model == "clockwork" else ""))
+
+
+def tree(batch: int, length: int, model: str = "tree_lstm", hidden_size: int = 64):
+  """The tree experiment's recursive network (or its sequential LSTM, `model="lstm"`) on expressions of
+  `length` digits (2 length - 1 nodes; tokens counted as nodes), trained on every subexpression."""
+  from experiments.tree import arithmetic  # pylint: disable=g-import-not-at-top
+  from rnn_jax.data import expressions  # pylint: disable=g-import-not-at-top
+  init, logits_fn = arithmetic.make_model(model, hidden_size)
+  data = arithmetic.make_batch(expressions.arithmetic_trees(1, batch, length, length), slice(None))
+  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(2e-3))
+  loss = functools.partial(arithmetic.loss, logits_fn, "all")
+  return _supervised(f"tree/{model}", loss, init(jax.random.PRNGKey(0)), optimizer, data, batch * (2 * length - 1),
+                     f"{model}, hidden {hidden_size}, expressions of {length} digits")
 
 
 TRAIN_STEPS: dict[str, Callable[..., TrainStep]] = {
@@ -127,6 +179,9 @@ TRAIN_STEPS: dict[str, Callable[..., TrainStep]] = {
     "handwriting_recognition": handwriting_recognition,
     "handwriting_generation": handwriting_generation,
     "translation": translation,
+    "long_range": long_range,                                                 # adding problem, 1x64 LSTM
+    "clockwork": clockwork,
+    "tree": tree,                                                             # Tree-LSTM, hidden 64
 }
 
 

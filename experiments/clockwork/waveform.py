@@ -8,6 +8,7 @@ Launcher: experiments/clockwork/main.py.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -46,22 +47,32 @@ def num_params(model: str, hidden_size: int, periods=None) -> int:
   return sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params)) + readout
 
 
+def init_params(cell, hidden_size: int, key: jax.Array) -> dict:
+  """The cell's params for a 1-wide input (`rnn`) and a linear readout (`w_out [H]`, `b_out []`)."""
+  k_cell, k_out = jax.random.split(key)
+  return {"rnn": cell.init(k_cell, 1, hidden_size),
+          "w_out": jax.random.normal(k_out, (hidden_size,)) / np.sqrt(hidden_size), "b_out": jnp.zeros(())}
+
+
+def emit_waveform(cell, params, batch: int, length: int) -> jax.Array:
+  """`[batch, length]`: the readout of the network run on zero inputs."""
+  _, ys_BxTxH = scan.run(cell, params["rnn"], jnp.zeros((batch, length, 1)))
+  return ys_BxTxH @ params["w_out"] + params["b_out"]
+
+
+def nmse(cell, params, target_BxT: jax.Array) -> jax.Array:
+  """`mean((y - d)^2) / var(d)` of the emitted waveform against `target_BxT` (1.0 for a zero output)."""
+  emitted_BxT = emit_waveform(cell, params, *target_BxT.shape)
+  return jnp.mean(jnp.square(emitted_BxT - target_BxT)) / jnp.var(target_BxT)
+
+
 def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=None, steps=3000,
               learning_rate=3e-3, seed=0) -> dict:
   """Fits `model` to emit `target_T` from zero inputs; returns the NMSE and the emitted sequence."""
   cell = make_cell(model, periods)
-  k_cell, k_out = jax.random.split(jax.random.key(seed))
-  params = {"rnn": cell.init(k_cell, 1, hidden_size),
-            "w_out": jax.random.normal(k_out, (hidden_size,)) / np.sqrt(hidden_size), "b_out": jnp.zeros(())}
+  params = init_params(cell, hidden_size, jax.random.key(seed))
   target_1xT = jnp.asarray(target_T)[None]
-  zeros_1xTx1 = jnp.zeros(target_1xT.shape + (1,))
-  variance = float(np.var(target_T))
-
-  def emit(params):
-    _, ys_1xTxH = scan.run(cell, params["rnn"], zeros_1xTx1)
-    return ys_1xTxH @ params["w_out"] + params["b_out"]
-
-  loss_fn = lambda p: jnp.mean(jnp.square(emit(p) - target_1xT)) / variance
+  loss_fn = functools.partial(nmse, cell, target_BxT=target_1xT)
   optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
 
   chunk = math.gcd(steps, 100)  # steps per jitted call
@@ -82,7 +93,7 @@ def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=Non
   params = state[0]
   return {"model": model, "hidden_size": hidden_size, "seed": seed, "nmse": float(loss_fn(params)),
           "num_params": num_params(model, hidden_size, periods),
-          "loss_curve": np.concatenate(losses)[::50].tolist(), "output": np.asarray(emit(params)[0]).tolist()}
+          "loss_curve": np.concatenate(losses)[::50].tolist(), "output": np.asarray(emit_waveform(cell, params, 1, len(target_T))[0]).tolist()}
 
 
 def plot(target_T, runs: list, path: str) -> None:

@@ -46,14 +46,23 @@ def baseline(task: str, length: int) -> float:
   return tasks.ADDING_BASELINE_MSE if task == "adding" else tasks.copy_baseline_cross_entropy(length)
 
 
-def _batch(task, key, batch_size, length):
+def make_batch(task, key, batch_size, length):
+  """`(x_BxTxI, targets)`: adding `[B, T, 2]` inputs and `[B]` sums; copy one-hot `[B, T, 10]` and `[B, T]`."""
   if task == "adding":
     return tasks.adding_problem(key, batch_size, length)
   x_BxL, y_BxL = tasks.copy_task(key, batch_size, length)
   return jax.nn.one_hot(x_BxL, _COPY_VOCAB), y_BxL
 
 
-def _loss(cell, task, params, x, y):
+def init_params(cell, task: str, hidden_size: int, k_cell: jax.Array, k_out: jax.Array) -> dict:
+  """The cell's params (`rnn`) and a linear readout (`w_out [H, O]`, `b_out [O]`) for `task`."""
+  input_size, output_size = (2, 1) if task == "adding" else (_COPY_VOCAB, _COPY_VOCAB)
+  return {"rnn": cell.init(k_cell, input_size, hidden_size),
+          "w_out": jax.random.normal(k_out, (hidden_size, output_size)) / np.sqrt(hidden_size),
+          "b_out": jnp.zeros((output_size,))}
+
+
+def task_loss(cell, task, params, x, y):
   """Adding: MSE of the last step's readout. Copy: cross-entropy per step and copied-symbol accuracy."""
   _, ys_BxTxH = scan.run(cell, params["rnn"], x)
   if task == "adding":
@@ -69,19 +78,16 @@ def train_one(task: str, length: int, variant: Variant, *, steps=3000, batch_siz
               learning_rate=1e-2, eval_size=1000, seed=0) -> dict:
   """Trains one variant on one task; returns the final error on fresh data and its baseline."""
   cell = cells.get(variant.cell, **dict(variant.options))
-  input_size, output_size = (2, 1) if task == "adding" else (_COPY_VOCAB, _COPY_VOCAB)
   k_cell, k_out, k_data = jax.random.split(jax.random.key(seed), 3)
-  params = {"rnn": cell.init(k_cell, input_size, hidden_size),
-            "w_out": jax.random.normal(k_out, (hidden_size, output_size)) / np.sqrt(hidden_size),
-            "b_out": jnp.zeros((output_size,))}
+  params = init_params(cell, task, hidden_size, k_cell, k_out)
   rule = optax.adam(learning_rate)
   optimizer = optax.chain(optax.clip_by_global_norm(variant.clip_norm), rule) if variant.clip_norm else rule
   opt_state = optimizer.init(params)
 
   @jax.jit
   def train_step(params, opt_state, step):
-    x, y = _batch(task, jax.random.fold_in(k_data, step), batch_size, length)
-    (loss, _), grads = jax.value_and_grad(lambda p: _loss(cell, task, p, x, y), has_aux=True)(params)
+    x, y = make_batch(task, jax.random.fold_in(k_data, step), batch_size, length)
+    (loss, _), grads = jax.value_and_grad(lambda p: task_loss(cell, task, p, x, y), has_aux=True)(params)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
@@ -90,8 +96,8 @@ def train_one(task: str, length: int, variant: Variant, *, steps=3000, batch_siz
     params, opt_state, loss = train_step(params, opt_state, step)
     losses.append(loss)
   losses = np.asarray(jax.device_get(losses))
-  x, y = _batch(task, jax.random.fold_in(k_data, 2**31 - 1), eval_size, length)  # a held-out stream
-  error, extra = jax.jit(lambda p: _loss(cell, task, p, x, y))(params)
+  x, y = make_batch(task, jax.random.fold_in(k_data, 2**31 - 1), eval_size, length)  # a held-out stream
+  error, extra = jax.jit(lambda p: task_loss(cell, task, p, x, y))(params)
   error = float(error)
   return {"task": task, "length": length, "error": error if np.isfinite(error) else None,
           "baseline": baseline(task, length), "diverged": not np.isfinite(error),

@@ -9,6 +9,7 @@ same supervision; the test scores the root only. Launcher: experiments/tree/main
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -62,12 +63,22 @@ def make_model(name: str, hidden_size: int):
   return init, logits
 
 
-def _batch(data, index):
+def make_batch(data, index):
+  """The examples `index` of `arithmetic_trees` output as a batch of device arrays."""
   return {"trees": jax.tree.map(lambda a: jnp.asarray(a[index]), data["trees"]),
           "sequence": jnp.asarray(data["sequence"][index]),
           "sequence_length": jnp.asarray(data["sequence_length"][index]), "labels": jnp.asarray(data["labels"][index]),
           "node_values": jnp.asarray(data["node_values"][index]),
           "sequence_targets": jnp.asarray(data["sequence_targets"][index])}
+
+
+def loss(logits_fn, supervise: str, params, batch) -> jax.Array:
+  """Mean cross-entropy of the root's value ("root") or of every subexpression's value ("all")."""
+  root_Bx10, all_BxMx10, targets_BxM = logits_fn(params, batch)
+  if supervise == "root":
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(root_Bx10, batch["labels"]))
+  losses_BxM = optax.softmax_cross_entropy_with_integer_labels(all_BxMx10, jnp.maximum(targets_BxM, 0))
+  return jnp.sum(jnp.where(targets_BxM >= 0, losses_BxM, 0)) / jnp.sum(targets_BxM >= 0)
 
 
 def train_and_test(name: str, train_data, test_data, *, hidden_size, steps, batch_size=64, learning_rate=2e-3,
@@ -82,12 +93,7 @@ def train_and_test(name: str, train_data, test_data, *, hidden_size, steps, batc
   optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
   opt_state = optimizer.init(params)
 
-  def loss_fn(params, batch):
-    root_Bx10, all_BxMx10, targets_BxM = logits_fn(params, batch)
-    if supervise == "root":
-      return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(root_Bx10, batch["labels"]))
-    losses_BxM = optax.softmax_cross_entropy_with_integer_labels(all_BxMx10, jnp.maximum(targets_BxM, 0))
-    return jnp.sum(jnp.where(targets_BxM >= 0, losses_BxM, 0)) / jnp.sum(targets_BxM >= 0)
+  loss_fn = functools.partial(loss, logits_fn, supervise)
 
   @jax.jit
   def train_step(params, opt_state, batch):
@@ -98,11 +104,13 @@ def train_and_test(name: str, train_data, test_data, *, hidden_size, steps, batc
   rng, start = np.random.default_rng(seed), time.time()
   num_train = len(train_data["labels"])
   for _ in range(steps):
-    params, opt_state, _ = train_step(params, opt_state, _batch(train_data, rng.integers(num_train, size=batch_size)))
+    batch = make_batch(train_data, rng.integers(num_train, size=batch_size))
+    params, opt_state, _ = train_step(params, opt_state, batch)
   predict = jax.jit(lambda p, b: jnp.argmax(logits_fn(p, b)[0], axis=-1))
   num_test = len(test_data["labels"])
-  predictions = np.concatenate([np.asarray(predict(params, _batch(test_data, np.arange(i, min(i + 1000, num_test)))))
-                                for i in range(0, num_test, 1000)])
+  predictions = np.concatenate([
+      np.asarray(predict(params, make_batch(test_data, np.arange(i, min(i + 1000, num_test)))))
+      for i in range(0, num_test, 1000)])
   correct = predictions == test_data["labels"]
   depths = test_data["depth"]
   return {"model": name, "hidden_size": hidden_size, "accuracy": float(correct.mean()),
