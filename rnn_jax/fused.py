@@ -108,19 +108,44 @@ def _gate_blocks(w_KxG: jax.Array, num: int) -> tuple:
   return tuple(jnp.split(w_KxG, num, axis=-1))
 
 
-def _recurrent_gates(h_BxH: jax.Array, params, num: int | None = None) -> tuple:
-  """`h W_h` as one `[B, H]` buffer per gate (the first `num` gates if given).
+def transposed_recurrence_pays(hidden: int) -> bool:
+  """Whether the CPU forward computes `h W_h` as `(W_h^T h^T)^T` (`_recurrent_gates`).
+
+  XLA:CPU's kernel for a per-step `[B, H] x [H, G]` product with a small batch is slow at
+  large H: 2-core Intel Xeon (AVX-512), jaxlib 0.10.2, 100 steps of `[32, 1024] x [1024, 4096]`
+  took 201 ms (134 GFLOP/s, 45 % of a 2048^3 matmul) against 97 ms for `[4096, 1024] x [1024, 32]`
+  with the gate rows transposed back. In the fused layers (2026-11-29, 7 alternating rounds):
+  forward 1.46-1.49x and fwd+bwd 1.13-1.15x faster for the LSTM and GRU at B=32, H=1024 (1.09-1.22x
+  at B=8, 1.00-1.02x at B=128), within 10 % either way at H=512-768, and 0.89-0.98x at H=256.
+  Transposing the whole product and splitting its columns was no faster (148.6 ms for the
+  product alone); feature-major residuals and carries also sped up the backward but cost at
+  H <= 512 (experiments/benchmark/README.md).
+  """
+  return hidden >= 1024
+
+
+def _recurrent_gates(h_BxH: jax.Array, params, gates: slice = slice(None)) -> tuple:
+  """`h W_h` as one `[B, H]` buffer per gate (the consecutive `gates` only, if given).
 
   On CPU as one matmul per gate: XLA:CPU emits scalar code for a fusion that reads two
   or more column slices of one buffer (jnp.split of `h W_h`, then sigmoid/tanh), which
   made the LSTM gate math take as long as the recurrent matmul (~1 ms per step at
-  B=128, H=256); with separate buffers it is vectorised. Elsewhere one matmul.
+  B=128, H=256); with separate buffers it is vectorised. Where `transposed_recurrence_pays`,
+  one `W_h^T h^T` instead, whose gate blocks are contiguous rows (each transposed back by the
+  gate math that reads it). Elsewhere one matmul.
   """
-  blocks = params["w_h_gates"][:num]
-  if jax.default_backend() == "cpu":
+  blocks = params["w_h_gates"][gates]
+  hidden = h_BxH.shape[-1]
+  first = range(len(params["w_h_gates"]))[gates][0] * hidden
+  if jax.default_backend() != "cpu":
+    w_h = params["w_h"][:, first:first + len(blocks) * hidden]
+    return tuple(jnp.split(_mm(h_BxH, w_h), len(blocks), axis=-1))
+  if not transposed_recurrence_pays(hidden):
     return tuple(_mm(h_BxH, w) for w in blocks)
-  w_h = params["w_h"][:, :len(blocks) * h_BxH.shape[-1]]
-  return tuple(jnp.split(_mm(h_BxH, w_h), len(blocks), axis=-1))
+  w_hT = params["w_hT"][first:first + len(blocks) * hidden]
+  zT_GxB = jax.lax.dot_general(w_hT, h_BxH.astype(w_hT.dtype), (((1,), (1,)), ((), ())),
+                               preferred_element_type=jnp.result_type(h_BxH, w_hT))
+  return tuple(zT_GxB[g * hidden:(g + 1) * hidden].T for g in range(len(blocks)))
 
 
 def _mm(a, w):
@@ -135,7 +160,7 @@ def _dsigmoid(s):
 
 
 # --- Per-family steps ---------------------------------------------------------------------------
-# `params` holds `w_h`, its gate blocks `w_h_gates`, `b` and the family's extra params;
+# `params` holds `w_h`, its gate blocks `w_h_gates`, its transpose `w_hT`, `b` and the family's extra params;
 # `xw` is the step's `x W_x` as one `[B, H]` array per gate (the bias not yet added).
 #   forward(params, carry, xw) -> (new_carry, h_BxH, gates): `gates`, a tuple of `[B, H]`
 #     arrays, is stacked over time and handed back to `backward` at the same step.
@@ -220,10 +245,11 @@ def _gru_backward(params, w_hT, step, dcarry, dh):
 
 def _gru_reset_before_forward(params, h, xw):
   xr, xz, xn = (x + base.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
-  hr, hz = _recurrent_gates(h, params, num=2)
+  hr, hz = _recurrent_gates(h, params, slice(0, 2))
   r = base.fast_sigmoid(xr + hr)
   u = base.fast_sigmoid(xz + hz)
-  n = jnp.tanh(xn + _mm(r * h, params["w_h_gates"][2]))
+  (hn,) = _recurrent_gates(r * h, params, slice(2, 3))
+  n = jnp.tanh(xn + hn)
   h_new = n + u * (h - n)
   return h_new, h_new, (r, u, n)
 
@@ -343,7 +369,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
   def forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B):
     steps = xs_TxBxI.shape[0]
     w_h = cast(rec_params["w_h"])
-    rec_params = {**rec_params, "w_h": w_h, "w_h_gates": _gate_blocks(w_h, family.num_gates)}
+    rec_params = {**rec_params, "w_h": w_h, "w_h_gates": _gate_blocks(w_h, family.num_gates), "w_hT": w_h.T}
 
     def body(carry, t_and_xw):
       t, xw = t_and_xw

@@ -94,6 +94,38 @@ def test_accelerator_layout_equals_autodiff(monkeypatch):
     _assert_close(forward("auto"), forward("autodiff"))
 
 
+@pytest.fixture
+def transposed_recurrence(monkeypatch):
+  """The CPU forward's `(W_h^T h^T)^T` branch (taken at H >= 1024) at this test's small H. Traces are
+  cached per layer, so the caches are cleared on entry and exit: no other test reuses this branch's."""
+  monkeypatch.setattr(fused, "transposed_recurrence_pays", lambda hidden: True)
+  jax.clear_caches()
+  fused._make_layer.cache_clear()  # pylint: disable=protected-access
+  yield
+  monkeypatch.undo()
+  jax.clear_caches()
+  fused._make_layer.cache_clear()  # pylint: disable=protected-access
+
+
+def _has_transposed_product(jaxpr) -> bool:
+  """Whether some dot_general (at any depth) contracts dimension 1 of both operands."""
+  return "dimension_numbers=(([1], [1]), ([], []))" in str(jaxpr)
+
+
+@pytest.mark.parametrize("matmul_dtype", [None, "bfloat16"])
+def test_transposed_recurrent_product_equals_autodiff(transposed_recurrence, matmul_dtype):
+  del transposed_recurrence
+  lengths = jnp.asarray(LENGTHS)
+  tolerance = 1e-5 if matmul_dtype is None else 2e-2
+  for name, options in FUSED_CELLS:
+    cell, params, xs, carry = _setup(name, {**options, "matmul_dtype": matmul_dtype})
+    grad = lambda backward, cell=cell: jax.value_and_grad(
+        _loss(cell, backward, reverse=True), argnums=(0, 1, 2), has_aux=True)
+    assert _has_transposed_product(jax.make_jaxpr(grad("fused"))(params, xs, carry, lengths)), name
+    _assert_close(jax.jit(grad("fused"))(params, xs, carry, lengths),
+                  jax.jit(grad("autodiff"))(params, xs, carry, lengths), atol=tolerance, rtol=tolerance)
+
+
 @pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
 @pytest.mark.parametrize("steps,masked,reverse", [(16, False, False), (17, True, True), (17, False, True)],
                          ids=["4x4", "padded-lengths-reverse", "padded-reverse"])
