@@ -70,7 +70,8 @@ def test_runner_gradients_lower(platform, name):
 
 @pytest.mark.parametrize("name,overrides", [
     ("language_modeling", dict(hidden_size=8, embed_size=8)), ("handwriting_recognition", dict(hidden_size=8)),
-    ("handwriting_generation", dict(hidden_size=8)), ("translation", dict(encoder_size=8, decoder_size=8, embed_size=8)),
+    ("handwriting_generation", dict(hidden_size=8)),
+    ("translation", dict(encoder_size=8, decoder_size=8, embed_size=8)),
     ("long_range", dict(hidden_size=8)), ("clockwork", dict(hidden_size=8, periods=(1, 4))),
     ("tree", dict(hidden_size=8))])
 def test_every_experiment_train_step_lowers(platform, name, overrides):
