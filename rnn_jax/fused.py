@@ -26,6 +26,9 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     gate, `h W_h` one matmul per gate (`_recurrent_gates`), and the residuals a backward
     step reads are separate stacks (the LSTM keeps its incoming `c` rather than reading
     two steps of one stack). With that, the gate math is vectorised (8x faster).
+  * XLA:CPU's kernel for the small-batch `[B, H] x [H, G]` product runs at ~45 % of the
+    ceiling at H=1024, the transposed `[G, H] x [H, B]` near it: there the forward computes
+    `W_h^T h^T` and transposes each gate's block of rows back (`transposed_recurrence_pays`).
   * The forward keeps only what the backward needs (LSTM: i, f, g, o, c_in; GRU: r, u,
     n, and h W_hn + b_hn after the reset; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
     recomputed or read from the outputs. Each stacked residual costs a zero-fill, a
@@ -33,7 +36,8 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
   * The bias is added inside the step, where the gate math already reads `x W_x`,
     not in a separate pass over the `[T, B, G]` projection.
   * Tried and measured slower or no faster on the 2-core CPU (experiments/benchmark/README.md):
-    a feature-major carry (`W_h^T h^T`: faster per-step matmuls, lost to the transposes),
+    a feature-major carry and residuals (faster per-step matmuls, but slower than this
+    layout at H <= 512 and at H=1024 only ~1.13x beyond the transposed forward product),
     per-step input projections, unroll 2, and a chunked backward (XLA:CPU ran a matmul
     and an independent scan one after the other, so per-chunk weight gradients would
     not hide behind the loop).
