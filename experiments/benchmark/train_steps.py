@@ -16,7 +16,6 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from experiments.benchmark import harness
 from rnn_jax import train
@@ -103,8 +102,8 @@ def handwriting_generation(batch: int, length: int, **model) -> TrainStep:
 
   data = {"points": jax.random.normal(jax.random.PRNGKey(1), (batch, length, 3)), "lengths": jnp.full((batch,), length)}
   params = hw.init_generator(jax.random.PRNGKey(0), m, alphabet)
-  return _supervised("handwriting_generation", loss, params, _optimizer(config), data,
-                     batch * length, f"{m.num_layers}x{m.hidden_size} {m.cell} + {m.num_mixtures}-component MDN")
+  return _supervised("handwriting_generation", loss, params, _optimizer(config), data, batch * length,
+                     f"{m.num_layers}x{m.hidden_size} {m.cell} + {m.num_mixtures}-component MDN")
 
 
 def translation(batch: int, length: int, **model) -> TrainStep:
@@ -131,7 +130,8 @@ def translation(batch: int, length: int, **model) -> TrainStep:
                    f"{m.decoder_size} decoder ({m.cell}), attention {m.attention}")
 
 
-def long_range(batch: int, length: int, variant: str = "lstm_clip", task: str = "adding", hidden_size: int = 64):
+def long_range(batch: int, length: int, variant: str = "lstm_clip", task: str = "adding",
+               hidden_size: int = 64) -> TrainStep:
   """The long-range experiment's model (a cell and a linear readout) on `length`-step adding or copy sequences."""
   from experiments.long_range import benchmark as long_range_lib  # pylint: disable=g-import-not-at-top
   from rnn_jax import cells  # pylint: disable=g-import-not-at-top
@@ -139,38 +139,34 @@ def long_range(batch: int, length: int, variant: str = "lstm_clip", task: str = 
   cell = cells.get(spec.cell, **dict(spec.options))
   params = long_range_lib.init_params(cell, task, hidden_size, *jax.random.split(jax.random.PRNGKey(0)))
   x, y = long_range_lib.make_batch(task, jax.random.PRNGKey(1), batch, length)
-  rule = optax.adam(1e-2)
-  optimizer = optax.chain(optax.clip_by_global_norm(spec.clip_norm), rule) if spec.clip_norm else rule
   loss = lambda p, data: long_range_lib.task_loss(cell, task, p, *data)[0]
-  return _supervised(f"long_range/{task}", loss, params, optimizer, (x, y), batch * length,
+  return _supervised(f"long_range/{task}", loss, params, long_range_lib.make_optimizer(spec), (x, y), batch * length,
                      f"{variant}: 1x{hidden_size} {spec.cell}, {task} problem")
 
 
 def clockwork(batch: int, length: int, model: str = "clockwork", hidden_size: int = 40,
-              periods: tuple = (1, 2, 4, 8, 16, 32, 64, 128)):
+              periods: tuple = (1, 2, 4, 8, 16, 32, 64, 128)) -> TrainStep:
   """The clockwork experiment's network (8 modules x 5 units by default) emitting `length`-step waveforms
   from zero inputs; the experiment itself fits one sequence (batch 1)."""
   from experiments.clockwork import waveform  # pylint: disable=g-import-not-at-top
   cell = waveform.make_cell(model, periods)
   params = waveform.init_params(cell, hidden_size, jax.random.PRNGKey(0))
   targets_BxT = jnp.tile(jnp.asarray(waveform.target_waveform(length))[None], (batch, 1))
-  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(3e-3))
   loss = lambda p, target_BxT: waveform.nmse(cell, p, target_BxT)
-  return _supervised(f"clockwork/{model}", loss, params, optimizer, targets_BxT, batch * length,
+  return _supervised(f"clockwork/{model}", loss, params, waveform.make_optimizer(), targets_BxT, batch * length,
                      f"1x{hidden_size} {model}" + (f", periods {list(periods)}" if model == "clockwork" else ""))
 
 
-def tree(batch: int, length: int, model: str = "tree_lstm", hidden_size: int = 64):
+def tree(batch: int, length: int, model: str = "tree_lstm", hidden_size: int = 64) -> TrainStep:
   """The tree experiment's recursive network (or its sequential LSTM, `model="lstm"`) on expressions of
   `length` digits (2 length - 1 nodes; tokens counted as nodes), trained on every subexpression."""
   from experiments.tree import arithmetic  # pylint: disable=g-import-not-at-top
   from rnn_jax.data import expressions  # pylint: disable=g-import-not-at-top
   init, logits_fn = arithmetic.make_model(model, hidden_size)
   data = arithmetic.make_batch(expressions.arithmetic_trees(1, batch, length, length), slice(None))
-  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(2e-3))
   loss = functools.partial(arithmetic.loss, logits_fn, "all")
-  return _supervised(f"tree/{model}", loss, init(jax.random.PRNGKey(0)), optimizer, data, batch * (2 * length - 1),
-                     f"{model}, hidden {hidden_size}, expressions of {length} digits")
+  return _supervised(f"tree/{model}", loss, init(jax.random.PRNGKey(0)), arithmetic.make_optimizer(), data,
+                     batch * (2 * length - 1), f"{model}, hidden {hidden_size}, expressions of {length} digits")
 
 
 TRAIN_STEPS: dict[str, Callable[..., TrainStep]] = {

@@ -66,6 +66,11 @@ def nmse(cell, params, target_BxT: jax.Array) -> jax.Array:
   return jnp.mean(jnp.square(emitted_BxT - target_BxT)) / jnp.var(target_BxT)
 
 
+def make_optimizer(learning_rate: float = 3e-3) -> optax.GradientTransformation:
+  """Adam after clipping the global gradient norm to 1."""
+  return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+
+
 def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=None, steps=3000,
               learning_rate=3e-3, seed=0) -> dict:
   """Fits `model` to emit `target_T` from zero inputs; returns the NMSE and the emitted sequence."""
@@ -73,7 +78,7 @@ def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=Non
   params = init_params(cell, hidden_size, jax.random.key(seed))
   target_1xT = jnp.asarray(target_T)[None]
   loss_fn = functools.partial(nmse, cell, target_BxT=target_1xT)
-  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+  optimizer = make_optimizer(learning_rate)
 
   chunk = math.gcd(steps, 100)  # steps per jitted call
 
@@ -93,7 +98,8 @@ def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=Non
   params = state[0]
   return {"model": model, "hidden_size": hidden_size, "seed": seed, "nmse": float(loss_fn(params)),
           "num_params": num_params(model, hidden_size, periods),
-          "loss_curve": np.concatenate(losses)[::50].tolist(), "output": np.asarray(emit_waveform(cell, params, 1, len(target_T))[0]).tolist()}
+          "loss_curve": np.concatenate(losses)[::50].tolist(),
+          "output": np.asarray(emit_waveform(cell, params, 1, len(target_T))[0]).tolist()}
 
 
 def plot(target_T, runs: list, path: str) -> None:

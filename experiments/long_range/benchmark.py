@@ -62,6 +62,12 @@ def init_params(cell, task: str, hidden_size: int, k_cell: jax.Array, k_out: jax
           "b_out": jnp.zeros((output_size,))}
 
 
+def make_optimizer(variant: Variant, learning_rate: float = 1e-2) -> optax.GradientTransformation:
+  """Adam, after the variant's global-norm clip if it has one."""
+  rule = optax.adam(learning_rate)
+  return optax.chain(optax.clip_by_global_norm(variant.clip_norm), rule) if variant.clip_norm else rule
+
+
 def task_loss(cell, task, params, x, y):
   """Adding: MSE of the last step's readout. Copy: cross-entropy per step and copied-symbol accuracy."""
   _, ys_BxTxH = scan.run(cell, params["rnn"], x)
@@ -80,8 +86,7 @@ def train_one(task: str, length: int, variant: Variant, *, steps=3000, batch_siz
   cell = cells.get(variant.cell, **dict(variant.options))
   k_cell, k_out, k_data = jax.random.split(jax.random.key(seed), 3)
   params = init_params(cell, task, hidden_size, k_cell, k_out)
-  rule = optax.adam(learning_rate)
-  optimizer = optax.chain(optax.clip_by_global_norm(variant.clip_norm), rule) if variant.clip_norm else rule
+  optimizer = make_optimizer(variant, learning_rate)
   opt_state = optimizer.init(params)
 
   @jax.jit

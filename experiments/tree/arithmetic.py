@@ -81,6 +81,11 @@ def loss(logits_fn, supervise: str, params, batch) -> jax.Array:
   return jnp.sum(jnp.where(targets_BxM >= 0, losses_BxM, 0)) / jnp.sum(targets_BxM >= 0)
 
 
+def make_optimizer(learning_rate: float = 2e-3) -> optax.GradientTransformation:
+  """Adam after clipping the global gradient norm to 1."""
+  return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+
+
 def train_and_test(name: str, train_data, test_data, *, hidden_size, steps, batch_size=64, learning_rate=2e-3,
                    supervise="all", seed=0) -> dict:
   """Trains `name` on `train_data`; returns root accuracy on `test_data` overall and per depth.
@@ -90,7 +95,7 @@ def train_and_test(name: str, train_data, test_data, *, hidden_size, steps, batc
   """
   init, logits_fn = make_model(name, hidden_size)
   params = init(jax.random.key(seed))
-  optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+  optimizer = make_optimizer(learning_rate)
   opt_state = optimizer.init(params)
 
   loss_fn = functools.partial(loss, logits_fn, supervise)
