@@ -5,6 +5,8 @@ import os
 import jax
 import pytest
 
+from rnn_jax import fused
+
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 SHARED_DATA = os.environ.get("RNN_JAX_SHARED_DATA",
@@ -33,3 +35,19 @@ def maybe_jit(request):
   return jax.jit if request.param == "jit" else (lambda f, **_: f)
 
 
+
+
+def clear_traces():
+  """Drops JAX's cached traces and rnn_jax.fused's cached layers: the next call traces afresh."""
+  jax.clear_caches()
+  fused._make_layer.cache_clear()  # pylint: disable=protected-access
+
+
+@pytest.fixture
+def fresh_traces():
+  """For tests that change what tracing decides (a monkeypatched backend or layout rule): JAX reuses a
+  cached trace of the same function and shapes, so without this such a test could run another test's
+  trace, or leave its own to the next test."""
+  clear_traces()
+  yield
+  clear_traces()

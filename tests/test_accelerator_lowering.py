@@ -17,25 +17,18 @@ import pytest
 from experiments.benchmark import train_steps
 from experiments.translation import experiment
 from experiments.translation.configs import numbers
-from rnn_jax import cells, fused, reservoir, scan, train, tree
+from rnn_jax import cells, reservoir, scan, train, tree
 from rnn_jax.data import expressions
 
 BACKEND = {"cuda": "gpu", "tpu": "tpu"}
 
 
-def _clear_traces():
-  jax.clear_caches()
-  fused._make_layer.cache_clear()  # pylint: disable=protected-access
-
-
 @pytest.fixture(params=sorted(BACKEND))
-def platform(request, monkeypatch):
+def platform(request, monkeypatch, fresh_traces):
   """Traces as on `request.param`'s backend (lowered by `_lower` for that platform)."""
+  del fresh_traces
   monkeypatch.setattr(jax, "default_backend", lambda: BACKEND[request.param])
-  _clear_traces()
-  yield request.param
-  monkeypatch.undo()
-  _clear_traces()
+  return request.param
 
 
 def _lower(fn, *args, platform: str) -> str:

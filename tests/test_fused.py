@@ -10,7 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 from rnn_jax import cells, fused, scan
-from tests.conftest import float64
+from tests.conftest import clear_traces, float64
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([7, 3, 5])
@@ -78,10 +78,20 @@ def test_undifferentiated_calls_equal_autodiff(masked, reverse):
     _assert_close(run("fused", hoist=True), run("autodiff", hoist=True))
 
 
-def test_accelerator_layout_equals_autodiff(monkeypatch):
+def _num_dots(fn, *args) -> int:
+  clear_traces()
+  return str(jax.make_jaxpr(fn)(*args)).count("dot_general")
+
+
+def test_accelerator_layout_equals_autodiff(monkeypatch, fresh_traces):
   # GPU/TPU take other branches (one recurrent matmul split into gates, hoisting everywhere, no
   # per-step primal); CI has no accelerator, so run those branches on CPU by naming another backend.
+  del fresh_traces
+  cell, params, xs, carry = _setup("lstm", {})
+  fused_grad = jax.grad(lambda p: _loss(cell, "fused")(p, xs, carry)[0])
+  cpu_dots = _num_dots(fused_grad, params)
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+  assert _num_dots(fused_grad, params) < cpu_dots  # the accelerator branch is the one traced below
   assert scan.hoist_by_default(H)
   lengths = jnp.asarray(LENGTHS)
   for name, options in FUSED_CELLS:
@@ -95,16 +105,10 @@ def test_accelerator_layout_equals_autodiff(monkeypatch):
 
 
 @pytest.fixture
-def transposed_recurrence(monkeypatch):
-  """The CPU forward's `(W_h^T h^T)^T` branch (taken at H >= 1024) at this test's small H. Traces are
-  cached per layer, so the caches are cleared on entry and exit: no other test reuses this branch's."""
+def transposed_recurrence(monkeypatch, fresh_traces):
+  """The CPU forward's `(W_h^T h^T)^T` branch (taken at H >= 1024) at this test's small H."""
+  del fresh_traces
   monkeypatch.setattr(fused, "transposed_recurrence_pays", lambda hidden: True)
-  jax.clear_caches()
-  fused._make_layer.cache_clear()  # pylint: disable=protected-access
-  yield
-  monkeypatch.undo()
-  jax.clear_caches()
-  fused._make_layer.cache_clear()  # pylint: disable=protected-access
 
 
 def _has_transposed_product(jaxpr) -> bool:
