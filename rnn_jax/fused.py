@@ -121,7 +121,7 @@ def transposed_recurrence_pays(hidden: int) -> bool:
   with the gate rows transposed back. In the fused layers (2026-11-29, 7 alternating rounds):
   forward 1.46-1.49x and fwd+bwd 1.13-1.15x faster for the LSTM and GRU at B=32, H=1024 (1.09-1.22x
   at B=8, 1.00-1.02x at B=128), within 10 % either way at H=512-768, and 0.89-0.98x at H=256.
-  Transposing the whole product and splitting its columns was no faster (148.6 ms for the
+  Transposing the whole product back and splitting its columns was slower (148.6 ms for the
   product alone); feature-major residuals and carries also sped up the backward but cost at
   H <= 512 (experiments/benchmark/README.md).
   """

@@ -35,8 +35,6 @@ def maybe_jit(request):
   return jax.jit if request.param == "jit" else (lambda f, **_: f)
 
 
-
-
 def clear_traces():
   """Drops JAX's cached traces and rnn_jax.fused's cached layers: the next call traces afresh."""
   jax.clear_caches()
