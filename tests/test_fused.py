@@ -123,11 +123,13 @@ def test_transposed_recurrent_product_equals_autodiff(transposed_recurrence, mat
   tolerance = 1e-5 if matmul_dtype is None else 2e-2
   for name, options in FUSED_CELLS:
     cell, params, xs, carry = _setup(name, {**options, "matmul_dtype": matmul_dtype})
-    grad = lambda backward, cell=cell: jax.value_and_grad(
-        _loss(cell, backward, reverse=True), argnums=(0, 1, 2), has_aux=True)
+    grad = lambda backward, remat=False, cell=cell: jax.value_and_grad(
+        _loss(cell, backward, reverse=True, remat=remat), argnums=(0, 1, 2), has_aux=True)
     assert _has_transposed_product(jax.make_jaxpr(grad("fused"))(params, xs, carry, lengths)), name
-    _assert_close(jax.jit(grad("fused"))(params, xs, carry, lengths),
-                  jax.jit(grad("autodiff"))(params, xs, carry, lengths), atol=tolerance, rtol=tolerance)
+    expected = jax.jit(grad("autodiff"))(params, xs, carry, lengths)
+    for remat in (False, True):
+      _assert_close(jax.jit(grad("fused", remat))(params, xs, carry, lengths), expected, atol=tolerance,
+                    rtol=tolerance)
 
 
 @pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
