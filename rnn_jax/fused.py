@@ -123,8 +123,8 @@ def transposed_recurrence_pays(hidden: int) -> bool:
   at B=8, 1.00-1.02x at B=128), within 10 % either way at H=512-768, and 0.89-0.98x at H=256.
   Transposing the whole product back and splitting its columns was slower (148.6 ms for the
   product alone); feature-major residuals and carries also sped up the backward but cost at
-  H <= 512 (experiments/benchmark/README.md). Measured on that host only: on other CPUs, time
-  `--shapes=32x1024x100` with and without it before trusting the threshold.
+  H <= 512 (experiments/benchmark/README.md). Measured on that host only; to compare on another
+  CPU, replace this function (e.g. `lambda hidden: False`) before the first trace.
   """
   return hidden >= 1024
 
