@@ -141,7 +141,7 @@ def _recurrent_gates(h_BxH: jax.Array, params, gates: slice = slice(None)) -> tu
   """
   blocks = params["w_h_gates"][gates]
   hidden = h_BxH.shape[-1]
-  first = range(len(params["w_h_gates"]))[gates][0] * hidden
+  first = (gates.start or 0) * hidden
   if jax.default_backend() != "cpu":
     w_h = params["w_h"][:, first:first + len(blocks) * hidden]
     return tuple(jnp.split(_mm(h_BxH, w_h), len(blocks), axis=-1))

@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from experiments.benchmark import harness
 from rnn_jax import train
@@ -151,8 +152,9 @@ def clockwork(batch: int, length: int, model: str = "clockwork", hidden_size: in
   from experiments.clockwork import waveform  # pylint: disable=g-import-not-at-top
   cell = waveform.make_cell(model, periods)
   params = waveform.init_params(cell, hidden_size, jax.random.PRNGKey(0))
-  targets_BxT = jnp.tile(jnp.asarray(waveform.target_waveform(length))[None], (batch, 1))
-  loss = lambda p, target_BxT: waveform.nmse(cell, p, target_BxT)
+  target_T = waveform.target_waveform(length)
+  targets_BxT = jnp.tile(jnp.asarray(target_T)[None], (batch, 1))
+  loss = functools.partial(waveform.nmse, cell, variance=float(np.var(target_T)))
   return _supervised(f"clockwork/{model}", loss, params, waveform.make_optimizer(), targets_BxT, batch * length,
                      f"1x{hidden_size} {model}" + (f", periods {list(periods)}" if model == "clockwork" else ""))
 

@@ -60,10 +60,11 @@ def emit_waveform(cell, params, batch: int, length: int) -> jax.Array:
   return ys_BxTxH @ params["w_out"] + params["b_out"]
 
 
-def nmse(cell, params, target_BxT: jax.Array) -> jax.Array:
-  """`mean((y - d)^2) / var(d)` of the emitted waveform against `target_BxT` (1.0 for a zero output)."""
+def nmse(cell, params, target_BxT: jax.Array, variance: float) -> jax.Array:
+  """`mean((y - d)^2) / var(d)` of the emitted waveform against `target_BxT` (1.0 for a zero output);
+  `variance` is the target's, computed once by the caller rather than in every training step."""
   emitted_BxT = emit_waveform(cell, params, *target_BxT.shape)
-  return jnp.mean(jnp.square(emitted_BxT - target_BxT)) / jnp.var(target_BxT)
+  return jnp.mean(jnp.square(emitted_BxT - target_BxT)) / variance
 
 
 def make_optimizer(learning_rate: float = 3e-3) -> optax.GradientTransformation:
@@ -77,7 +78,7 @@ def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=Non
   cell = make_cell(model, periods)
   params = init_params(cell, hidden_size, jax.random.key(seed))
   target_1xT = jnp.asarray(target_T)[None]
-  loss_fn = functools.partial(nmse, cell, target_BxT=target_1xT)
+  loss_fn = functools.partial(nmse, cell, target_BxT=target_1xT, variance=float(np.var(target_T)))
   optimizer = make_optimizer(learning_rate)
 
   chunk = math.gcd(steps, 100)  # steps per jitted call
