@@ -28,7 +28,8 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     two steps of one stack). With that, the gate math is vectorised (8x faster).
   * XLA:CPU's kernel for the small-batch `[B, H] x [H, G]` product runs at ~45 % of the
     ceiling at H=1024, the transposed `[G, H] x [H, B]` near it: there the forward computes
-    `W_h^T h^T` and transposes each gate's block of rows back (`transposed_recurrence_pays`).
+    `W_h^T h^T` and transposes each gate's block of rows back, and the backward computes
+    `W_h dz^T` and carries it to the next step (`transposed_recurrence_pays`).
   * The forward keeps only what the backward needs (LSTM: i, f, g, o, c_in; GRU: r, u,
     n, and h W_hn + b_hn after the reset; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
     recomputed or read from the outputs. Each stacked residual costs a zero-fill, a
@@ -113,7 +114,8 @@ def _gate_blocks(w_KxG: jax.Array, num: int) -> tuple:
 
 
 def transposed_recurrence_pays(hidden: int) -> bool:
-  """Whether the CPU forward computes `h W_h` as `(W_h^T h^T)^T` (`_recurrent_gates`).
+  """Whether on CPU the forward computes `h W_h` as `(W_h^T h^T)^T` (`_recurrent_gates`) and the
+  backward `dz W_h^T` as `(W_h dz^T)^T` (`_recurrent_backward`).
 
   XLA:CPU's kernel for a per-step `[B, H] x [H, G]` product with a small batch is slow at
   large H: 2-core Intel Xeon (AVX-512), jaxlib 0.10.2, 100 steps of `[32, 1024] x [1024, 4096]`
@@ -153,6 +155,24 @@ def _recurrent_gates(h_BxH: jax.Array, params, gates: slice = slice(None)) -> tu
   return tuple(zT_GxB[g * hidden:(g + 1) * hidden].T for g in range(len(blocks)))
 
 
+def _recurrent_backward(d_rec_BxK: jax.Array, w_h: jax.Array, w_hT: jax.Array, transposed: bool) -> jax.Array:
+  """`d_rec W_h[:, :K]^T`, the recurrent part of a backward step's `dh_prev`: `[B, H]`, or `[H, B]`
+  if `transposed` (`W_h[:, :K] d_rec^T`, contracting both operands' last axes).
+
+  The transposed product is the backward's counterpart of `_recurrent_gates`' and pays where it
+  does. The backward loop carries it to the next step, whose gate math transposes it back: a
+  transpose right after the product is folded into it by XLA, which then runs the slow kernel
+  again. 100 steps of `[32, 4096] x [4096, 1024]` (Intel host): 210 ms, 112 ms transposed and
+  carried, 160 ms transposed back at once.
+  """
+  width = d_rec_BxK.shape[-1]
+  if not transposed:
+    return _mm(d_rec_BxK, w_hT[:width])
+  w = w_h[:, :width]
+  return jax.lax.dot_general(w, d_rec_BxK.astype(w.dtype), (((1,), (1,)), ((), ())),
+                             preferred_element_type=jnp.result_type(d_rec_BxK, w))
+
+
 def _mm(a, w):
   """`a @ w` in `w`'s dtype, accumulated in that of `a @ w`: the weights arrive already cast to
   the cell's `matmul_dtype`, so this is the cell's mixed-precision matmul (a plain one without)."""
@@ -169,11 +189,13 @@ def _dsigmoid(s):
 # `xw` is the step's `x W_x` as one `[B, H]` array per gate (the bias not yet added).
 #   forward(params, carry, xw) -> (new_carry, h_BxH, gates): `gates`, a tuple of `[B, H]`
 #     arrays, is stacked over time and handed back to `backward` at the same step.
-#   backward(params, w_hT, step, dcarry, dh_BxH) -> (dcarry_prev, dz_BxG, dhw_BxG, dextra): `step`
-#     is a `_Step`; `dcarry` the cotangent of the new carry without its `h` part; `dh` the whole
-#     cotangent of the new `h` (carry and output); `dz` that of `x W_x + b`, `dhw` that of
-#     `h W_h`, None where it equals `dz`; `dextra` this step's gradients of the family's small
-#     extra params (GRU `b_hn`, LSTM `w_peep`), summed over the batch and accumulated by the loop.
+#   backward(params, w_hT, step, dcarry, dh_BxH) -> (dcarry_prev, d_rec_BxK, dz_BxG, dhw_BxG, dextra):
+#     `step` is a `_Step`; `dcarry` the cotangent of the new carry without its `h` part; `dh` the
+#     whole cotangent of the new `h` (carry and output). The cotangent of the previous carry is
+#     `dcarry_prev` plus `d_rec W_h[:, :K]^T` in its `h` part: the loop computes that product
+#     (`_recurrent_backward`). `dz` is the cotangent of `x W_x + b`, `dhw` that of `h W_h`, None
+#     where it equals `dz`; `dextra` this step's gradients of the family's small extra params (GRU
+#     `b_hn`, LSTM `w_peep`), summed over the batch and accumulated by the loop.
 # Every array a backward step reads is its own buffer (see `_recurrent_gates`): the LSTM
 # keeps its incoming `c` rather than reading two steps of one stack of `c`s.
 
@@ -206,6 +228,7 @@ def _lstm_forward(params, carry, xw):
 
 
 def _lstm_backward(params, w_hT, step, dcarry, dh):
+  del w_hT
   i, f, g, o, c_in = step.gates
   c_new = f * c_in + i * g  # recomputed exactly as in the forward: cheaper than storing
   tanh_c = jnp.tanh(c_new)
@@ -222,7 +245,7 @@ def _lstm_backward(params, w_hT, step, dcarry, dh):
     dc_prev = dc_prev + dz_i * base.along_last(peep[0], dc) + dz_f * base.along_last(peep[1], dc)
     dextra["w_peep"] = jnp.stack([jnp.sum(dz_i * c_in, axis=0), jnp.sum(dz_f * c_in, axis=0),
                                   jnp.sum(dz_o * c_new, axis=0)])
-  return LSTMState(dc_prev, _mm(dz, w_hT)), dz, None, dextra
+  return LSTMState(dc_prev, jnp.zeros_like(dh)), dz, dz, None, dextra
 
 
 def _gru_forward(params, h, xw):
@@ -237,7 +260,7 @@ def _gru_forward(params, h, xw):
 
 
 def _gru_backward(params, w_hT, step, dcarry, dh):
-  del params, dcarry  # the carry is h itself: all of its cotangent is in dh
+  del params, w_hT, dcarry  # the carry is h itself: all of its cotangent is in dh
   r, u, n, hn_b = step.gates
   da_n = dh * (1.0 - u) * (1.0 - n * n)
   da_r = da_n * hn_b * _dsigmoid(r)
@@ -245,7 +268,7 @@ def _gru_backward(params, w_hT, step, dcarry, dh):
   dz = jnp.concatenate([da_r, da_u, da_n], axis=-1)
   dhw_n = da_n * r
   dhw = jnp.concatenate([da_r, da_u, dhw_n], axis=-1)
-  return dh * u + _mm(dhw, w_hT), dz, dhw, {"b_hn": jnp.sum(dhw_n, axis=0)}
+  return dh * u, dhw, dz, dhw, {"b_hn": jnp.sum(dhw_n, axis=0)}
 
 
 def _gru_reset_before_forward(params, h, xw):
@@ -267,8 +290,8 @@ def _gru_reset_before_backward(params, w_hT, step, dcarry, dh):
   d_rh = _mm(da_n, w_hT[2 * hidden:])  # the cotangent of r * h
   da_r = d_rh * step.h_in * _dsigmoid(r)
   da_u = dh * (step.h_in - n) * _dsigmoid(u)
-  dh_prev = dh * u + d_rh * r + _mm(jnp.concatenate([da_r, da_u], axis=-1), w_hT[:2 * hidden])
-  return dh_prev, jnp.concatenate([da_r, da_u, da_n], axis=-1), None, {}
+  d_ru = jnp.concatenate([da_r, da_u], axis=-1)  # what the r and z blocks of W_h^T multiply
+  return dh * u + d_rh * r, d_ru, jnp.concatenate([d_ru, da_n], axis=-1), None, {}
 
 
 def _gru_reset_before_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
@@ -298,15 +321,16 @@ def _elman_forward(activation, params, h, xw):
 
 
 def _elman_backward(activation, params, w_hT, step, dcarry, dh):
-  del params, dcarry
+  del params, w_hT, dcarry
   dz = dh * _ELMAN_DERIVATIVES[activation](step.h_out)
-  return _mm(dz, w_hT), dz, None, {}
+  return jnp.zeros_like(dh), dz, dz, None, {}
 
 
 class _Family(NamedTuple):
   forward: Callable
   backward: Callable
   carry_h: Callable          # the h inside a carry
+  add_h: Callable            # `(carry, dh) -> carry` with `dh` added to its h
   num_gates: int
   extra_params: tuple        # params besides w_h and b that the recurrence reads (gradients: `dextra`)
   # `(h_in, gates, dz, dhw, dtype) -> dW_h` where the rows `W_h` multiplies are not all `h_in`
@@ -322,14 +346,15 @@ def _dhw_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
 
 def _family(cell: base.Cell) -> _Family:
   if isinstance(cell, LSTM):
-    return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h, 4, ("w_peep",) if cell.peepholes else ())
+    return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h,
+                   lambda carry, dh: carry._replace(h=carry.h + dh), 4, ("w_peep",) if cell.peepholes else ())
   if isinstance(cell, GRU) and cell.reset_after:
-    return _Family(_gru_forward, _gru_backward, lambda h: h, 3, ("b_hn",), _dhw_w_h_grad)
+    return _Family(_gru_forward, _gru_backward, lambda h: h, jnp.add, 3, ("b_hn",), _dhw_w_h_grad)
   if isinstance(cell, GRU):
-    return _Family(_gru_reset_before_forward, _gru_reset_before_backward, lambda h: h, 3, (),
+    return _Family(_gru_reset_before_forward, _gru_reset_before_backward, lambda h: h, jnp.add, 3, (),
                    _gru_reset_before_w_h_grad)
   return _Family(functools.partial(_elman_forward, cell.activation),
-                 functools.partial(_elman_backward, cell.activation), lambda h: h, 1, ())
+                 functools.partial(_elman_backward, cell.activation), lambda h: h, jnp.add, 1, ())
 
 
 def _where(mask, new, old):
@@ -419,29 +444,40 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
   def layer_bwd(saved, cotangents):
     w_x, rec_params, xs_TxBxI, h0_BxH, lengths_B, ys_TxBxH, gates = saved
     dcarry, dys_TxBxH = cotangents
-    w_hT = cast(rec_params["w_h"]).T
+    w_h = cast(rec_params["w_h"])
+    w_hT = w_h.T
     steps = dys_TxBxH.shape[0]
+    transposed = jax.default_backend() == "cpu" and transposed_recurrence_pays(w_h.shape[0])
 
-    def body(dcarry_and_dextra, inputs):
-      dcarry, dextra_sum = dcarry_and_dextra
+    def body(loop_carry, inputs):
+      dcarry, dh_recT, dextra_sum = loop_carry
       t, dy_BxH, y_BxH, h_in_BxH, gates_t = inputs
       step = _Step(h_in=h_in_BxH, h_out=y_BxH, gates=gates_t)
+      if transposed:  # the previous step's recurrent product, carried as `[H, B]`
+        dcarry = family.add_h(dcarry, dh_recT.T)
       dh_BxH = family.carry_h(dcarry) + dy_BxH
       if masked:  # padded steps pass the carry's cotangent straight through
         mask = _mask_at(t, lengths_B, dy_BxH)
         passed = _where(mask, jax.tree.map(jnp.zeros_like, dcarry), dcarry)
         dcarry = _where(mask, dcarry, jax.tree.map(jnp.zeros_like, dcarry))
         dh_BxH = jnp.where(mask, dh_BxH, 0)
-      dprev, dz_BxG, dhw_BxG, dextra = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
+      dprev, d_rec_BxK, dz_BxG, dhw_BxG, dextra = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
       if masked:
         dprev = jax.tree.map(jnp.add, dprev, passed)
-      return (dprev, jax.tree.map(jnp.add, dextra_sum, dextra)), (dz_BxG, dhw_BxG)
+      if transposed:
+        dh_recT = _recurrent_backward(d_rec_BxK, w_h, w_hT, transposed)
+      else:
+        dprev = family.add_h(dprev, _recurrent_backward(d_rec_BxK, w_h, w_hT, transposed))
+      return (dprev, dh_recT, jax.tree.map(jnp.add, dextra_sum, dextra)), (dz_BxG, dhw_BxG)
 
     h_in_TxBxH = inputs_h(lengths_B, ys_TxBxH, h0_BxH)
+    dh_recT = jnp.zeros_like(h0_BxH.T) if transposed else ()  # the product carried to the next step
     dextra_zero = {name: jnp.zeros_like(rec_params[name]) for name in family.extra_params}
-    (dcarry, dextra), (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
-        body, (dcarry, dextra_zero), (jnp.arange(steps), dys_TxBxH, ys_TxBxH, h_in_TxBxH, gates),
+    (dcarry, dh_recT, dextra), (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
+        body, (dcarry, dh_recT, dextra_zero), (jnp.arange(steps), dys_TxBxH, ys_TxBxH, h_in_TxBxH, gates),
         reverse=not reverse, unroll=unroll)
+    if transposed:
+      dcarry = family.add_h(dcarry, dh_recT.T)
 
     # The weight gradients as single matmuls over all T*B rows (the point of this module).
     ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)

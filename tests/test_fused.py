@@ -106,14 +106,26 @@ def test_accelerator_layout_equals_autodiff(monkeypatch, fresh_traces):
 
 @pytest.fixture
 def transposed_recurrence(monkeypatch, fresh_traces):
-  """The CPU forward's `(W_h^T h^T)^T` branch (taken at H >= 1024) at this test's small H."""
+  """The CPU's transposed recurrent products (`W_h^T h^T` forward, `W_h dz^T` backward; taken at
+  H >= 1024) at this test's small H."""
   del fresh_traces
   monkeypatch.setattr(fused, "transposed_recurrence_pays", lambda hidden: True)
 
 
-def _has_transposed_product(jaxpr) -> bool:
-  """Whether some dot_general (at any depth) contracts dimension 1 of both operands."""
-  return "dimension_numbers=(([1], [1]), ([], []))" in str(jaxpr)
+def _loops_with_transposed_product(jaxpr, loop=None) -> set:
+  """The `reverse` flags of the scans (at any depth) in which some dot_general contracts dimension 1
+  of both operands; `loop` for one outside any scan."""
+  found = set()
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "dot_general" and eqn.params["dimension_numbers"] == (((1,), (1,)), ((), ())):
+      found.add(loop)
+    inner = eqn.params["reverse"] if eqn.primitive.name == "scan" else loop
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (tuple, list)) else (value,):
+        sub = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)  # a Jaxpr, or a ClosedJaxpr's
+        if hasattr(sub, "eqns"):
+          found |= _loops_with_transposed_product(sub, inner)
+  return found
 
 
 @pytest.mark.parametrize("matmul_dtype", [None, "bfloat16"])
@@ -125,7 +137,9 @@ def test_transposed_recurrent_product_equals_autodiff(transposed_recurrence, mat
     cell, params, xs, carry = _setup(name, {**options, "matmul_dtype": matmul_dtype})
     grad = lambda backward, remat=False, cell=cell: jax.value_and_grad(
         _loss(cell, backward, reverse=True, remat=remat), argnums=(0, 1, 2), has_aux=True)
-    assert _has_transposed_product(jax.make_jaxpr(grad("fused"))(params, xs, carry, lengths)), name
+    # The forward runs reversed here, the backward loop forward: both take the transposed product.
+    assert _loops_with_transposed_product(jax.make_jaxpr(grad("fused"))(params, xs, carry, lengths).jaxpr) == {
+        True, False}, name
     expected = jax.jit(grad("autodiff"))(params, xs, carry, lengths)
     for remat in (False, True):
       _assert_close(jax.jit(grad("fused", remat))(params, xs, carry, lengths), expected, atol=tolerance,
