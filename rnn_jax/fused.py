@@ -162,8 +162,9 @@ def _recurrent_backward(d_rec_BxK: jax.Array, w_h: jax.Array, w_hT: jax.Array, t
   The transposed product is the backward's counterpart of `_recurrent_gates`' and pays where it
   does. The backward loop carries it to the next step, whose gate math transposes it back: a
   transpose right after the product is folded into it by XLA, which then runs the slow kernel
-  again. 100 steps of `[32, 4096] x [4096, 1024]` (Intel host): 210 ms, 112 ms transposed and
-  carried, 160 ms transposed back at once.
+  again. 100 steps of `[32, 4096] x [4096, 1024]`, a tanh between steps (Intel host): 210 ms
+  batch-major, 112 ms transposed with the transpose after the tanh, 160 ms transposed back right
+  after the product. In the fused layers at B=32, H=1024: fwd+bwd 1.13-1.15x faster (LSTM, GRU).
   """
   width = d_rec_BxK.shape[-1]
   if not transposed:
