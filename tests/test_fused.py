@@ -144,6 +144,10 @@ def test_transposed_recurrent_product_equals_autodiff(transposed_recurrence, mat
     for remat in (False, True):
       _assert_close(jax.jit(grad("fused", remat))(params, xs, carry, lengths), expected, atol=tolerance,
                     rtol=tolerance)
+    # Forward in time, no lengths.
+    grad = lambda backward, cell=cell: jax.jit(jax.value_and_grad(_loss(cell, backward), argnums=(0, 1, 2),
+                                                                  has_aux=True))(params, xs, carry)
+    _assert_close(grad("fused"), grad("autodiff"), atol=tolerance, rtol=tolerance)
 
 
 @pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
