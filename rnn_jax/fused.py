@@ -38,7 +38,8 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     not in a separate pass over the `[T, B, G]` projection.
   * Tried and measured slower or no faster on the 2-core CPU (experiments/benchmark/README.md):
     a feature-major carry and residuals (faster per-step matmuls, but slower than this
-    layout at H <= 512 and at H=1024 only ~1.13x beyond the transposed forward product),
+    layout at H <= 512, and at H=1024 no faster than the transposed products: 673 against
+    668 ms LSTM fwd+bwd at 32x1024x100, separate runs),
     per-step input projections, unroll 2, and a chunked backward (XLA:CPU ran a matmul
     and an independent scan one after the other, so per-chunk weight gradients would
     not hide behind the loop).
