@@ -483,15 +483,18 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
       dcarry = family.add_h(dcarry, dh_recT.T)
 
     # The weight gradients as single matmuls over all T*B rows (the point of this module).
-    ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
-    inputs = xs_TxBxI.shape[-1]
     if family.w_h_grad is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
+      ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
+      inputs = xs_TxBxI.shape[-1]
       stacked = _weight_grad(_rows(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG, matmul_dtype)
       dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1], **dextra}
-    else:
-      stacked = _weight_grad(_rows(xs_TxBxI, ones_TxBx1), dz_TxBxG, matmul_dtype)
+    else:  # the GRU: no row of ones here, whose concatenation with `x` cost compile time
+      # (fwd+bwd at 32x256x1000 with the harness's malloc settings: 0.58 against 0.53 s, flax 0.52)
+      # and no run time (the bias sum is its own pass over `dz`; for the LSTM that pass cost 5 %).
+      dw_x = _weight_grad(_rows(xs_TxBxI), dz_TxBxG, matmul_dtype)
       w_h_grad = family.w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, matmul_dtype)
-      dw_x, grads = stacked[:inputs], {"w_h": w_h_grad, "b": stacked[-1], **dextra}
+      db = jnp.sum(dz_TxBxG, axis=(0, 1), dtype=jnp.promote_types(dz_TxBxG.dtype, jnp.float32))
+      grads = {"w_h": w_h_grad, "b": db, **dextra}
     dxs_TxBxI = base.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
     grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
     return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None

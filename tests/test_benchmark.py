@@ -168,6 +168,29 @@ def test_train_step_and_data_parallel_rows():
   assert len(dp) == jax.device_count() if jax.device_count() <= 2 else len(dp) >= 2
 
 
+def test_compile_rounds_recompile_from_cold_caches():
+  traces = []
+
+  def double(x):
+    traces.append(x.shape)  # runs only when JAX traces `double`, not on a cached trace
+    return 2 * x
+
+  x, holder = jnp.ones(3), {}
+  compiled = harness.Timer("jax", lambda: jax.block_until_ready(holder["compiled"](x)),
+                           compile_fn=lambda: holder.update(compiled=jax.jit(double).lower(x).compile()))
+  first_call = harness.Timer("torch-like", lambda: None)  # no ahead-of-time compilation
+  results = harness.measure([compiled, first_call], rounds=2, warmup=0, min_round_s=0.0, compile_rounds=3)
+  assert len(traces) == 3 and len(compiled.compile_times) == 3  # each compilation traced afresh
+  assert compiled.compile_s == min(compiled.compile_times) and first_call.compile_times == []
+  row = harness.make_row(None, compiled, results[0], None, {})
+  assert row["compile_rounds"] == 3 and row["compile_s"] <= row["compile_s_median"]
+  assert harness.make_row(None, first_call, results[1], None, {})["compile_rounds"] == 1
+  # Through the grid: every JAX implementation of the row compiles `compile_rounds` times.
+  spec = Spec(cell="elman", mode="fwd", batch=2, length=3, hidden=4)
+  rows = bench.run_grid([spec], compare=["flax"], log=lambda _: None, compile_rounds=2, **FAST)
+  assert [r["compile_rounds"] for r in rows] == [2, 2]
+
+
 def test_ceiling_measured_in_the_same_rounds():
   spec = Spec(cell="elman", mode="fwd", batch=2, length=3, hidden=4)
   rows = bench.run_grid([spec], log=lambda _: None, rounds=2, warmup=0, min_round_s=0.0, ceiling_size=64)

@@ -60,7 +60,7 @@ def _groups(specs: Sequence[Spec]) -> list[list[Spec]]:
 
 
 def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5, warmup: int = 1,
-             min_round_s: float = 0.2, peak_flops: float = 0.0, ceiling_size: int = 2048,
+             min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0, ceiling_size: int = 2048,
              log: Callable[[str], None] = print, **fields) -> list[dict]:
   """Times rnn_jax at every spec, with the `compare` implementations, in alternating rounds.
 
@@ -88,7 +88,7 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
       continue
     ceiling_timer = None if peak_flops > 0 else harness.matmul_timer(group[0].dtype, ceiling_size)
     results = harness.measure(timers + ([ceiling_timer] if ceiling_timer else []), rounds=rounds, warmup=warmup,
-                              min_round_s=min_round_s)
+                              min_round_s=min_round_s, compile_rounds=compile_rounds)
     ceiling = peak_flops if ceiling_timer is None else ceiling_timer.flops / results[-1].median_s
     point = [harness.make_row(spec, t, r, ceiling, env, **fields) for spec, t, r in zip(row_specs, timers, results)]
     harness.add_ratios(point)
@@ -102,8 +102,8 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
 
 
 def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int = 5, warmup: int = 1,
-                    min_round_s: float = 0.2, peak_flops: float = 0.0, ceiling_size: int = 2048,
-                    **fields) -> list[dict]:
+                    min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0,
+                    ceiling_size: int = 2048, **fields) -> list[dict]:
   """Times the whole train step of each named experiment (see train_steps.TRAIN_STEPS)."""
   env = harness.environment()
   ceiling = _ceiling({}, "float32", peak_flops, ceiling_size)
@@ -113,14 +113,15 @@ def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int =
       raise ValueError(f"unknown train step {name!r}; known: {sorted(train_steps.TRAIN_STEPS)}")
     bench = train_steps.TRAIN_STEPS[name](batch, length)
     timer = train_steps.timer(bench)
-    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s)[0]
+    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                             compile_rounds=compile_rounds)[0]
     rows.append(harness.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
                                  length=length, tokens=bench.tokens, **fields))
   return rows
 
 
 def run_data_parallel(name: str, per_device_batch: int, length: int, rounds: int = 5, warmup: int = 1,
-                      min_round_s: float = 0.2, **fields) -> list[dict]:
+                      min_round_s: float = 0.2, compile_rounds: int = 1, **fields) -> list[dict]:
   """The train step of `name` on 1, 2, 4, ... local devices at a fixed per-device batch (weak scaling).
 
   Reports `tokens_per_s_per_device` and `scaling_efficiency` (per-device throughput
@@ -134,7 +135,8 @@ def run_data_parallel(name: str, per_device_batch: int, length: int, rounds: int
   for n in counts:
     bench = train_steps.TRAIN_STEPS[name](per_device_batch * n, length)
     timer = train_steps.timer(bench, num_devices=n)
-    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s)[0]
+    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                             compile_rounds=compile_rounds)[0]
     row = harness.make_row(None, timer, result, None, env, mode="data_parallel", batch=per_device_batch * n,
                            length=length, tokens=bench.tokens, devices=n, **fields)
     row["tokens_per_s_per_device"] = row["tokens_per_s"] / n

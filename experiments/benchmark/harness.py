@@ -8,7 +8,9 @@ A benchmark row is one implementation at one point of the grid:
   rows = [make_row(spec, t, r, ceiling) for t, r in zip(timers, results)]
 
 Timing: the first call of a jitted step is compiled ahead of time and reported as
-`compile_s` (trace + lower + compile); then `warmup` calls; then `rounds` rounds, each
+`compile_s` (trace + lower + compile; with `compile_rounds` > 1 the fastest of that many
+compilations, alternating implementations, each after clearing JAX's caches, and
+`compile_s_median` their median); then `warmup` calls; then `rounds` rounds, each
 `iters` back-to-back calls that each block until ready (`iters` chosen so that a round
 lasts at least `min_round_s`). All implementations of a row take their rounds in turn
 (rotating the order), so load on a shared machine hits them alike; compare their
@@ -174,6 +176,7 @@ class Timer:
     self.name, self.step, self.compile_fn, self.flops = name, step, compile_fn, flops
     self.extra = dict(extra or {})
     self.compile_s = None
+    self.compile_times = []  # seconds of each ahead-of-time compilation
     self.first_call_s = None
 
   def prepare(self, warmup: int) -> float:
@@ -181,7 +184,8 @@ class Timer:
     start = time.perf_counter()
     if self.compile_fn is not None:
       self.compile_fn()
-      self.compile_s = time.perf_counter() - start
+      self.compile_times.append(time.perf_counter() - start)
+      self.compile_s = self.compile_times[-1]
       start = time.perf_counter()
     self.step()
     self.first_call_s = time.perf_counter() - start
@@ -193,6 +197,18 @@ class Timer:
       self.step()
       last = time.perf_counter() - start
     return last
+
+  def recompile(self):
+    """Compiles again from cold JAX caches (trace, lowering, executables), then calls the new
+    executable once; `compile_s` becomes the fastest compilation so far. No-op without `compile_fn`."""
+    if self.compile_fn is None:
+      return
+    jax.clear_caches()
+    start = time.perf_counter()
+    self.compile_fn()
+    self.compile_times.append(time.perf_counter() - start)
+    self.compile_s = min(self.compile_times)
+    self.step()
 
   def run(self, iters: int) -> tuple[float, float]:
     """Wall and process-CPU seconds per call, averaged over `iters` calls."""
@@ -213,16 +229,21 @@ class Result:
     return statistics.median(self.walls)
 
 
-def measure(timers: Sequence[Timer], rounds: int = 5, warmup: int = 1, min_round_s: float = 0.2) -> list[Result]:
-  """Prepares every timer, then runs `rounds` rounds, alternating timers (rotating the order)."""
+def measure(timers: Sequence[Timer], rounds: int = 5, warmup: int = 1, min_round_s: float = 0.2,
+            compile_rounds: int = 1) -> list[Result]:
+  """Prepares every timer, compiles those that compile ahead of time `compile_rounds - 1` more
+  times, then runs `rounds` rounds; both alternate timers, rotating the order."""
   iters = []
   for timer in timers:
     last = timer.prepare(warmup)
     iters.append(max(1, math.ceil(min_round_s / max(last, 1e-9))))
+  rotations = lambda r: [(r + k) % len(timers) for k in range(len(timers))]
+  for r in range(1, compile_rounds):
+    for k in rotations(r):
+      timers[k].recompile()
   results = [Result([], [], n) for n in iters]
   for r in range(rounds):
-    order = [(r + k) % len(timers) for k in range(len(timers))]
-    for k in order:
+    for k in rotations(r):
       wall, cpu = timers[k].run(iters[k])
       results[k].walls.append(wall)
       results[k].cpus.append(cpu)
@@ -323,6 +344,8 @@ def make_row(spec: Spec | None, timer: Timer, result: Result, ceiling_flops: flo
   tokens = row.get("tokens") or (spec.tokens if spec else None)
   row.update({
       "compile_s": timer.compile_s,
+      "compile_s_median": statistics.median(timer.compile_times) if timer.compile_times else timer.compile_s,
+      "compile_rounds": max(1, len(timer.compile_times)),
       "first_call_s": timer.first_call_s,
       "median_s": median,
       "min_s": walls[0],

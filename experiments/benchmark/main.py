@@ -43,6 +43,10 @@ _DEVICES = flags.DEFINE_integer("devices", 0, "CPU only: simulate this many host
 _ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds per implementation (median and spread over them).")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed calls after compilation.")
 _MIN_ROUND_S = flags.DEFINE_float("min_round_s", 0.2, "Repeat calls within a round until it lasts this long.")
+_COMPILE_ROUNDS = flags.DEFINE_integer(
+    "compile_rounds", 1, "Compilations per JAX implementation, alternating, each after clearing JAX's caches: "
+    "`compile s` is the fastest, `compile_s_median` (JSON) their median. One compilation varies by ~15 %.",
+    lower_bound=1)
 _PEAK_FLOPS = flags.DEFINE_float("peak_flops", 0.0, "The device's FLOP/s ceiling (0: measure a large matmul).")
 _CEILING_SIZE = flags.DEFINE_integer("ceiling_size", 2048, "Matrix size of the ceiling measurement.")
 _OMP_WAIT_POLICY = flags.DEFINE_string("omp_wait_policy", "", "Set OMP_WAIT_POLICY for torch before importing it "
@@ -73,7 +77,8 @@ def main(argv):
   fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and harness.keep_freed_memory())
 
   shapes = bench.parse_shapes(_SHAPES.value)
-  timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value)
+  timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value,
+                compile_rounds=_COMPILE_ROUNDS.value)
   ceiling = dict(peak_flops=_PEAK_FLOPS.value, ceiling_size=_CEILING_SIZE.value)
   if _DATA_PARALLEL.value:
     if not _TRAIN_STEPS.value:
