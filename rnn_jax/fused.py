@@ -151,9 +151,7 @@ def _recurrent_gates(h_BxH: jax.Array, params, gates: slice = slice(None)) -> tu
     return tuple(jnp.split(_mm(h_BxH, w_h), len(blocks), axis=-1))
   if not transposed_recurrence_pays(hidden):
     return tuple(_mm(h_BxH, w) for w in blocks)
-  w_hT = params["w_hT"][first:first + len(blocks) * hidden]
-  zT_GxB = jax.lax.dot_general(w_hT, h_BxH.astype(w_hT.dtype), (((1,), (1,)), ((), ())),
-                               preferred_element_type=jnp.result_type(h_BxH, w_hT))
+  zT_GxB = _mm_transposed(params["w_hT"][first:first + len(blocks) * hidden], h_BxH)
   return tuple(zT_GxB[g * hidden:(g + 1) * hidden].T for g in range(len(blocks)))
 
 
@@ -169,17 +167,19 @@ def _recurrent_backward(d_rec_BxK: jax.Array, w_h: jax.Array, w_hT: jax.Array, t
   after the product. In the fused layers at B=32, H=1024: fwd+bwd 1.13-1.15x faster (LSTM, GRU).
   """
   width = d_rec_BxK.shape[-1]
-  if not transposed:
-    return _mm(d_rec_BxK, w_hT[:width])
-  w = w_h[:, :width]
-  return jax.lax.dot_general(w, d_rec_BxK.astype(w.dtype), (((1,), (1,)), ((), ())),
-                             preferred_element_type=jnp.result_type(d_rec_BxK, w))
+  return _mm_transposed(w_h[:, :width], d_rec_BxK) if transposed else _mm(d_rec_BxK, w_hT[:width])
 
 
 def _mm(a, w):
   """`a @ w` in `w`'s dtype, accumulated in that of `a @ w`: the weights arrive already cast to
   the cell's `matmul_dtype`, so this is the cell's mixed-precision matmul (a plain one without)."""
   return base.matmul(a, w, w.dtype)
+
+
+def _mm_transposed(w_KxN, a_BxN):
+  """`w a^T` (`[K, B]`, contracting both operands' last axes) with `_mm`'s dtypes."""
+  return jax.lax.dot_general(w_KxN, a_BxN.astype(w_KxN.dtype), (((1,), (1,)), ((), ())),
+                             preferred_element_type=jnp.result_type(a_BxN, w_KxN))
 
 
 def _dsigmoid(s):
@@ -467,10 +467,11 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
       dprev, d_rec_BxK, dz_BxG, dhw_BxG, dextra = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
       if masked:
         dprev = jax.tree.map(jnp.add, dprev, passed)
-      if transposed:
-        dh_recT = _recurrent_backward(d_rec_BxK, w_h, w_hT, transposed)
+      product = _recurrent_backward(d_rec_BxK, w_h, w_hT, transposed)
+      if transposed:  # carried to the next step
+        dh_recT = product
       else:
-        dprev = family.add_h(dprev, _recurrent_backward(d_rec_BxK, w_h, w_hT, transposed))
+        dprev = family.add_h(dprev, product)
       return (dprev, dh_recT, jax.tree.map(jnp.add, dextra_sum, dextra)), (dz_BxG, dhw_BxG)
 
     h_in_TxBxH = inputs_h(lengths_B, ys_TxBxH, h0_BxH)

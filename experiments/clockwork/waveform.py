@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnn_jax import cells, scan
+from rnn_jax import cells, scan, train
+from rnn_jax.train import optim
 
 MODELS = ("clockwork", "lstm", "elman")
 
@@ -69,7 +70,7 @@ def nmse(cell, params, target_BxT: jax.Array, variance: float) -> jax.Array:
 
 def make_optimizer(learning_rate: float = 3e-3) -> optax.GradientTransformation:
   """Adam after clipping the global gradient norm to 1."""
-  return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+  return train.make_optimizer(optim.default_config(learning_rate=learning_rate, clip_norm=1.0))
 
 
 def train_one(model: str, target_T: np.ndarray, *, hidden_size: int, periods=None, steps=3000,

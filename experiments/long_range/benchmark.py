@@ -16,7 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnn_jax import cells, scan
+from rnn_jax import cells, scan, train
+from rnn_jax.train import optim
 from rnn_jax.data import tasks
 
 
@@ -64,8 +65,7 @@ def init_params(cell, task: str, hidden_size: int, k_cell: jax.Array, k_out: jax
 
 def make_optimizer(variant: Variant, learning_rate: float = 1e-2) -> optax.GradientTransformation:
   """Adam, after the variant's global-norm clip if it has one."""
-  rule = optax.adam(learning_rate)
-  return optax.chain(optax.clip_by_global_norm(variant.clip_norm), rule) if variant.clip_norm else rule
+  return train.make_optimizer(optim.default_config(learning_rate=learning_rate, clip_norm=variant.clip_norm))
 
 
 def task_loss(cell, task, params, x, y):

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnn_jax import cells, scan, tree
+from rnn_jax import cells, scan, train, tree
+from rnn_jax.train import optim
 from rnn_jax.data import expressions
 
 MODELS = ("rvnn", "rvnn_mlp", "tree_lstm", "lstm")
@@ -83,7 +84,7 @@ def loss(logits_fn, supervise: str, params, batch) -> jax.Array:
 
 def make_optimizer(learning_rate: float = 2e-3) -> optax.GradientTransformation:
   """Adam after clipping the global gradient norm to 1."""
-  return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
+  return train.make_optimizer(optim.default_config(learning_rate=learning_rate, clip_norm=1.0))
 
 
 def train_and_test(name: str, train_data, test_data, *, hidden_size, steps, batch_size=64, learning_rate=2e-3,

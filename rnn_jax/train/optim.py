@@ -20,10 +20,13 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 
 
-def default_config() -> ml_collections.ConfigDict:
-  return ml_collections.ConfigDict(dict(
+def default_config(**overrides) -> ml_collections.ConfigDict:
+  """The defaults, with `overrides` (config fields) applied."""
+  cfg = ml_collections.ConfigDict(dict(
       name="adam", learning_rate=1e-3, schedule="constant", decay_after_epochs=4, decay_factor=0.5,
       warmup_steps=0, momentum=0.9, b1=0.9, b2=0.999, weight_decay=0.0, clip_norm=0.0))
+  cfg.update(overrides)
+  return cfg
 
 
 def validate(cfg) -> None:
