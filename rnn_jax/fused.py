@@ -360,6 +360,14 @@ def _family(cell: base.Cell) -> _Family:
                  functools.partial(_elman_backward, cell.activation), lambda h: h, jnp.add, 1, ())
 
 
+def _overwritable(gates: tuple, xw: tuple) -> int:
+  """How many leading `gates` (arrays or shapes) have the shapes and dtypes of the projections `xw`."""
+  n = 0
+  while n < min(len(gates), len(xw)) and (gates[n].shape, gates[n].dtype) == (xw[n].shape, xw[n].dtype):
+    n += 1
+  return n
+
+
 def _where(mask, new, old):
   return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
 
@@ -399,35 +407,55 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     """A weight in the cell's matmul dtype (cast once, outside the loops)."""
     return w if matmul_dtype is None else w.astype(matmul_dtype)
 
-  def forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B):
+  def forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates):
+    """`(final_carry, ys_TxBxH, gates)`, `gates` stacked over time if `keep_gates` (else left to
+    XLA's dead-code elimination).
+
+    Kept, each gate's activations overwrite its projection `x W_x` in place, step by step, where they
+    have its shape and dtype (the LSTM's i, f, g, o; the GRU's r, u, n), rather than filling a scan
+    output (a fresh zero-filled stack, written once more). The rest (LSTM `c`, GRU `h W_hn + b_hn`)
+    are scan outputs. Measured in experiments/benchmark (item 12). XLA updates a loop-carried
+    stack in place only if every read of it in the step feeds the value written back; otherwise
+    it copies the whole stack every step, which is why the backward cannot write `dz` over the
+    gates it reads (the LSTM reads `f` for `dc_prev` too).
+    """
     steps = xs_TxBxI.shape[0]
     w_h = cast(rec_params["w_h"])
     rec_params = {**rec_params, "w_h": w_h, "w_h_gates": _gate_blocks(w_h, family.num_gates), "w_hT": w_h.T}
+    # The hoisted projection: one matmul over all steps per gate (separate buffers, see
+    # `_recurrent_gates`).
+    xw = tuple(base.matmul(xs_TxBxI, w, matmul_dtype) for w in _gate_blocks(w_x, family.num_gates))
+    overwritten = 0  # how many of the gates take the place of their projection
+    if keep_gates:
+      xw_step = tuple(jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in xw)
+      overwritten = _overwritable(jax.eval_shape(family.forward, rec_params, carry, xw_step)[2], xw_step)
 
-    def body(carry, t_and_xw):
-      t, xw = t_and_xw
+    def body(loop_carry, t_and_xw):
+      carry, stacks = loop_carry
+      t, xw_rest = t_and_xw
+      xw = tuple(jax.lax.dynamic_index_in_dim(x, t, keepdims=False) for x in stacks) + xw_rest
       new_carry, h_BxH, gates = family.forward(rec_params, carry, xw)
       if masked:
         mask = _mask_at(t, lengths_B, h_BxH)
         new_carry = _where(mask, new_carry, carry)
         h_BxH = jnp.where(mask, h_BxH, 0)
-      return new_carry, (h_BxH, gates)
+      stacks = tuple(jax.lax.dynamic_update_index_in_dim(x, g, t, 0) for x, g in zip(stacks, gates))
+      return (new_carry, stacks), (h_BxH, gates[overwritten:])
 
-    # The hoisted projection: one matmul over all steps per gate (separate buffers, see
-    # `_recurrent_gates`).
-    xw = tuple(base.matmul(xs_TxBxI, w, matmul_dtype) for w in _gate_blocks(w_x, family.num_gates))
-    return jax.lax.scan(body, carry, (jnp.arange(steps), xw), reverse=reverse, unroll=unroll)
+    (final, stacks), (ys_TxBxH, rest) = jax.lax.scan(
+        body, (carry, xw[:overwritten]), (jnp.arange(steps), xw[overwritten:]), reverse=reverse, unroll=unroll)
+    return final, ys_TxBxH, stacks + rest
 
   @jax.custom_vjp
   def layer(w_x, rec_params, xs_TxBxI, carry, lengths_B):
     if primal is not None:
       return primal(cell, {"w_x": w_x, **rec_params}, xs_TxBxI, carry, lengths_B if masked else None,
                     reverse=reverse, unroll=unroll)
-    final, (ys_TxBxH, _) = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B)
+    final, ys_TxBxH, _ = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates=False)
     return final, ys_TxBxH
 
   def layer_fwd(w_x, rec_params, xs_TxBxI, carry, lengths_B):
-    final, (ys_TxBxH, gates) = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B)
+    final, ys_TxBxH, gates = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates=True)
     return (final, ys_TxBxH), (w_x, rec_params, xs_TxBxI, family.carry_h(carry), lengths_B, ys_TxBxH, gates)
 
   def inputs_h(lengths_B, ys_TxBxH, h0_BxH):
@@ -476,7 +504,9 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
 
     h_in_TxBxH = inputs_h(lengths_B, ys_TxBxH, h0_BxH)
     dh_recT = jnp.zeros_like(h0_BxH.T) if transposed else ()  # the product carried to the next step
-    dextra_zero = {name: jnp.zeros_like(rec_params[name]) for name in family.extra_params}
+    # Summed over steps in at least float32 (a bfloat16 sum over T steps would lose the small ones).
+    dextra_zero = {name: jnp.zeros(rec_params[name].shape, jnp.promote_types(rec_params[name].dtype, jnp.float32))
+                   for name in family.extra_params}
     (dcarry, dh_recT, dextra), (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
         body, (dcarry, dh_recT, dextra_zero), (jnp.arange(steps), dys_TxBxH, ys_TxBxH, h_in_TxBxH, gates),
         reverse=not reverse, unroll=unroll)

@@ -256,3 +256,47 @@ def test_bfloat16_runs_in_bfloat16_and_tracks_float32():
   assert ys16.dtype == jnp.bfloat16 and grads16[0]["w_h"].dtype == jnp.bfloat16
   _assert_close(ys16, ys32, atol=5e-2, rtol=5e-2)
   _assert_close(grads16, grads32, atol=1e-1, rtol=1e-1)
+
+
+def test_bfloat16_params_and_inputs_with_a_float32_carry_equal_autodiff():
+  """Gates computed in float32 from bfloat16 projections cannot overwrite them (scan outputs instead),
+  and the extra params' per-step gradients (GRU `b_hn`, peepholes) are summed in float32."""
+  for name, options in FUSED_CELLS:
+    cell, params, xs, carry = _setup(name, options)
+    params, xs = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (params, xs))
+    grad = lambda backward, cell=cell: jax.jit(jax.value_and_grad(_loss(cell, backward), argnums=(0, 1, 2),
+                                                                  has_aux=True))(params, xs, carry)
+    (_, (_, ys)), grads = grad("fused")
+    assert ys.dtype == jnp.float32 and grads[0]["w_h"].dtype == jnp.bfloat16, name
+    _assert_close(grad("fused"), grad("autodiff"), atol=2e-2, rtol=2e-2)
+
+
+def _carried_stacks(jaxpr, shape) -> list:
+  """`(reverse, n)` for every scan (at any depth): `n` of its loop-carried arrays have `shape`."""
+  found = []
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "scan":
+      start = eqn.params["num_consts"]
+      carried = eqn.invars[start:start + eqn.params["num_carry"]]
+      found.append((eqn.params["reverse"], sum(tuple(v.aval.shape) == shape for v in carried)))
+    for value in eqn.params.values():
+      for sub in value if isinstance(value, (tuple, list)) else (value,):
+        sub = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)
+        if hasattr(sub, "eqns"):
+          found += _carried_stacks(sub, shape)
+  return found
+
+
+@pytest.mark.parametrize("name,options,overwritten", [("lstm", {}, 4), ("lstm", {"peepholes": True}, 4), ("gru", {}, 3),
+                                                      ("gru", {"reset_after": False}, 3), ("elman", {}, 0)])
+def test_gates_overwrite_their_projection_in_the_differentiated_forward(name, options, overwritten):
+  """The forward loop carries each gate's `[T, B, H]` projection and writes the gate's activations over
+  it (no zero-filled output stack); an undifferentiated call stores no gates at all."""
+  cell, params, xs, carry = _setup(name, options)
+  xs_TxBxI = jnp.swapaxes(xs, 0, 1)
+  run = lambda p, x: fused.run(cell, p, x, carry)[1]
+  loss = lambda p, x: jnp.sum(jnp.sin(run(p, x)))
+  # The forward loop runs forward in time, the backward loop in reverse.
+  assert sorted(_carried_stacks(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(params, xs_TxBxI).jaxpr,
+                                (T, B, H))) == [(False, overwritten), (True, 0)]
+  assert _carried_stacks(jax.make_jaxpr(run)(params, xs_TxBxI).jaxpr, (T, B, H)) == [(False, 0)]
