@@ -32,8 +32,10 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
     `W_h dz^T` and carries it to the next step (`transposed_recurrence_pays`).
   * The forward keeps only what the backward needs (LSTM: i, f, g, o, c_in; GRU: r, u,
     n, and h W_hn + b_hn after the reset; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
-    recomputed or read from the outputs. Each stacked residual costs a zero-fill, a
-    write and a read of `T*B*H` floats, which is memory-bound on CPU.
+    recomputed or read from the outputs. A stacked scan output costs a zero-fill, a write
+    and a read of `T*B*H` floats, which is memory-bound on CPU: the gates are written over
+    their own projections instead (`forward_scan`), so only the LSTM's `c` and the GRU's
+    `h W_hn + b_hn` are such outputs.
   * The bias is added inside the step, where the gate math already reads `x W_x`,
     not in a separate pass over the `[T, B, G]` projection.
   * Tried and measured slower or no faster on the 2-core CPU (experiments/benchmark/README.md):
