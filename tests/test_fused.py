@@ -272,13 +272,13 @@ def test_bfloat16_params_and_inputs_with_a_float32_carry_equal_autodiff():
 
 
 def _carried_stacks(jaxpr, shape) -> list:
-  """`(reverse, n)` for every scan (at any depth): `n` of its loop-carried arrays have `shape`."""
+  """`(reverse, n)` for every scan (at any depth): `n` of its loop-carried arrays have `shape`, a stack's
+  (what a step returns of that shape can only be carry: its per-step outputs lack the time axis)."""
   found = []
   for eqn in jaxpr.eqns:
     if eqn.primitive.name == "scan":
-      start = eqn.params["num_consts"]
-      carried = eqn.invars[start:start + eqn.params["num_carry"]]
-      found.append((eqn.params["reverse"], sum(tuple(v.aval.shape) == shape for v in carried)))
+      body = eqn.params["jaxpr"].jaxpr
+      found.append((eqn.params["reverse"], sum(tuple(v.aval.shape) == shape for v in body.outvars)))
     for value in eqn.params.values():
       for sub in value if isinstance(value, (tuple, list)) else (value,):
         sub = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)
