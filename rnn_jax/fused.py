@@ -97,7 +97,7 @@ def use_by_default(cell: base.Cell) -> bool:
   return unsupported_reason(cell) is None
 
 
-def per_step_forward_pays(cell: base.Cell) -> bool:
+def per_step_forward_pays(cell: base.Cell, batch: int, hidden: int) -> bool:
   """Whether an undifferentiated call should run the runner's per-step layout (the input
   projection inside each step) rather than this module's hoisted forward, where the runner
   does not hoist (`scan.hoist_by_default`: CPU, H < 512).
@@ -106,10 +106,11 @@ def per_step_forward_pays(cell: base.Cell) -> bool:
   108.9-110.6 ms against 136.9 hoisted at T=1000, 11.2 against 13.0 at T=100 (flax's
   nn.RNN, also per-step: 107.6 / 11.4); level at B=128 (37.4 / 38.7). For the GRU and Elman
   the hoisted forward was the faster at B=32 (GRU 9.9 vs 12.3 ms at T=100, 102.6 vs 122.8 at
-  T=1000; Elman 3.3 vs 4.2, 37.5 vs 42.3) and within 10 % at B=128: they keep it. Gradients
-  always take the hoisted forward, which stores what the hand-written backward reads.
+  T=1000; Elman 3.3 vs 4.2, 37.5 vs 42.3) and within 10 % at B=128: they keep it. Where
+  `one_recurrent_product_pays` (B >= 128) the LSTM keeps it too. Gradients always take the
+  hoisted forward, which stores what the hand-written backward reads.
   """
-  return isinstance(cell, LSTM)
+  return isinstance(cell, LSTM) and not one_recurrent_product_pays(batch, hidden)
 
 
 def _gate_blocks(w_KxG: jax.Array, num: int) -> tuple:
@@ -135,20 +136,39 @@ def transposed_recurrence_pays(hidden: int) -> bool:
   return hidden >= 1024
 
 
+def one_recurrent_product_pays(batch: int, hidden: int) -> bool:
+  """Whether on CPU `_recurrent_gates` computes `h W_h` as one `[B, H] x [H, G]` product whose
+  column blocks the gate math reads, rather than one product per gate.
+
+  The gate math then reads slices of one buffer, which XLA:CPU compiles to scalar code (see
+  `_recurrent_gates`), but at B >= 128 the step's elementwise work also gets split over the
+  cores: XLA:CPU gives a memory-bound loop fusion a second thread only from 512 KB touched (its
+  parallel-task cost model: 256 KB a thread), which per-gate `[128, 256]` fusions do not reach and
+  the fewer, larger fusions reading one product do. And one product is faster than four: 100
+  LSTM steps at 128x256 took 38.4 against 46.7 ms. Intel host, 2026-11-30, undifferentiated
+  (the LSTM's per-step layout before, `per_step_forward_pays`): LSTM 1.11x / 1.03x / 1.37x /
+  1.08x at 128x256x100, 256x256x50, 128x128x100, 128x384x50, GRU 1.14x at 128x256x100 and
+  256x256x50; fwd+bwd within 1.5 % either way at those shapes (LSTM 1.02x at 128x256x100). At
+  H=512 fwd+bwd was 0.98-0.99x (128x512x50), at B=32 0.93-0.94x (LSTM, H=256): not taken there.
+  """
+  return batch >= 128 and hidden < 512
+
+
 def _recurrent_gates(h_BxH: jax.Array, params, gates: slice = slice(None)) -> tuple:
   """`h W_h` as one `[B, H]` buffer per gate (the consecutive `gates` only, if given).
 
   On CPU as one matmul per gate: XLA:CPU emits scalar code for a fusion that reads two
   or more column slices of one buffer (jnp.split of `h W_h`, then sigmoid/tanh), which
   made the LSTM gate math take as long as the recurrent matmul (~1 ms per step at
-  B=128, H=256); with separate buffers it is vectorised. Where `transposed_recurrence_pays`,
-  one `W_h^T h^T` instead, whose gate blocks are contiguous rows (each transposed back by the
-  gate math that reads it). Elsewhere one matmul.
+  B=128, H=256); with separate buffers it is vectorised. Where `one_recurrent_product_pays`
+  (B >= 128, H < 512) one matmul all the same; where `transposed_recurrence_pays`, one
+  `W_h^T h^T`, whose gate blocks are contiguous rows (each transposed back by the gate math
+  that reads it). Elsewhere (GPU, TPU) one matmul.
   """
   blocks = params["w_h_gates"][gates]
   hidden = h_BxH.shape[-1]
   first = (gates.start or 0) * hidden
-  if jax.default_backend() != "cpu":
+  if jax.default_backend() != "cpu" or one_recurrent_product_pays(*h_BxH.shape):
     w_h = params["w_h"][:, first:first + len(blocks) * hidden]
     return tuple(jnp.split(_mm(h_BxH, w_h), len(blocks), axis=-1))
   if not transposed_recurrence_pays(hidden):

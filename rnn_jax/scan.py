@@ -129,7 +129,8 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
     if reason is not None:
       raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
     # Undifferentiated calls may take the per-step layout where it is the faster forward.
-    per_step = hoist is None and not hoist_by_default(cell.hidden_size(params)) and fused.per_step_forward_pays(cell)
+    hidden = cell.hidden_size(params)
+    per_step = hoist is None and not hoist_by_default(hidden) and fused.per_step_forward_pays(cell, batch, hidden)
     carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths, reverse=reverse, unroll=unroll,
                                 remat=remat, primal=_per_step_layer if per_step else None)
   else:

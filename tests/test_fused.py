@@ -67,7 +67,8 @@ def test_values_and_gradients_equal_autodiff(name, options, masked, reverse, wra
 def test_undifferentiated_calls_equal_autodiff(masked, reverse):
   # Undifferentiated, the LSTM runs the runner's per-step scan (fused.per_step_forward_pays), the
   # others the hoisted kernel: the values are those of autodiff's scan either way.
-  assert fused.per_step_forward_pays(cells.get("lstm")) and not fused.per_step_forward_pays(cells.get("gru"))
+  assert fused.per_step_forward_pays(cells.get("lstm"), B, H)
+  assert not fused.per_step_forward_pays(cells.get("gru"), B, H)
   lengths = jnp.asarray(LENGTHS) if masked else None
   for name, options in FUSED_CELLS:
     cell, params, xs, carry = _setup(name, options)
@@ -81,6 +82,29 @@ def test_undifferentiated_calls_equal_autodiff(masked, reverse):
 def _num_dots(fn, *args) -> int:
   clear_traces()
   return str(jax.make_jaxpr(fn)(*args)).count("dot_general")
+
+
+def test_large_batches_take_one_recurrent_product_on_cpu():
+  """From B=128 (at H < 512) the CPU step computes `h W_h` as one product whose columns the gate math
+  reads, and the undifferentiated LSTM keeps the hoisted forward; values and gradients equal autodiff's."""
+  assert fused.one_recurrent_product_pays(128, 256) and not fused.one_recurrent_product_pays(32, 256)
+  assert not fused.one_recurrent_product_pays(128, 512)
+  assert not fused.per_step_forward_pays(cells.get("lstm"), 128, H)
+  large = 128
+  lengths = jnp.asarray(np.arange(large) % T + 1)
+  for name, options in FUSED_CELLS:
+    cell, params, _, _ = _setup(name, options)
+    xs = jax.random.normal(jax.random.PRNGKey(3), (large, T, I))
+    carry = jax.tree.map(lambda c: 0.1 + c, cell.initial_carry(params, (large,)))
+    loss = lambda p, x, cell=cell: _loss(cell, "fused")(p, x, None)[0]
+    fewer = {"lstm": 3, "gru": 2 if options.get("reset_after", True) else 1, "elman": 0}[name]  # per step
+    assert _num_dots(jax.grad(loss), params, xs[:B]) - _num_dots(jax.grad(loss), params, xs) == fewer, name
+    grad = lambda backward, cell=cell, carry=carry: jax.jit(jax.value_and_grad(
+        _loss(cell, backward, reverse=True), argnums=(0, 1, 2), has_aux=True))(params, xs, carry, lengths)
+    _assert_close(grad("fused"), grad("autodiff"))
+    forward = lambda backward, cell=cell, carry=carry: jax.jit(lambda p, x: scan.run(
+        cell, p, x, initial_carry=carry, backward=backward))(params, xs)
+    _assert_close(forward("auto"), forward("autodiff"))
 
 
 def test_accelerator_layout_equals_autodiff(monkeypatch, fresh_traces):
