@@ -149,8 +149,8 @@ def one_recurrent_product_pays(batch: int, hidden: int) -> bool:
   (the LSTM's per-step layout before, `per_step_forward_pays`): LSTM 1.11x / 1.03x / 1.37x /
   1.08x at 128x256x100, 256x256x50, 128x128x100, 128x384x50, GRU 1.14x at 128x256x100 and
   256x256x50; fwd+bwd within 1.5 % either way at 128x256x100 (LSTM 1.02x), 256x256x50 and
-  128x128x100. At
-  H=512 fwd+bwd was 0.98-0.99x (128x512x50), at B=32 0.93-0.94x (LSTM, H=256): not taken there.
+  128x128x100. At H=512 fwd+bwd was 0.98-0.99x (128x512x50), at B=32 0.93-0.94x (LSTM, H=256):
+  not taken there.
   """
   return batch >= 128 and hidden < 512
 
