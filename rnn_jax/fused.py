@@ -441,10 +441,10 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     Kept, for the LSTM (`_Family.overwrites_projections`), each gate's activations overwrite its
     projection `x W_x` in place, step by step, where they have its shape and dtype (i, f, g, o),
     rather than filling a scan output (a fresh zero-filled stack, written once more); `c` is a scan
-    output. Measured in experiments/benchmark (item 12). XLA updates a loop-carried
-    stack in place only if every read of it in the step feeds the value written back; otherwise
-    it copies the whole stack every step, which is why the backward cannot write `dz` over the
-    gates it reads (the LSTM reads `f` for `dc_prev` too).
+    output. Measured in experiments/benchmark (item 12). XLA updates a loop-carried stack in place
+    only if every read of it in the step feeds the value written back; otherwise it copies the
+    whole stack every step, which is why the backward cannot write `dz` over the gates it reads
+    (the LSTM reads `f` for `dc_prev` too).
     """
     steps = xs_TxBxI.shape[0]
     w_h = cast(rec_params["w_h"])
