@@ -144,12 +144,18 @@ def _loops_with_transposed_product(jaxpr, loop=None) -> set:
     if eqn.primitive.name == "dot_general" and eqn.params["dimension_numbers"] == (((1,), (1,)), ((), ())):
       found.add(loop)
     inner = eqn.params["reverse"] if eqn.primitive.name == "scan" else loop
-    for value in eqn.params.values():
-      for sub in value if isinstance(value, (tuple, list)) else (value,):
-        sub = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)  # a Jaxpr, or a ClosedJaxpr's
-        if hasattr(sub, "eqns"):
-          found |= _loops_with_transposed_product(sub, inner)
+    for sub in _sub_jaxprs(eqn):
+      found |= _loops_with_transposed_product(sub, inner)
   return found
+
+
+def _sub_jaxprs(eqn):
+  """The jaxprs an equation calls (a scan's body, a pjit's or custom_vjp's function, ...)."""
+  for value in eqn.params.values():
+    for sub in value if isinstance(value, (tuple, list)) else (value,):
+      sub = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)  # a Jaxpr, or a ClosedJaxpr's
+      if hasattr(sub, "eqns"):
+        yield sub
 
 
 @pytest.mark.parametrize("matmul_dtype", [None, "bfloat16"])
@@ -303,11 +309,8 @@ def _carried_stacks(jaxpr, shape) -> list:
     if eqn.primitive.name == "scan":
       body = eqn.params["jaxpr"].jaxpr
       found.append((eqn.params["reverse"], sum(tuple(v.aval.shape) == shape for v in body.outvars)))
-    for value in eqn.params.values():
-      for sub in value if isinstance(value, (tuple, list)) else (value,):
-        sub = sub if hasattr(sub, "eqns") else getattr(sub, "jaxpr", None)
-        if hasattr(sub, "eqns"):
-          found += _carried_stacks(sub, shape)
+    for sub in _sub_jaxprs(eqn):
+      found += _carried_stacks(sub, shape)
   return found
 
 

@@ -179,14 +179,18 @@ class Timer:
     self.compile_times = []  # seconds of each ahead-of-time compilation
     self.first_call_s = None
 
+  def _compile(self):
+    """Runs `compile_fn` and records its time; `compile_s` is the fastest compilation so far."""
+    start = time.perf_counter()
+    self.compile_fn()
+    self.compile_times.append(time.perf_counter() - start)
+    self.compile_s = min(self.compile_times)
+
   def prepare(self, warmup: int) -> float:
     """Compiles, runs the warm-up calls; returns the duration of the last warm-up call."""
-    start = time.perf_counter()
     if self.compile_fn is not None:
-      self.compile_fn()
-      self.compile_times.append(time.perf_counter() - start)
-      self.compile_s = self.compile_times[-1]
-      start = time.perf_counter()
+      self._compile()
+    start = time.perf_counter()
     self.step()
     self.first_call_s = time.perf_counter() - start
     if self.compile_s is None:  # no ahead-of-time compilation: the first call's time
@@ -204,10 +208,7 @@ class Timer:
     if self.compile_fn is None:
       return
     jax.clear_caches()
-    start = time.perf_counter()
-    self.compile_fn()
-    self.compile_times.append(time.perf_counter() - start)
-    self.compile_s = min(self.compile_times)
+    self._compile()
     self.step()
 
   def run(self, iters: int) -> tuple[float, float]:
