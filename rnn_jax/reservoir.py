@@ -92,13 +92,6 @@ class Reservoir(base.Cell):
         "b": self.bias_scaling * jax.random.uniform(k_b, (hidden_size,), minval=-1.0),
     }
 
-  def initial_carry(self, params, batch_shape):
-    return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
-
-  def project(self, params, x):
-    xw = self.matmul(x, params["w_x"])
-    return xw + base.along_last(params["b"], xw)
-
   def recur(self, params, h, z):
     h = h + self.leak_rate * (jnp.tanh(z + self.matmul(h, params["w_h"])) - h)
     return h, h

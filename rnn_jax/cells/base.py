@@ -100,7 +100,8 @@ def glorot_uniform(key, shape, dtype=jnp.float32):
 
 @dataclasses.dataclass(frozen=True)
 class Cell(abc.ABC):
-  """Base class; subclasses implement `init`, `initial_carry`, `project`, `recur`."""
+  """Base class; subclasses implement `init` and `recur`, and `initial_carry` and `project` where
+  the defaults (one zero `h`; `x W_x + b`) do not fit."""
 
   matmul_dtype: str | None = dataclasses.field(default=None, kw_only=True)  # None: the params' dtype
   name = "cell"
@@ -120,13 +121,14 @@ class Cell(abc.ABC):
   def init(self, key: jax.Array, input_size: int, hidden_size: int) -> Params:
     """Fresh params for `[..., I]` inputs and `H` hidden units."""
 
-  @abc.abstractmethod
   def initial_carry(self, params: Params, batch_shape: Sequence[int]) -> Carry:
-    """The zero carry for inputs of shape `[*batch_shape, I]`."""
+    """The zero carry for inputs of shape `[*batch_shape, I]`: here one `[*batch_shape, H]` h."""
+    return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
 
-  @abc.abstractmethod
   def project(self, params: Params, x_xI: jax.Array) -> jax.Array:
-    """Input projection `[..., I] -> [..., G]`, hoistable over time."""
+    """Input projection `[..., I] -> [..., G]`, hoistable over time: here `x W_x + b`."""
+    xw = self.matmul(x_xI, params["w_x"])
+    return xw + along_last(params["b"], xw)
 
   @abc.abstractmethod
   def recur(self, params: Params, carry: Carry, z_BxG: jax.Array):

@@ -85,10 +85,6 @@ class Clockwork(base.Cell):
     h = jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
     return ClockworkState(h, jnp.zeros(tuple(batch_shape), jnp.int32))
 
-  def project(self, params, x):
-    xw = self.matmul(x, params["w_x"])
-    return xw + base.along_last(params["b"], xw)
-
   def recur(self, params, carry, z):
     h, t = carry
     hidden = self.hidden_size(params)

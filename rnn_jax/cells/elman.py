@@ -50,13 +50,6 @@ class Elman(base.Cell):
         "b": jnp.zeros((hidden_size,)),
     }
 
-  def initial_carry(self, params, batch_shape):
-    return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
-
-  def project(self, params, x):
-    xw = self.matmul(x, params["w_x"])
-    return xw + base.along_last(params["b"], xw)
-
   def recur(self, params, h, z):
     h = _ACTIVATIONS[self.activation](z + self.matmul(h, params["w_h"]))
     return h, h

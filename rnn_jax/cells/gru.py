@@ -40,13 +40,6 @@ class GRU(base.Cell):
       params["b_hn"] = jnp.zeros((hidden_size,))
     return params
 
-  def initial_carry(self, params, batch_shape):
-    return jnp.zeros((*batch_shape, self.hidden_size(params)), params["w_h"].dtype)
-
-  def project(self, params, x):
-    xw = self.matmul(x, params["w_x"])
-    return xw + base.along_last(params["b"], xw)
-
   def recur(self, params, h, z_in):
     hidden = self.hidden_size(params)
     xr, xz, xn = jnp.split(z_in, 3, axis=-1)

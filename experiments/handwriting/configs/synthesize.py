@@ -6,15 +6,10 @@
 Result: experiments/handwriting/README.md.
 """
 
-from experiments.handwriting.configs.base import base_config
+from experiments.handwriting.configs import generate
 
 
 def get_config():
-  c = base_config()
-  c.task = "generation"
-  c.model.num_layers = 3
-  c.model.hidden_size = 128
+  c = generate.get_config()  # the same generator, reading the text through the window
   c.model.window_components = 10
-  c.optimizer.learning_rate = 2e-3
-  c.num_steps = 3000
   return c
