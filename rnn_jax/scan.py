@@ -104,7 +104,7 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
   return batch, steps
 
 
-_BACKWARDS = ("auto", "autodiff", "fused")
+BACKWARDS = ("auto", "autodiff", "fused")  # `run`'s `backward` values
 
 
 def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = None,
@@ -122,8 +122,8 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
   batch, steps = _check_inputs(cell, params, xs, initial_carry, lengths, time_major)
   carry = cell.initial_carry(params, (batch,)) if initial_carry is None else initial_carry
   xs_TxBxI = xs if time_major else jnp.swapaxes(xs, 0, 1)
-  if backward not in _BACKWARDS:
-    raise ValueError(f"backward must be one of {_BACKWARDS}, got {backward!r}")
+  if backward not in BACKWARDS:
+    raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
   if backward == "fused" or (backward == "auto" and hoist is not False and fused.use_by_default(cell)):
     reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell)
     if reason is not None:

@@ -145,8 +145,32 @@ def test_unavailable_specs_are_skipped_with_a_reason():
   logged = []
   assert bench.run_grid([spec], log=logged.append, **FAST) == []
   assert "hoist" in logged[0]
+
+
+@pytest.mark.parametrize("field, value", [("mode", "bwd"), ("dtype", "float64"), ("direction", "both"),
+                                          ("hoist", "maybe"), ("backward", "manual"), ("batch", 0),
+                                          ("length", 0), ("hidden", 0), ("layers", 0), ("unroll", 0),
+                                          ("input_size", -1)])
+def test_a_grid_point_the_harness_cannot_time_names_its_field(field, value):
+  with pytest.raises(ValueError, match=f"^{field} must"):
+    Spec(**{field: value})
+
+
+@pytest.mark.parametrize("shape", ["32x256", "0x256x10", "32x256x0", "32xax10"])
+def test_bad_shapes_are_rejected(shape):
   with pytest.raises(ValueError, match="BxHxT"):
-    bench.parse_shapes(["32x256"])
+    bench.parse_shapes([shape])
+
+
+def test_the_command_line_rejects_bad_flags_by_name():
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  for flags, message in [(["--modes=bwd"], "mode must be one of fwd, fwdbwd"),
+                         (["--compare=bogus"], "--compare: unknown ['bogus']"),
+                         (["--layers=two"], "--layers: expected integers")]:
+    result = subprocess.run([sys.executable, "-m", "experiments.benchmark.main", *flags, "--output=/dev/null"],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode != 0 and message in result.stderr, (flags, result.stderr[-500:])
+    assert "Traceback" not in result.stderr
 
 
 def test_train_step_and_data_parallel_rows():

@@ -29,12 +29,14 @@ def grid(cells: Sequence[str], modes: Sequence[str], shapes: Sequence[tuple[int,
 
 
 def parse_shapes(shapes: Sequence[str]) -> list[tuple[int, int, int]]:
-  """`"32x256x100"` -> `(batch 32, hidden 256, length 100)`."""
+  """`"32x256x100"` -> `(batch 32, hidden 256, length 100)`; batch and length at least 1 (the hidden
+  size may be 0 where it is not used: train steps take their config's)."""
   out = []
   for s in shapes:
     parts = s.lower().split("x")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-      raise ValueError(f"a shape is BxHxT (batch x hidden x length), e.g. 32x256x100; got {s!r}")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or int(parts[0]) < 1 or int(parts[2]) < 1:
+      raise ValueError(f"a shape is BxHxT (batch x hidden x length, batch and length >= 1), e.g. 32x256x100; "
+                       f"got {s!r}")
     out.append(tuple(int(p) for p in parts))
   return out
 

@@ -35,15 +35,19 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax import scan
+
 MODES = ("fwd", "fwdbwd")
 DIRECTIONS = ("uni", "bi")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+HOISTS = ("auto", "true", "false")
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
   """One point of the grid. `input_size` 0 means equal to `hidden`; `cell_options` are the
-  cell's static options as `key=value` items joined by commas (see `cell_options`)."""
+  cell's static options as `key=value` items joined by commas (see `cell_options`). A value the
+  harness cannot time raises ValueError naming the field."""
   cell: str = "lstm"
   cell_options: str = ""
   mode: str = "fwdbwd"
@@ -56,9 +60,22 @@ class Spec:
   dtype: str = "float32"
   unroll: int = 1
   remat: bool = False
-  hoist: str = "auto"         # "auto" (the runner's choice), "true", "false"
-  backward: str = "auto"      # the runner's `backward`: "auto", "autodiff", "fused"
+  hoist: str = "auto"         # HOISTS: "auto" (the runner's choice), "true", "false"
+  backward: str = "auto"      # the runner's `backward` (scan.BACKWARDS): "auto", "autodiff", "fused"
   time_major: bool = True
+
+  def __post_init__(self):
+    # The runner's options are None in the rows of other implementations (`bench.run_grid`).
+    choices = {"mode": MODES, "direction": DIRECTIONS, "dtype": tuple(DTYPES), "hoist": HOISTS,
+               "backward": scan.BACKWARDS}
+    for name, allowed in choices.items():
+      value = getattr(self, name)
+      if value not in allowed and not (value is None and name in ("hoist", "backward")):
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+    for name, least in (("batch", 1), ("length", 1), ("hidden", 1), ("layers", 1), ("unroll", 1), ("input_size", 0)):
+      value = getattr(self, name)
+      if value is not None and value < least:
+        raise ValueError(f"{name} must be at least {least}; got {value}")
 
   @property
   def options(self) -> dict:

@@ -64,6 +64,19 @@ def _bools(values):
   return [table[v.lower()] for v in values]
 
 
+def _ints(flag):
+  try:
+    return [int(v) for v in flag.value]
+  except ValueError:
+    raise app.UsageError(f"--{flag.name}: expected integers, got {flag.value}") from None
+
+
+def _known(flag, known):
+  unknown = [v for v in flag.value if v not in known]
+  if unknown:
+    raise app.UsageError(f"--{flag.name}: unknown {unknown}; known: {sorted(known)}")
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -72,11 +85,16 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
-  from experiments.benchmark import bench, harness  # pylint: disable=g-import-not-at-top
+  from experiments.benchmark import bench, harness, implementations, train_steps  # pylint: disable=g-import-not-at-top
   from rnn_jax import cells  # pylint: disable=g-import-not-at-top
+  _known(_COMPARE, implementations.COMPARE)
+  _known(_TRAIN_STEPS, train_steps.TRAIN_STEPS)
+  try:
+    shapes = bench.parse_shapes(_SHAPES.value)
+  except ValueError as e:
+    raise app.UsageError(f"--shapes: {e}") from None
   fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and harness.keep_freed_memory())
 
-  shapes = bench.parse_shapes(_SHAPES.value)
   timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value,
                 compile_rounds=_COMPILE_ROUNDS.value)
   ceiling = dict(peak_flops=_PEAK_FLOPS.value, ceiling_size=_CEILING_SIZE.value)
@@ -96,11 +114,13 @@ def main(argv):
         cells.get(cell, **options)
     except ValueError as e:
       raise app.UsageError(f"--cells/--cell_options: {e}") from None
-    specs = bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)],
-                       input_size=[int(v) for v in _INPUT_SIZE.value],
-                       layers=[int(v) for v in _LAYERS.value], direction=_DIRECTION.value, dtype=_DTYPE.value,
-                       unroll=[int(v) for v in _UNROLL.value], remat=_bools(_REMAT.value), hoist=_HOIST.value,
-                       backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
+    try:
+      specs = bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)],
+                         input_size=_ints(_INPUT_SIZE), layers=_ints(_LAYERS), direction=_DIRECTION.value,
+                         dtype=_DTYPE.value, unroll=_ints(_UNROLL), remat=_bools(_REMAT.value),
+                         hoist=_HOIST.value, backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
+    except ValueError as e:  # a grid point the harness cannot time (harness.Spec names the field)
+      raise app.UsageError(f"grid flags: {e}") from None
     rows = bench.run_grid(specs, compare=_COMPARE.value, **fields, **timing, **ceiling)
   harness.write_jsonl(_OUTPUT.value, rows)
   env = harness.environment()
