@@ -152,11 +152,13 @@ def test_unknown_config_key_fails_at_start_naming_it(tmp_path):
     ("data.level", "byte", "config.data.level must be 'char' or 'word'"),
     ("model.dropout", 1.5, "config.model.dropout must be in"),
     ("data.bptt", 0, "config.data.bptt must be > 0"),
+    ("max_steps", -1, "config.max_steps must be >= 0"),
+    ("num_steps", 500, "config.num_steps is derived from the corpus, num_epochs and max_steps"),
 ])
 def test_invalid_config_values_are_named(field, value, message):
   config = char_default.get_config()
-  section, name = field.split(".")
-  config[section][name] = value
+  *sections, name = field.split(".")
+  (config[sections[0]] if sections else config)[name] = value
   with pytest.raises(ValueError, match=message):
     lm.validate(config)
   config = char_default.get_config()

@@ -41,6 +41,11 @@ def validate(config) -> None:
                      f"and {config.model.hidden_size}")
   if config.num_epochs <= 0:
     raise ValueError(f"config.num_epochs must be > 0, got {config.num_epochs}")
+  if config.max_steps < 0:
+    raise ValueError(f"config.max_steps must be >= 0 (0: no cap), got {config.max_steps}")
+  if config.num_steps and not config.steps_per_epoch:  # set by hand rather than by `build`, which would ignore it
+    raise ValueError(f"config.num_steps is derived from the corpus, num_epochs and max_steps: set those "
+                     f"instead (got num_steps={config.num_steps})")
 
 
 def load_corpus(config, workdir: str):
