@@ -1,6 +1,9 @@
 """The benchmark harness: FLOP counting against closed forms and jaxprs, row format, table, modes."""
 
 import json
+import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -163,12 +166,12 @@ def test_bad_shapes_are_rejected(shape):
 
 
 def test_the_command_line_rejects_bad_flags_by_name():
-  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   for flags, message in [(["--modes=bwd"], "mode must be one of fwd, fwdbwd"),
                          (["--compare=bogus"], "--compare: unknown ['bogus']"),
                          (["--layers=two"], "--layers: expected integers")]:
     result = subprocess.run([sys.executable, "-m", "experiments.benchmark.main", *flags, "--output=/dev/null"],
-                            capture_output=True, text=True, timeout=300, check=False)
+                            cwd=repo, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode != 0 and message in result.stderr, (flags, result.stderr[-500:])
     assert "Traceback" not in result.stderr
 
