@@ -41,6 +41,13 @@ def parse_shapes(shapes: Sequence[str]) -> list[tuple[int, int, int]]:
   return out
 
 
+def check_known(names: Sequence[str], known) -> None:
+  """ValueError listing the `names` not in `known` (comparisons, train steps)."""
+  unknown = [n for n in names if n not in known]
+  if unknown:
+    raise ValueError(f"unknown {unknown}; known: {sorted(known)}")
+
+
 _RUNNER_OPTIONS = ("unroll", "remat", "hoist", "backward")
 
 
@@ -71,6 +78,7 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
   `peak_flops` is given, the ceiling matmul, so that every ratio in a group is taken
   under the same load. Ratios are relative to the group's first rnn_jax row.
   """
+  check_known(compare, implementations.COMPARE)
   env = harness.environment()
   rows = []
   for group in _groups(specs):
@@ -110,9 +118,8 @@ def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int =
   env = harness.environment()
   ceiling = _ceiling({}, "float32", peak_flops, ceiling_size)
   rows = []
+  check_known(names, train_steps.TRAIN_STEPS)
   for name in names:
-    if name not in train_steps.TRAIN_STEPS:
-      raise ValueError(f"unknown train step {name!r}; known: {sorted(train_steps.TRAIN_STEPS)}")
     bench = train_steps.TRAIN_STEPS[name](batch, length)
     timer = train_steps.timer(bench)
     result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
@@ -131,6 +138,7 @@ def run_data_parallel(name: str, per_device_batch: int, length: int, rounds: int
   `jax.config.update("jax_num_cpu_devices", n)` (main.py's --devices) and share the
   host's cores, so the efficiency there measures overhead, not added compute.
   """
+  check_known([name], train_steps.TRAIN_STEPS)
   env = harness.environment()
   counts = sorted({1, *[2 ** k for k in range(1, 8) if 2 ** k <= jax.device_count()], jax.device_count()})
   rows = []

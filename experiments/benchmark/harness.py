@@ -40,7 +40,7 @@ from rnn_jax import scan
 MODES = ("fwd", "fwdbwd")
 DIRECTIONS = ("uni", "bi")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-HOISTS = ("auto", "true", "false")
+HOISTS = {"auto": None, "true": True, "false": False}  # --hoist: the runner's `hoist`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +66,7 @@ class Spec:
 
   def __post_init__(self):
     # The runner's options are None in the rows of other implementations (`bench.run_grid`).
-    choices = {"mode": MODES, "direction": DIRECTIONS, "dtype": tuple(DTYPES), "hoist": HOISTS,
+    choices = {"mode": MODES, "direction": DIRECTIONS, "dtype": tuple(DTYPES), "hoist": tuple(HOISTS),
                "backward": scan.BACKWARDS}
     for name, allowed in choices.items():
       value = getattr(self, name)

@@ -83,7 +83,7 @@ def rnn_jax(spec: Spec) -> Timer:
   """rnn_jax.scan.run_stack with the spec's runner options."""
   cell, params = _rnn_jax_params(spec)
   xs = jax.random.normal(jax.random.PRNGKey(1), _input_shape(spec), harness.DTYPES[spec.dtype])
-  hoist = {"auto": None, "true": True, "false": False}[spec.hoist]
+  hoist = harness.HOISTS[spec.hoist]
   options = dict(bidirectional=spec.direction == "bi", time_major=spec.time_major, unroll=spec.unroll,
                  remat=spec.remat, hoist=hoist, backward=spec.backward)
   try:

@@ -72,9 +72,11 @@ def _ints(flag):
 
 
 def _known(flag, known):
-  unknown = [v for v in flag.value if v not in known]
-  if unknown:
-    raise app.UsageError(f"--{flag.name}: unknown {unknown}; known: {sorted(known)}")
+  from experiments.benchmark import bench  # pylint: disable=g-import-not-at-top
+  try:
+    bench.check_known(flag.value, known)
+  except ValueError as e:
+    raise app.UsageError(f"--{flag.name}: {e}") from None
 
 
 def main(argv):
