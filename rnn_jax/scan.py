@@ -75,6 +75,10 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
   """Trace-time validation with messages that name expected and actual values."""
   if not isinstance(cell, Cell):
     raise ValueError(f"expected a Cell (e.g. rnn_jax.cells.get('lstm')), got {type(cell).__name__}")
+  if isinstance(params, (list, tuple)):
+    raise ValueError(f"params is a sequence of {len(params)} layers' params: run a stack with run_stack")
+  if isinstance(params, dict) and set(params) == {"forward", "backward"}:
+    raise ValueError("params hold a forward and a backward cell: run them with run_bidirectional")
   if xs.ndim != 3:
     layout = "[T, B, I]" if time_major else "[B, T, I]"
     raise ValueError(f"inputs must have rank 3 {layout}, got shape {tuple(xs.shape)} (rank {xs.ndim})")
@@ -93,6 +97,8 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
   if lengths is not None:
     if jnp.shape(lengths) != (batch,):
       raise ValueError(f"lengths must have shape ({batch},) to match the batch, got {jnp.shape(lengths)}")
+    if not jnp.issubdtype(jnp.result_type(lengths), jnp.integer):
+      raise ValueError(f"lengths must be integers, got dtype {jnp.result_type(lengths)}")
     try:  # concrete lengths (also when closed over by a jit) are checked on the host; traced ones cannot be
       lengths_np = np.asarray(lengths)
     except jax.errors.TracerArrayConversionError:
@@ -119,6 +125,7 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
   Returns:
     `(final_carry, ys)` with `ys` `[B, T, H]` (or `[T, B, H]`); padded steps are zero.
   """
+  lengths = None if lengths is None else jnp.asarray(lengths)
   batch, steps = _check_inputs(cell, params, xs, initial_carry, lengths, time_major)
   carry = cell.initial_carry(params, (batch,)) if initial_carry is None else initial_carry
   xs_TxBxI = xs if time_major else jnp.swapaxes(xs, 0, 1)
@@ -172,6 +179,11 @@ def _per_step_layer(cell: Cell, params: Params, xs_TxBxI, carry, lengths, *, rev
 _MERGES = ("concat", "sum")
 
 
+def _check_merge(merge: str) -> None:
+  if merge not in _MERGES:
+    raise ValueError(f"merge must be one of {_MERGES}, got {merge!r}")
+
+
 def run_bidirectional(cell: Cell, params: Params, xs: jax.Array, *, initial_carry=None,
                       lengths=None, merge: str = "concat", time_major: bool = False, **options):
   """Forward and backward passes over the same padded sequence.
@@ -185,8 +197,9 @@ def run_bidirectional(cell: Cell, params: Params, xs: jax.Array, *, initial_carr
     `((forward_carry, backward_carry), ys)`. The backward carry is the state after
     reading each sequence from its last valid step back to step 0.
   """
-  if merge not in _MERGES:
-    raise ValueError(f"merge must be one of {_MERGES}, got {merge!r}")
+  _check_merge(merge)
+  if "reverse" in options:
+    raise ValueError("reverse is for one direction: a bidirectional layer reads the sequence both ways")
   if not (isinstance(params, dict) and set(params) == {"forward", "backward"}):
     raise ValueError("bidirectional params must be a dict with keys 'forward' and 'backward', "
                      f"got {list(params) if isinstance(params, dict) else type(params).__name__}")
@@ -201,6 +214,8 @@ def run_bidirectional(cell: Cell, params: Params, xs: jax.Array, *, initial_carr
 def init_stack(key: jax.Array, cell: Cell, input_size: int, hidden_size: int, num_layers: int = 1,
                bidirectional: bool = False, merge: str = "concat") -> list:
   """Params for `run_stack`: a list of per-layer cell params (or forward/backward dicts)."""
+  if bidirectional:
+    _check_merge(merge)
   params, size = [], input_size
   for key in jax.random.split(key, num_layers):
     if bidirectional:
@@ -257,6 +272,7 @@ def run_stack(cell: Cell, params: Sequence, xs: jax.Array, *, initial_carries: S
     raise ValueError(f"got {len(initial_carries)} initial carries for {len(params)} layers")
   if dropout_rate > 0.0 and dropout_rng is None:
     raise ValueError("dropout_rate > 0 needs a dropout_rng")
+  lengths = None if lengths is None else jnp.asarray(lengths)
   carries, layer_input = [], xs
   for layer, layer_params in enumerate(params):
     carry = None if initial_carries is None else initial_carries[layer]

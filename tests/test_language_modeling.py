@@ -187,12 +187,27 @@ def test_single_file_splits_in_order_through_tfds(tmp_path):
   assert len(splits["train"]) == 180_000 and len(splits["valid"]) == 10_000
 
 
+def test_word_vocabulary_of_a_corpus_with_unk_keeps_max_size_tokens():
+  corpus = "a a a b b <unk> <unk> <unk> <unk> c\n"
+  assert text.Vocabulary.build(corpus, "word", max_size=4).tokens == ("<unk>", "a", "b", "<eos>")
+  assert text.Vocabulary.build(corpus, "word").tokens == ("<unk>", "a", "b", "<eos>", "c")
+
+
 @pytest.mark.parametrize("name", ["tiny_shakespeare", "lm1b"])
 def test_catalog_loaders_with_mock_data(name, tmp_path):
   with tfds.testing.mock_data(num_examples=3):
     splits = text.load_text_splits(f"tfds:{name}", data_dir=str(tmp_path))
   assert set(splits) == {"train", "valid", "test"}
   assert all(isinstance(v, str) and v for v in splits.values())
+
+
+def test_lm1b_validation_is_held_out_of_train():
+  # mock_data ignores split slicing, so resolve the slices as TFDS would for lm1b's 30,301,028 sentences
+  infos = {"train": tfds.core.SplitInfo(name="train", shard_lengths=[30_301_028], num_bytes=0)}
+  def rows(spec):
+    return [(a.splitname, a.from_, a.to) for a in tfds.core.ReadInstruction.from_spec(spec).to_absolute(infos)]
+  ranges = {ours: rows(theirs) for ours, theirs in text.CATALOG["lm1b"].items() if ours != "test"}
+  assert ranges == {"train": [("train", None, 29_998_018)], "valid": [("train", 29_998_018, None)]}
   with pytest.raises(ValueError, match="unsupported TFDS text dataset 'wiki'"):
     text.load_text_splits("tfds:wiki")
 

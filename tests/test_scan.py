@@ -133,6 +133,12 @@ def test_variational_dropout_mask_is_shared_over_time():
   assert not np.all(y_plain == y_plain[:, :1])
 
 
+def test_lengths_may_be_a_list_of_ints():
+  cell, params, xs = _setup("gru")
+  expected = scan.run_stack(cell, [params], xs, lengths=jnp.asarray(LENGTHS), residual=True)
+  _close(scan.run_stack(cell, [params], xs, lengths=list(LENGTHS), residual=True), expected)
+
+
 def test_jit_with_traced_lengths():
   cell, params, xs = _setup("gru")
   run = jax.jit(lambda p, x, n: scan.run(cell, p, x, lengths=n))
@@ -155,8 +161,18 @@ def test_bad_inputs_raise_clear_errors():
     scan.run(cell, params, xs, lengths=jnp.array([9, 1, 1]))
   with pytest.raises(ValueError, match=r"lengths must have shape \(3,\)"):
     scan.run(cell, params, xs, lengths=jnp.array([1, 1]))
+  with pytest.raises(ValueError, match="lengths must be integers, got dtype float32"):
+    scan.run(cell, params, xs, lengths=jnp.array([2.5, 5.0, 1.0]))
   with pytest.raises(ValueError, match="merge must be one of"):
     scan.run_bidirectional(cell, {"forward": params, "backward": params}, xs, merge="avg")
+  with pytest.raises(ValueError, match="merge must be one of"):
+    scan.init_stack(jax.random.PRNGKey(0), cell, I, H, num_layers=2, bidirectional=True, merge="avg")
+  with pytest.raises(ValueError, match="reverse is for one direction"):
+    scan.run_stack(cell, [{"forward": params, "backward": params}], xs, bidirectional=True, reverse=True)
+  with pytest.raises(ValueError, match="sequence of 1 layers' params: run a stack with run_stack"):
+    scan.run(cell, [params], xs)
+  with pytest.raises(ValueError, match="forward and a backward cell: run them with run_bidirectional"):
+    scan.run(cell, {"forward": params, "backward": params}, xs)
   with pytest.raises(ValueError, match="'forward' and 'backward'"):
     scan.run_bidirectional(cell, params, xs)
   with pytest.raises(ValueError, match="needs a dropout_rng"):

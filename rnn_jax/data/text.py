@@ -131,10 +131,11 @@ def _stdlib_file(data_dir: str) -> str:
   return path
 
 
-# Catalog datasets: name -> (text feature, {our split: their split}, separator between examples).
+# Catalog datasets: name -> {our split: their split}; examples are joined by newlines. lm1b has no
+# validation split: the last 1 % of its training sentences is held out as ours.
 CATALOG = {
     "tiny_shakespeare": {"train": "train", "valid": "validation", "test": "test"},
-    "lm1b": {"train": "train", "valid": "test", "test": "test"},
+    "lm1b": {"train": "train[:99%]", "valid": "train[99%:]", "test": "test"},
 }
 
 
@@ -171,10 +172,10 @@ class Vocabulary:
     if level not in ("char", "word"):
       raise ValueError(f"vocabulary level must be 'char' or 'word', got {level!r}")
     counts = Counter(cls._split(text, level))
-    ordered = sorted(counts, key=lambda t: (-counts[t], t))
+    ordered = sorted((t for t in counts if t != cls.UNK), key=lambda t: (-counts[t], t))
     if max_size:
       ordered = ordered[:max_size - 1]
-    return cls(level, (cls.UNK,) + tuple(t for t in ordered if t != cls.UNK))
+    return cls(level, (cls.UNK,) + tuple(ordered))
 
   @staticmethod
   def _split(text: str, level: str) -> list[str]:
