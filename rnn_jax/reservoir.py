@@ -172,6 +172,8 @@ def generate(cell: Reservoir, params, w_FxO: jax.Array, carry, last_output_BxO: 
     if steps is None:
       raise ValueError("generate needs inputs_BxSxI or steps")
     inputs_SxBxI = jnp.zeros((steps, last_output_BxO.shape[0], 0), last_output_BxO.dtype)
+  elif steps is not None and steps != inputs_BxSxI.shape[1]:
+    raise ValueError(f"generate got steps={steps} and inputs for {inputs_BxSxI.shape[1]} steps: pass one")
   else:
     inputs_SxBxI = jnp.swapaxes(inputs_BxSxI, 0, 1)
   has_inputs = inputs_BxSxI is not None

@@ -145,21 +145,17 @@ def test_finite_difference_gradients_float64(name, options):
 
 
 @pytest.mark.parametrize("name,options", ALL_CELLS, ids=CELL_IDS)
-def test_cells_are_pure_and_transformable(name, options, maybe_jit):
+def test_vmap_over_an_extra_axis_equals_the_batched_step(name, options, maybe_jit):
   cell = cells.get(name, **options)
   params = cell.init(jax.random.PRNGKey(0), I, H)
   x = _inputs()[:, 0]
   carry = cell.initial_carry(params, (B,))
-  step = maybe_jit(cell.step)
-  a, b = step(params, carry, x), step(params, carry, x)
-  for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(u, v)
-  # vmap over an extra leading axis equals the batched call.
-  stacked = jax.vmap(cell.step, in_axes=(None, 0, 0))(
+  batched = maybe_jit(cell.step)(params, carry, x)
+  stacked = maybe_jit(jax.vmap(cell.step, in_axes=(None, 0, 0)))(
       params, jax.tree.map(lambda c: c[:, None], carry), x[:, None])
-  for u, v in zip(jax.tree.leaves(stacked), jax.tree.leaves(a)):
+  for u, v in zip(jax.tree.leaves(stacked), jax.tree.leaves(batched)):
     np.testing.assert_allclose(u[:, 0], v, atol=1e-6)
-  assert a[1].shape == (B, H)
+  assert batched[1].shape == (B, H)
 
 
 def test_registry_errors_name_the_problem():
@@ -169,3 +165,10 @@ def test_registry_errors_name_the_problem():
     cells.get("gru", peepholes=True)
   with pytest.raises(ValueError, match="activation"):
     cells.get("elman", activation="sigmoid")
+  with pytest.raises(ValueError, match="lstm option peepholes must be bool, got 'no'"):
+    cells.get("lstm", peepholes="no")
+  with pytest.raises(ValueError, match="gru option reset_after must be bool, got 1"):
+    cells.get("gru", reset_after=1)
+  with pytest.raises(ValueError, match="lstm option forget_bias must be float, got '1.0'"):
+    cells.get("lstm", forget_bias="1.0")
+  assert cells.get("lstm", forget_bias=2).forget_bias == 2  # an int is a float option's value

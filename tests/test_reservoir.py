@@ -81,6 +81,9 @@ def test_free_running_generation_feeds_back_its_own_output(num_inputs):
         y = np.concatenate([[1.0], u, h]) @ w
         outputs.append(y)
       np.testing.assert_allclose(ys_2xSx1[row], np.stack(outputs), atol=1e-12)
+    if num_inputs:
+      with pytest.raises(ValueError, match="steps=50 and inputs for 15 steps"):
+        reservoir.generate(cell, params, w_Fx1, h0_2xN, y0_2x1, inputs_BxSxI=u_2xSxI, steps=50)
 
 
 def test_reservoir_without_feedback_is_driven_by_its_inputs():

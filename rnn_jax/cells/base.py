@@ -24,10 +24,12 @@ from __future__ import annotations
 import abc
 import dataclasses
 import functools
+import numbers
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Params = Any
 Carry = Any
@@ -98,6 +100,11 @@ def glorot_uniform(key, shape, dtype=jnp.float32):
   return jax.nn.initializers.glorot_uniform()(key, shape, dtype)
 
 
+# A scalar option's annotation -> (accepted types, rejected subtypes).
+_OPTION_TYPES = {"bool": ((bool, np.bool_), ()), "int": (numbers.Integral, (bool, np.bool_)),
+                 "float": (numbers.Real, (bool, np.bool_)), "str": (str, ())}
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell(abc.ABC):
   """Base class; subclasses implement `init` and `recur`, and `initial_carry` and `project` where
@@ -107,6 +114,10 @@ class Cell(abc.ABC):
   name = "cell"
 
   def __post_init__(self):
+    for field in dataclasses.fields(self):  # e.g. peepholes="no" would otherwise be truthy
+      value, allowed = getattr(self, field.name), _OPTION_TYPES.get(field.type)
+      if allowed and not (isinstance(value, allowed[0]) and not isinstance(value, allowed[1])):
+        raise ValueError(f"{self.name} option {field.name} must be {field.type}, got {value!r}")
     if self.matmul_dtype is not None:
       try:
         jnp.dtype(self.matmul_dtype)
