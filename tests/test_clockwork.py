@@ -14,9 +14,11 @@ H, I, T = 8, 3, 20
 
 def _setup(seed=0, batch=2):
   cell = cells.get("clockwork", periods=PERIODS)
-  k_p, k_b, k_x = jax.random.split(jax.random.key(seed), 3)
+  k_p, k_b, k_h, k_x = jax.random.split(jax.random.key(seed), 4)
   params = cell.init(k_p, I, H)
   params["b"] = 0.3 * jax.random.normal(k_b, (H,))
+  # Dense recurrent weights (as after an update that ignored the structure): the cell must mask them itself.
+  params["w_h"] = 0.5 * jax.random.normal(k_h, (H, H))
   xs_BxTxI = jax.random.normal(k_x, (batch, T, I))
   return cell, params, xs_BxTxI
 
@@ -26,6 +28,8 @@ def test_modules_update_exactly_on_their_steps():
   _, ys_BxTxH = scan.run(cell, params, xs)
   ys = np.asarray(ys_BxTxH)
   w_x, w_h, b = (np.asarray(params[k], np.float64) for k in ("w_x", "w_h", "b"))
+  period_of_unit = np.repeat(PERIODS, 2)
+  w_h = w_h * (period_of_unit[:, None] >= period_of_unit[None, :])  # from unit j to unit i iff T_j >= T_i
   h = np.zeros((2, H))
   for t in range(T):
     candidate = np.tanh(np.asarray(xs[:, t]) @ w_x + b + h @ w_h)
