@@ -62,9 +62,4 @@ class RNN(nn.Module):
     return scan.initial_stack_carry(self.pure_cell(), variables["params"]["layers"], batch_shape)
 
 
-def stack_params(variables) -> list:
-  """The pure `run_stack` params inside an `RNN`'s variables."""
-  return variables["params"]["layers"]
-
-
-__all__ = ["RNN", "stack_params"]
+__all__ = ["RNN"]

@@ -78,6 +78,29 @@ def test_matches_flax_outputs_and_gradients(name, to_flax, flax_cell, hoist):
     np.testing.assert_allclose(ga, gb, atol=1e-5)
 
 
+@pytest.mark.parametrize("name,options,activation", [("elman", {}, np.tanh),
+                                                     ("irnn", {}, lambda v: np.maximum(v, 0)),
+                                                     ("elman", {"recurrent_init": "normal"}, np.tanh)])
+def test_elman_closed_form_and_recurrent_inits(name, options, activation):
+  cell = cells.get(name, **options)
+  hidden = 64
+  p = jax.tree.map(np.asarray, cell.init(jax.random.PRNGKey(3), I, hidden))
+  w_h = p["w_h"].astype(np.float64)
+  if name == "irnn":  # Le et al. 2015: identity recurrence
+    np.testing.assert_array_equal(w_h, np.eye(hidden))
+  elif options:  # N(0, 1/H) entries
+    assert abs(w_h.std() * np.sqrt(hidden) - 1) < 0.05 and abs(w_h.mean()) < 0.01
+  else:  # orthogonal
+    np.testing.assert_allclose(w_h.T @ w_h, np.eye(hidden), atol=1e-5)
+  p["b"] = np.random.RandomState(2).randn(hidden).astype(np.float32)
+  x = np.random.RandomState(0).randn(B, I).astype(np.float32)
+  h = np.random.RandomState(1).randn(B, hidden).astype(np.float32)
+  expected = activation(x @ p["w_x"] + p["b"] + h @ p["w_h"])
+  new_h, y = cell.step(p, jnp.asarray(h), jnp.asarray(x))
+  np.testing.assert_allclose(new_h, expected, atol=1e-5)
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+
+
 def test_gru_reset_before_closed_form():
   """Cho et al. 2014 form, written out by hand in numpy for one step."""
   cell = cells.get("gru", reset_after=False)

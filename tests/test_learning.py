@@ -15,7 +15,7 @@ from rnn_jax.data.tasks import ADDING_BASELINE_MSE, adding_problem
 T, H, BATCH, STEPS = 50, 32, 64, 600
 
 
-def _train_adding(name, seed=0):
+def _train_adding(name, seed=0, length=T):
   cell = cells.get(name)
   key = jax.random.PRNGKey(seed)
   params = {"rnn": cell.init(key, 2, H), "w": jnp.zeros((H,)), "b": jnp.ones(())}
@@ -27,14 +27,14 @@ def _train_adding(name, seed=0):
 
   @jax.jit
   def train_step(params, opt_state, step):
-    loss, grads = jax.value_and_grad(loss_fn)(params, *adding_problem(jax.random.fold_in(key, step), BATCH, T))
+    loss, grads = jax.value_and_grad(loss_fn)(params, *adding_problem(jax.random.fold_in(key, step), BATCH, length))
     updates, opt_state = optimizer.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, loss
 
   opt_state = optimizer.init(params)
   for step in range(STEPS):
     params, opt_state, _ = train_step(params, opt_state, step)
-  return float(loss_fn(params, *adding_problem(jax.random.PRNGKey(10_000 + seed), 1000, T)))
+  return float(loss_fn(params, *adding_problem(jax.random.PRNGKey(10_000 + seed), 1000, length)))
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru"])
@@ -42,11 +42,8 @@ def test_gated_cells_solve_adding_problem(name):
   assert _train_adding(name) < 0.02
 
 
-def test_tanh_rnn_stays_at_baseline():
+def test_tanh_rnn_stays_at_baseline_over_50_steps_but_learns_over_5():
   mse = _train_adding("elman")
   assert abs(mse - ADDING_BASELINE_MSE) < 0.03, mse
+  assert _train_adding("elman", length=5) < 0.02  # so the training above works; the distance defeats it
 
-
-def test_adding_baseline_is_one_sixth():
-  _, y = adding_problem(jax.random.PRNGKey(0), 100_000, 20)
-  assert abs(float(jnp.mean((y - 1.0) ** 2)) - ADDING_BASELINE_MSE) < 3e-3

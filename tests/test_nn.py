@@ -22,21 +22,30 @@ class Tagger(nn.Module):
     return nn.Dense(3)(ys)
 
 
-def test_module_equals_pure_run_stack():
+def test_module_takes_init_stack_params_and_runs_the_layers_in_turn():
   module = rnn_nn.RNN(cell="lstm", hidden_size=5, num_layers=2, bidirectional=True, residual=True,
                       cell_options={"peepholes": True})
+  cell = cells.get("lstm", peepholes=True)
   xs = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 4))
   lengths = jnp.array([7, 2, 5])
   variables = module.init(jax.random.PRNGKey(1), xs, lengths=lengths)
-  carries, ys = module.apply(variables, xs, lengths=lengths)
-  pure_carries, pure_ys = scan.run_stack(cells.get("lstm", peepholes=True), rnn_nn.stack_params(variables), xs,
-                                         lengths=lengths, bidirectional=True, residual=True)
-  np.testing.assert_array_equal(ys, pure_ys)
-  for a, b in zip(jax.tree.leaves(carries), jax.tree.leaves(pure_carries)):
-    np.testing.assert_array_equal(a, b)
-  assert rnn_nn.stack_params(variables)[0]["forward"]["w_peep"].shape == (3, 5)
+  layers = scan.init_stack(jax.random.PRNGKey(2), cell, 4, 5, num_layers=2, bidirectional=True)
+  assert jax.tree.map(jnp.shape, variables["params"]["layers"]) == jax.tree.map(jnp.shape, layers)
+  carries, ys = module.apply({"params": {"layers": layers}}, xs, lengths=lengths)
+  # The same network, one direction and one layer at a time; the second layer adds its input.
+  layer_input, expected_carries = xs, []
+  for layer, p in enumerate(layers):
+    carry_f, ys_f = scan.run(cell, p["forward"], layer_input, lengths=lengths)
+    carry_b, ys_b = scan.run(cell, p["backward"], layer_input, lengths=lengths, reverse=True)
+    layer_output = jnp.concatenate([ys_f, ys_b], axis=-1) + (layer_input if layer else 0)
+    expected_carries.append((carry_f, carry_b))
+    layer_input = layer_output * (jnp.arange(7)[None, :, None] < lengths[:, None, None])
+  np.testing.assert_allclose(ys, layer_input, atol=1e-6)
+  for a, b in zip(jax.tree.leaves(carries), jax.tree.leaves(expected_carries)):
+    np.testing.assert_allclose(a, b, atol=1e-6)
   zero = module.initial_carries(variables, (3,))
   assert jax.tree.structure(zero) == jax.tree.structure(carries)
+  assert all(np.all(np.asarray(leaf) == 0) and leaf.shape == (3, 5) for leaf in jax.tree.leaves(zero))
 
 
 def test_linen_model_trains_with_flax_train_state_and_dropout():

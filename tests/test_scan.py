@@ -121,16 +121,22 @@ def test_stack_composes_layers_and_residual_adds_inputs():
   c1, y1 = scan.run(cell, params[1], y0)
   np.testing.assert_allclose(ys, y1 + y0, atol=1e-6)
   _close(carries, [c0, c1])
-  assert len(scan.initial_stack_carry(cell, params, (B,))) == 2
+  zero = scan.initial_stack_carry(cell, params, (B,))
+  assert jax.tree.structure(zero) == jax.tree.structure(carries)
+  assert all(leaf.shape == (B, H) and not np.any(leaf) for leaf in jax.tree.leaves(zero))
+  bidirectional = scan.init_stack(jax.random.PRNGKey(0), cells.get("lstm"), I, H, num_layers=2, bidirectional=True)
+  zero = scan.initial_stack_carry(cells.get("lstm"), bidirectional, (B,))
+  assert [len(pair) for pair in zero] == [2, 2] and all(not np.any(leaf) for leaf in jax.tree.leaves(zero))
+  assert all(carry.c.shape == carry.h.shape == (B, H) for pair in zero for carry in pair)
 
 
-def test_variational_dropout_mask_is_shared_over_time():
-  x = jnp.ones((B, T, 8))
-  y = scan.dropout(jax.random.PRNGKey(0), 0.5, x, variational=True)
-  np.testing.assert_array_equal(y, jnp.broadcast_to(y[:, :1], y.shape))
-  assert set(np.unique(np.asarray(y))) <= {0.0, 2.0}
-  y_plain = scan.dropout(jax.random.PRNGKey(0), 0.5, x)
-  assert not np.all(y_plain == y_plain[:, :1])
+def test_dropout_keeps_one_minus_rate_scaled_up_and_variational_masks_are_shared_over_time():
+  x = jnp.ones((64, T, 32))
+  for variational in (False, True):
+    y = np.asarray(scan.dropout(jax.random.PRNGKey(0), 0.25, x, variational=variational))
+    np.testing.assert_allclose(np.unique(y), [0.0, 4 / 3], rtol=1e-6)
+    assert abs(np.mean(y > 0) - 0.75) < 0.03 and abs(np.mean(y) - 1.0) < 0.04  # inverted: the mean is kept
+    assert np.all(y == y[:, :1]) == variational
 
 
 def test_lengths_may_be_a_list_of_ints():

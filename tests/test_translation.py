@@ -33,7 +33,6 @@ def test_number_pairs_are_disjoint_translations():
   assert [len(splits[s]) for s in parallel.SPLITS] == [300, 50, 80]
   sources = {s: {src for src, _ in splits[s]} for s in parallel.SPLITS}
   assert not sources["train"] & sources["test"] and not sources["train"] & sources["valid"]
-  assert ("eighty", "quatre-vingts") in [(num2words(80), num2words(80, lang="fr"))]
   for src, tgt in splits["test"][:5]:
     n = next(k for k in range(10000) if num2words(k) == src)
     assert tgt == num2words(n, lang="fr")
