@@ -77,11 +77,12 @@ def recognition_task(config, data):
     for batch, _, idx in _eval_batches(data, config, split):
       log_probs, lengths = jax.device_get(log_probs_fn(params, batch["points"], batch["lengths"]))
       best = ctc.best_path(log_probs[:len(idx)], lengths[:len(idx)])
+      beam = ctc.beam_search(log_probs[:len(idx)], lengths[:len(idx)], beam_size) if beam_size else None
       for k, i in enumerate(idx):
         hyps[i] = best.labels[k]
         outputs[i] = (log_probs[k, :lengths[k]], best.frames[k])
         if beam_size:
-          beams[i] = list(ctc.prefix_beam_search(log_probs[k], beam_size, length=int(lengths[k]))[0][0])
+          beams[i] = beam[k]
     refs = [e.labels.tolist() for e in examples]
     return refs, hyps, (beams if beam_size else None), outputs
 

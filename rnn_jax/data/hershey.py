@@ -110,17 +110,17 @@ def _layout(text: str, table: dict[str, Glyph], rng, style: Style):
   return paths
 
 
-def _resample(points_Nx2, chars_N, step):
-  """Points evenly spaced by `step` along the polyline (ends kept), with their char index."""
-  keep = np.concatenate([[True], np.linalg.norm(np.diff(points_Nx2, axis=0), axis=1) > 1e-9])
-  points_Nx2, chars_N = points_Nx2[keep], chars_N[keep]
+def resample_polyline(points_Nx2: np.ndarray, step: float):
+  """`(xy_Mx2, source_M)`: points evenly spaced by about `step` along the polyline (ends kept), and for
+  each the index of the input point that starts its segment."""
+  source_N = np.flatnonzero(np.concatenate([[True], np.linalg.norm(np.diff(points_Nx2, axis=0), axis=1) > 1e-9]))
+  points_Nx2 = points_Nx2[source_N]
   seg = np.linalg.norm(np.diff(points_Nx2, axis=0), axis=1)
   arc = np.concatenate([[0.0], np.cumsum(seg)])
   count = max(int(round(arc[-1] / step)), 1)
   at = np.linspace(0.0, arc[-1], count + 1)
   xy = np.stack([np.interp(at, arc, points_Nx2[:, 0]), np.interp(at, arc, points_Nx2[:, 1])], axis=1)
-  nearest = np.clip(np.searchsorted(arc, at, side="right") - 1, 0, len(chars_N) - 1)
-  return xy, chars_N[nearest]
+  return xy, source_N[np.clip(np.searchsorted(arc, at, side="right") - 1, 0, len(source_N) - 1)]
 
 
 def _smooth_noise(rng, count, std, smoothness):
@@ -141,7 +141,10 @@ def synthesize(text: str, rng: np.random.Generator, fonts: Sequence[str] = FONTS
   table = glyphs(fonts[rng.integers(len(fonts))])
   paths = _layout(text, table, rng, style)
   step = rng.uniform(*style.step)
-  resampled = [_resample(p, c, step) for p, c in paths]
+  resampled = []
+  for points_Nx2, chars_N in paths:
+    xy_Mx2, source_M = resample_polyline(points_Nx2, step)
+    resampled.append((xy_Mx2, chars_N[source_M]))
   xy = np.concatenate([p for p, _ in resampled])
   chars = np.concatenate([c for _, c in resampled]).astype(np.int32)
   ends = np.cumsum([len(p) for p, _ in resampled]) - 1

@@ -30,11 +30,10 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rnn_jax.data import sources
+from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
-SPLITS = ("train", "valid", "test")
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
-DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")
 
 Pairs = list  # list[tuple[str, str]]
 

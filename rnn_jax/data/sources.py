@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+SPLITS = ("train", "valid", "test")  # every corpus's splits, in this order
+DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")  # where TFDS prepares data
+
 _READ_BATCH = 4096  # records per read
 
 

@@ -29,9 +29,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rnn_jax.data import hershey, sources
-
-SPLITS = ("train", "valid", "test")
-DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")
+from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
 
 class Sample(NamedTuple):
@@ -66,15 +64,7 @@ def to_strokes(points_Nx3: np.ndarray) -> list[np.ndarray]:
 
 def resample(points_Nx3: np.ndarray, step: float) -> np.ndarray:
   """Each stroke resampled at equal arc-length `step` (its ends kept); a fixed pen speed."""
-  out = []
-  for stroke in to_strokes(points_Nx3):
-    seg = np.linalg.norm(np.diff(stroke, axis=0), axis=1)
-    arc = np.concatenate([[0.0], np.cumsum(seg)])
-    keep = np.concatenate([[True], seg > 0])
-    count = max(int(round(arc[-1] / step)), 1)
-    at = np.linspace(0.0, arc[-1], count + 1)
-    out.append(np.stack([np.interp(at, arc[keep], stroke[keep, i]) for i in range(2)], axis=1))
-  return from_strokes(out)
+  return from_strokes([hershey.resample_polyline(stroke, step)[0] for stroke in to_strokes(points_Nx3)])
 
 
 @dataclasses.dataclass(frozen=True)

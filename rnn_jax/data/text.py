@@ -25,9 +25,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rnn_jax.data import sources
+from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
-SPLITS = ("train", "valid", "test")
-DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")
 _CHUNK_CHARS = 1 << 16
 
 
