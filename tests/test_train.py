@@ -123,7 +123,8 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
 
 def test_corrupt_or_incompatible_checkpoint_gives_clear_error(tmp_path):
   train.train_loop(_regression_task(), _config(num_steps=4), str(tmp_path))
-  with pytest.raises(train.CheckpointError, match=r"cannot restore checkpoint step 4 in .*checkpoints.*incompatible"):
+  with pytest.raises(train.CheckpointError, match=r"cannot restore checkpoint step 4 in .*checkpoints.*incompatible"
+                     r".*state/params/w: stored float32\(4,\), this run float32\(5,\)"):
     train.train_loop(_regression_task(width=5), _config(num_steps=6), str(tmp_path))
   # Corrupt every file of the latest checkpoint: a clear error, nothing overwritten or deleted.
   latest = tmp_path / "checkpoints" / "4"

@@ -11,6 +11,7 @@ import logging as py_logging
 import os
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -36,7 +37,7 @@ class Checkpointer:
     self.directory = os.path.abspath(directory)
     self.every = every
     self._manager = ocp.CheckpointManager(
-        self.directory,
+        self.directory, item_handlers=ocp.StandardCheckpointHandler(),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
 
   def latest_step(self) -> int | None:
@@ -52,13 +53,23 @@ class Checkpointer:
     if step is None:
       return state, rng
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "rng": rng})
+
+    def fail(problem, cause=None):
+      raise CheckpointError(
+          f"cannot restore checkpoint step {step} in {self.directory}: {problem}. Fix or move that directory, "
+          "or use another workdir; it was left untouched.") from cause
+
+    try:  # compare with the stored shapes first: orbax's own mismatch error comes amid its threads' tracebacks
+      stored = _shapes(self._manager.item_metadata(step))
+    except Exception as e:  # orbax raises many types (ValueError, FileNotFoundError, KeyError, ...)
+      fail(f"its metadata cannot be read ({type(e).__name__}: {e})", e)
+    differences = _differences(stored, _shapes(target))
+    if differences:
+      fail("it was written by an incompatible model/optimizer (" + "; ".join(differences) + ")")
     try:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
-    except Exception as e:  # orbax raises many types (ValueError, FileNotFoundError, KeyError, ...)
-      raise CheckpointError(
-          f"cannot restore checkpoint step {step} in {self.directory}: it is corrupt or was written by an "
-          f"incompatible model/optimizer ({type(e).__name__}: {e}). Fix or move that directory, or use "
-          "another workdir; it was left untouched.") from e
+    except Exception as e:
+      fail(f"it is corrupt ({type(e).__name__}: {e})", e)
     logging.info("Restored checkpoint step %d from %s", step, self.directory)
     return restored["state"], restored["rng"]
 
@@ -74,3 +85,22 @@ class Checkpointer:
 
   def close(self):
     self._manager.close()
+
+
+def _shapes(tree) -> dict:
+  """`{"state/params/w_h": "float32(32, 16)", ...}` for a pytree of arrays (or Python scalars, which
+  are saved as arrays) or of orbax's array metadata."""
+  def name(key):
+    return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
+  def describe(leaf):
+    dtype = leaf.dtype if hasattr(leaf, "dtype") else jnp.result_type(leaf)
+    return f"{jnp.dtype(dtype).name}{tuple(getattr(leaf, 'shape', ()))}"
+  return {"/".join(map(name, path)): describe(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
+def _differences(stored: dict, expected: dict, most: int = 3) -> list[str]:
+  """Up to `most` lines naming leaves that are missing, extra or of another shape or dtype."""
+  lines = [f"{k}: stored {stored[k]}, this run {expected[k]}" for k in expected if k in stored and stored[k] != expected[k]]
+  lines += [f"{k}: not in the checkpoint" for k in expected if k not in stored]
+  lines += [f"{k}: not in this run" for k in stored if k not in expected]
+  return lines[:most] + ([f"and {len(lines) - most} more"] if len(lines) > most else [])
