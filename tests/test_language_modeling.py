@@ -85,15 +85,22 @@ def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype):
   config.model.matmul_dtype = matmul_dtype  # bfloat16: mixed precision, params and optimizer state in float32
   config.max_steps = 150
   config.optimizer.learning_rate = 1e-2
-  task, model, vocab, _ = lm.build(config, str(tmp_path / "run"))
-  state = train.train_loop(task, config, str(tmp_path / "run"))
+  state = lm.run(config, str(tmp_path / "run"))
   assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype("float32")}
   losses = [m["loss"] for m in train.read_metrics(str(tmp_path / "run")) if "loss" in m]
   assert losses[0] > 2.0 and np.mean(losses[-10:]) < 0.3, (losses[0], losses[-10:])
-  sample = lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
+  # --mode=sample and --mode=eval: the saved model, params and vocabulary, re-read (the flags' model ignored)
+  config.model.hidden_size = 7
+  model, vocab, params, saved = lm.restore(str(tmp_path / "run"))
+  assert saved.model.hidden_size == 32
+  np.testing.assert_array_equal(params["out_w"], state.params["out_w"])
+  sample = lm.sample_text(model, vocab, params, "the quick", 30, 0.1, seed=0)
   assert sample.startswith("the quick brown fox"), sample
-  assert sample == lm.sample_text(model, vocab, state.params, "the quick", 30, 0.1, seed=0)
-  evaluated = lm.evaluate_checkpoint(config, str(tmp_path / "run"))  # --mode=eval: the saved params, re-read
+  assert sample == lm.sample_text(model, vocab, params, "the quick", 30, 0.1, seed=0)
+  greedy = lm.sample_text(model, vocab, params, "the quick", 30, 0.0, seed=1)
+  assert greedy == lm.sample_text(model, vocab, params, "the quick", 30, 0.0, seed=2)  # temperature 0: argmax
+  assert greedy.startswith("the quick brown fox"), greedy
+  evaluated = lm.evaluate_checkpoint(config, str(tmp_path / "run"))
   assert evaluated["valid_loss"] < 0.5 and abs(evaluated["valid_bpc"] - evaluated["valid_loss"] / np.log(2)) < 1e-9
 
 
@@ -154,6 +161,10 @@ def test_unknown_config_key_fails_at_start_naming_it(tmp_path):
     ("data.bptt", 0, "config.data.bptt must be > 0"),
     ("max_steps", -1, "config.max_steps must be >= 0"),
     ("num_steps", 500, "config.num_steps is derived from the corpus, num_epochs and max_steps"),
+    ("eval_splits", ("validation",), r"config.eval_splits must name some of \('train', 'valid', 'test'\)"),
+    ("data.fractions", (1.0, 0.0, 0.0), "config.data.fractions must be three positive fractions"),
+    ("sample.length", -5, "config.sample.length must be >= 0"),
+    ("sample.temperature", -0.5, "config.sample.temperature must be >= 0"),
 ])
 def test_invalid_config_values_are_named(field, value, message):
   config = char_default.get_config()
@@ -165,6 +176,23 @@ def test_invalid_config_values_are_named(field, value, message):
   config.model.tied, config.model.embed_size = True, 100
   with pytest.raises(ValueError, match="tied needs embed_size == hidden_size"):
     lm.validate(config)
+
+
+def test_corpus_too_short_for_the_streams_or_a_workdir_of_another_level_is_named(tmp_path):
+  corpus = tmp_path / "short.txt"
+  corpus.write_text(SHORT_TEXT)
+  config = _tiny_config(corpus)
+  config.data.bptt = 100_000
+  with pytest.raises(ValueError, match=r"the training split of \d+ tokens is too short for 4 streams.*config.data.bptt"):
+    lm.build(config, str(tmp_path / "run"))
+  config = _tiny_config(corpus)
+  config.data.eval_batch_size = 10_000
+  with pytest.raises(ValueError, match="the valid split .config.data.eval_batch_size streams. of .* too short"):
+    lm.build(config, str(tmp_path / "run"))
+  config = _tiny_config(corpus)
+  config.data.level = "word"  # the workdir holds the char-level vocabulary of the attempts above
+  with pytest.raises(ValueError, match="vocab.json is a char-level vocabulary but config.data.level is 'word'"):
+    lm.build(config, str(tmp_path / "run"))
 
 
 def test_users_own_corpus_directory_and_word_level(tmp_path):

@@ -349,13 +349,19 @@ def test_users_files_train_and_evaluate(tmp_path):
   out = experiment.translate(model, params, source_tok, target_tok, ["one hundred", "two"], c.decode, pad_to=0)
   assert [t.source for t in out] == ["one hundred", "two"] and all(isinstance(t.text, str) for t in out)
   assert out[0].attention.shape == (len(out[0].output_tokens), len(out[0].source_tokens))
+  c.data.tokenizer = "word"
+  with pytest.raises(ValueError, match=r"vocabularies \['source.spm.model', 'target.spm.model'\] of another tokenizer"):
+    experiment.build(c, workdir)
 
 
 def test_config_errors_name_the_field():
   for field, value, message in [("model.cell", "nope", "config.model.cell"),
                                 ("model.attention", "cosine", "config.model.attention"),
                                 ("data.tokenizer", "bpe", "config.data.tokenizer"),
-                                ("decode.beam_size", 0, "config.decode.beam_size")]:
+                                ("decode.beam_size", 0, "config.decode.beam_size"),
+                                ("decode.max_length", 0, "config.decode.max_length must be >= 1"),
+                                ("data.max_tokens", -1, "config.data.max_tokens must be >= 0"),
+                                ("data.source_vocab_size", 3, "config.data.source_vocab_size must exceed the 4")]:
     c = numbers.get_config()
     section, key = field.split(".")
     c[section][key] = value

@@ -12,6 +12,7 @@ import functools
 import json
 import math
 import os
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -46,21 +47,56 @@ def validate(config) -> None:
   if config.num_steps and not config.steps_per_epoch:  # set by hand rather than by `build`, which would ignore it
     raise ValueError(f"config.num_steps is derived from the corpus, num_epochs and max_steps: set those "
                      f"instead (got num_steps={config.num_steps})")
+  unknown = [split for split in config.eval_splits if split not in text.SPLITS]
+  if unknown or not config.eval_splits:
+    raise ValueError(f"config.eval_splits must name some of {text.SPLITS}, got {tuple(config.eval_splits)}")
+  fractions = tuple(config.data.fractions)
+  if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
+    raise ValueError(f"config.data.fractions must be three positive fractions (train, valid, test) summing to 1, "
+                     f"got {fractions}")
+  if config.sample.length < 0:
+    raise ValueError(f"config.sample.length must be >= 0, got {config.sample.length}")
+  if config.sample.temperature < 0:
+    raise ValueError(f"config.sample.temperature must be >= 0 (0: the most likely token), "
+                     f"got {config.sample.temperature}")
+
+
+def _windows(ids, batch_size: int, bptt: int, what: str):
+  """`[B, N]` streams of `ids` with at least one `bptt` window, or a ValueError naming `what`."""
+  streams = text.batchify(ids, batch_size) if len(ids) >= 2 * batch_size else None
+  if streams is None or text.num_windows(streams, bptt) == 0:
+    raise ValueError(f"{what} of {len(ids)} tokens is too short for {batch_size} streams of at least "
+                     f"{bptt} + 1 tokens (config.data.bptt): use a larger corpus or smaller values")
+  return streams
+
+
+def _load_splits(data_config) -> dict:
+  return text.load_text_splits(data_config.path, data_config.tfds_dir or None, tuple(data_config.fractions),
+                               download=data_config.download)
+
+
+def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
+  """The vocabulary a run saved in `workdir`, or None."""
+  path = os.path.join(workdir, "vocab.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return text.Vocabulary.from_json(f.read())
 
 
 def load_corpus(config, workdir: str):
-  """`(vocab, {split: ids})`; the vocabulary is built on train and saved in the workdir."""
-  splits = text.load_text_splits(config.data.path, config.data.tfds_dir or None, tuple(config.data.fractions),
-                                 download=config.data.download)
-  vocab_path = os.path.join(workdir, "vocab.json")
-  if os.path.exists(vocab_path):
-    with open(vocab_path) as f:
-      vocab = text.Vocabulary.from_json(f.read())
-  else:
+  """`(vocab, {split: ids})`; the vocabulary is built on train and saved in the workdir (a resumed run
+  reuses it, so token ids keep their meaning)."""
+  splits = _load_splits(config.data)
+  vocab = saved_vocabulary(workdir)
+  if vocab is None:
     vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
     os.makedirs(workdir, exist_ok=True)
-    with open(vocab_path, "w") as f:
+    with open(os.path.join(workdir, "vocab.json"), "w") as f:
       f.write(vocab.to_json())
+  elif vocab.level != config.data.level:
+    raise ValueError(f"{workdir}/vocab.json is a {vocab.level}-level vocabulary but config.data.level is "
+                     f"{config.data.level!r}: use another --workdir")
   return vocab, {name: vocab.encode(body) for name, body in splits.items()}
 
 
@@ -72,9 +108,9 @@ def make_model(config, vocab_size: int) -> LanguageModel:
                        matmul_dtype=m.matmul_dtype)
 
 
-def evaluate_stream(model: LanguageModel, eval_step, params, ids, batch_size: int, bptt: int) -> float:
-  """Mean NLL (nats/token) over a whole split, carrying state across windows as in training."""
-  streams = text.batchify(ids, batch_size)
+def evaluate_stream(model: LanguageModel, eval_step, params, streams, bptt: int) -> float:
+  """Mean NLL (nats/token) over a split's `[B, N]` streams, carrying state across windows as in training."""
+  batch_size = streams.shape[0]
   carries = model.initial_carries(params, batch_size)
   reset = np.zeros((batch_size,), bool)
   total, count = 0.0, 0
@@ -91,7 +127,7 @@ def build(config, workdir: str):
   validate(config)
   vocab, ids = load_corpus(config, workdir)
   model = make_model(config, len(vocab))
-  streams = text.batchify(ids["train"], config.data.batch_size)
+  streams = _windows(ids["train"], config.data.batch_size, config.data.bptt, "the training split")
   steps_per_epoch = text.num_windows(streams, config.data.bptt)
   config.steps_per_epoch = steps_per_epoch
   config.num_steps = config.num_epochs * steps_per_epoch
@@ -99,22 +135,12 @@ def build(config, workdir: str):
     config.eval_every = steps_per_epoch
   if config.max_steps:
     config.num_steps = min(config.num_steps, config.max_steps)
-  eval_step = train.make_eval_step(model.loss_fn)
+  evaluate = make_evaluate(model, config, ids)
 
   def train_batch(step):
     index = step % steps_per_epoch
     inputs, targets = text.window(streams, index, config.data.bptt)
     return {"inputs": inputs, "targets": targets, "reset": np.full((config.data.batch_size,), index == 0)}
-
-  def evaluate(params):
-    out = {}
-    for split in config.eval_splits:
-      nll = evaluate_stream(model, eval_step, params, ids[split], config.data.eval_batch_size, config.data.bptt)
-      out[f"{split}_loss"] = nll
-      out[f"{split}_perplexity"] = math.exp(nll)
-      if config.data.level == "char":
-        out[f"{split}_bpc"] = nll / math.log(2)
-    return out
 
   def init(key):
     params = model.init(key)
@@ -127,28 +153,55 @@ def build(config, workdir: str):
   return task, model, vocab, ids
 
 
+def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
+  """`params -> {"<split>_loss", "<split>_perplexity", "<split>_bpc" (char level)}` over `config.eval_splits`.
+  Checks now, naming the field, that each split fills `config.data.eval_batch_size` streams."""
+  eval_step = train.make_eval_step(model.loss_fn)
+  streams = {split: _windows(ids[split], config.data.eval_batch_size, config.data.bptt,
+                             f"the {split} split (config.data.eval_batch_size streams)")
+             for split in config.eval_splits}
+
+  def evaluate(params):
+    out = {}
+    for split in config.eval_splits:
+      nll = evaluate_stream(model, eval_step, params, streams[split], config.data.bptt)
+      out[f"{split}_loss"] = nll
+      out[f"{split}_perplexity"] = math.exp(nll)
+      if config.data.level == "char":
+        out[f"{split}_bpc"] = nll / math.log(2)
+    return out
+
+  return evaluate
+
+
 def run(config, workdir: str):
   """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample."""
   task, model, vocab, _ = build(config, workdir)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
+  train.save_config(config, workdir)
   state = train.train_loop(task, config, workdir)
   print(sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
                     config.sample.temperature, config.seed))
   return state
 
 
-def restore(config, workdir: str):
-  """`(task, model, vocab, params)` with the params of the latest checkpoint in `workdir`."""
-  task, model, vocab, _ = build(config, workdir)
+def restore(workdir: str):
+  """`(model, vocab, params, saved_config)` of the latest checkpoint in `workdir`, with the model its run saved
+  (`config.json`, `vocab.json`); reads no corpus and writes nothing."""
+  saved = train.load_config(workdir)
+  vocab = saved_vocabulary(workdir)
+  if vocab is None:
+    raise FileNotFoundError(f"no vocab.json in {workdir}: train with this --workdir first")
+  model = make_model(saved, len(vocab))
   checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))
   if checkpoints.latest_step() is None:
     raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
-  params, model_state = task.init(jax.random.PRNGKey(0))
-  optimizer = train.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
-  state, _ = checkpoints.restore_latest(train.create_train_state(params, optimizer, model_state),
-                                        jax.random.PRNGKey(0))
-  return task, model, vocab, state.params
+  params = model.init(jax.random.PRNGKey(0))
+  optimizer = train.make_optimizer(saved.optimizer, saved.steps_per_epoch, saved.num_steps)
+  state, _ = checkpoints.restore_latest(
+      train.create_train_state(params, optimizer, model.initial_carries(params, saved.data.batch_size)),
+      jax.random.PRNGKey(0))
+  checkpoints.close()
+  return model, vocab, state.params, saved
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length"))
@@ -167,8 +220,12 @@ def sample_text(model, vocab, params, prime: str, length: int, temperature: floa
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict:
-  """Validation/test metrics of the latest checkpoint, printed as JSON."""
-  task, _, _, params = restore(config, workdir)
-  metrics = task.evaluate(params)
+  """Metrics of the latest checkpoint in `workdir` on `config.eval_splits` (evaluated with
+  `config.data.eval_batch_size` streams; corpus and model as the run saved them), printed as JSON."""
+  model, vocab, params, saved = restore(workdir)
+  saved.eval_splits, saved.data.eval_batch_size = tuple(config.eval_splits), config.data.eval_batch_size
+  validate(saved)
+  ids = {name: vocab.encode(body) for name, body in _load_splits(saved.data).items()}
+  metrics = make_evaluate(model, saved, ids)(params)
   print(json.dumps(metrics, indent=2))
   return metrics

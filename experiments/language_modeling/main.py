@@ -1,6 +1,8 @@
 """Language modeling: `python -m experiments.language_modeling.main [--config=...] [--workdir=...]`.
 
-Modes: train (default; resumes from the workdir's latest checkpoint), eval, sample.
+Modes: train (default; resumes from the workdir's latest checkpoint), eval, sample. eval and sample take the
+model and corpus from the run's saved `config.json`; eval reads `eval_splits` and `data.eval_batch_size`, and
+sample the `sample` fields and `seed`, from the command line.
 Override any config field: `--config.model.hidden_size=512 --config.data.path=input.txt`.
 """
 
@@ -24,7 +26,8 @@ def main(argv):
   elif _MODE.value == "eval":
     lm.evaluate_checkpoint(config, _WORKDIR.value)
   else:
-    _, model, vocab, params = lm.restore(config, _WORKDIR.value)
+    lm.validate(config)  # the sample fields; the model is the one the run saved
+    model, vocab, params, _ = lm.restore(_WORKDIR.value)
     print(lm.sample_text(model, vocab, params, config.sample.prime, config.sample.length,
                          config.sample.temperature, config.seed))
 

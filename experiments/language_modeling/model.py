@@ -92,12 +92,14 @@ class LanguageModel:
     return nll, ({}, carries)
 
   def sample(self, params, prime_P, length: int, temperature: float, rng):
-    """`[length]` token ids continuing `prime_P` (at least one token), drawn at `temperature`."""
+    """`[length]` token ids continuing `prime_P` (at least one token), drawn at `temperature` (0: the most
+    likely token at each step)."""
     logits, carries = self.apply(params, self.initial_carries(params, 1), prime_P[None, :])
 
     def body(state, key):
       carries, logits_1xV = state
-      token_1 = jax.random.categorical(key, logits_1xV / temperature)
+      drawn_1 = jax.random.categorical(key, logits_1xV / jnp.where(temperature > 0, temperature, 1.0))
+      token_1 = jnp.where(temperature > 0, drawn_1, jnp.argmax(logits_1xV, axis=-1))
       logits, carries = self.apply(params, carries, token_1[:, None])
       return (carries, logits[:, -1]), token_1[0]
 

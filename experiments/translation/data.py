@@ -53,9 +53,14 @@ def load_splits(config) -> dict[str, list]:
 
 def tokenizers(config, splits, workdir: str):
   """`(source_tokenizer, target_tokenizer)`: read from `workdir` if saved there, else trained on train and saved."""
-  if all(_saved_paths(workdir).values()):
-    return saved_tokenizers(workdir)
   d = config.data
+  saved = _saved_paths(workdir)
+  if all(saved.values()):
+    suffix = {"word": ".words.json", "sentencepiece": ".spm.model"}[d.tokenizer]
+    if not all(path.endswith(suffix) for path in saved.values()):
+      raise ValueError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of another "
+                       f"tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
+    return saved_tokenizers(workdir)
   toks = []
   for side, column, size in (("source", 0, d.source_vocab_size), ("target", 1, d.target_vocab_size)):
     tok = parallel.train_tokenizer(d.tokenizer, [pair[column] for pair in splits["train"]], size, d.lowercase)

@@ -16,7 +16,6 @@ import time
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import sacrebleu
 from absl import logging
@@ -48,8 +47,16 @@ def validate(config) -> None:
       raise ValueError(f"config.data.{field} must be > 0, got {config.data[field]}")
   if config.decode.beam_size < 1:
     raise ValueError(f"config.decode.beam_size must be >= 1, got {config.decode.beam_size}")
-  if config.data.pad_to < 0:
-    raise ValueError(f"config.data.pad_to must be >= 0, got {config.data.pad_to}")
+  for field in ("pad_to", "max_tokens"):
+    if config.data[field] < 0:
+      raise ValueError(f"config.data.{field} must be >= 0 (0: none), got {config.data[field]}")
+  for field in ("source_vocab_size", "target_vocab_size"):
+    all_words = config.data[field] == 0 and config.data.tokenizer == "word"
+    if not (all_words or config.data[field] > len(parallel.SPECIALS)):
+      raise ValueError(f"config.data.{field} must exceed the {len(parallel.SPECIALS)} special tokens (word "
+                       f"tokenizer: or be 0, all words), got {config.data[field]}")
+  if config.decode.max_length < 1:
+    raise ValueError(f"config.decode.max_length must be >= 1, got {config.decode.max_length}")
 
 
 def make_model(config, source_vocab: int, target_vocab: int) -> Seq2Seq:
@@ -225,24 +232,10 @@ def final_evaluation(exp: Experiment, params, config, workdir: str, split: str =
   return results
 
 
-def save_config(config, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-
-
-def load_saved_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"no config.json in {workdir}: train with this --workdir first")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
-
-
 def run(config, workdir: str) -> dict:
   """Trains (resuming if `workdir` holds a checkpoint), then evaluates on test; returns the results."""
   exp = build(config, workdir)
-  save_config(config, workdir)
+  train.save_config(config, workdir)
   start = time.perf_counter()
   state = train.train_loop(exp.task, config, workdir)
   train_seconds = time.perf_counter() - start
@@ -256,7 +249,7 @@ def run(config, workdir: str) -> dict:
 
 def restore(workdir: str):
   """`(model, params, source_tok, target_tok, saved_config)` from a trained workdir (no data needed)."""
-  saved = load_saved_config(workdir)
+  saved = train.load_config(workdir)
   source_tok, target_tok = data.saved_tokenizers(workdir)
   model = make_model(saved, source_tok.vocab_size, target_tok.vocab_size)
   checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))

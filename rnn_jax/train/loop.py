@@ -17,6 +17,7 @@ import time
 from typing import Any, Callable
 
 import jax
+import ml_collections
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -77,6 +78,22 @@ class MetricWriter:
 
   def close(self):
     self._tb.close()
+
+
+def save_config(config, workdir: str) -> None:
+  """Writes the run's full config (derived fields included) as `workdir/config.json`."""
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run saved in `workdir` (tuples come back as lists)."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no config.json in {workdir}: train with this --workdir first")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
 
 
 def read_metrics(workdir: str) -> list[dict]:
