@@ -78,6 +78,8 @@ def prefix_beam_search(log_probs_TxV, beam_size: int = 8, blank: int = 0, length
   Returns:
     Up to `beam_size` `(labels, log_prob)` pairs, most probable first.
   """
+  if beam_size < 1:
+    raise ValueError(f"beam_size must be >= 1, got {beam_size}")
   log_probs = np.asarray(log_probs_TxV, np.float64)[:length]
   beams = {(): (0.0, -np.inf)}  # prefix -> (log p ending in blank, log p ending in a label)
   for frame in log_probs:

@@ -53,6 +53,11 @@ def test_prefix_beam_finds_what_best_path_misses():
   np.testing.assert_allclose(np.exp(beams[1][1]), 0.36, rtol=1e-12)
 
 
+def test_prefix_beam_rejects_an_empty_beam():
+  with pytest.raises(ValueError, match="beam_size must be >= 1, got -1"):
+    ctc.prefix_beam_search(np.log(np.full((3, 4), 0.25)), beam_size=-1)
+
+
 def test_prefix_beam_repeated_label_needs_blank():
   # "a a" can only come from a-blank-a; three frames strongly a, blank, a.
   log_probs = _log([[0.05, 0.9, 0.05], [0.9, 0.05, 0.05], [0.05, 0.9, 0.05]])

@@ -13,6 +13,7 @@ from rnn_jax import mdn, scan
 from rnn_jax.data import hershey, strokes
 from experiments.handwriting import handwriting, input_pipeline, model
 from experiments.handwriting.configs import base as base_config
+from experiments.handwriting.configs import recognize_synthetic
 from tests.conftest import shared_file
 
 
@@ -215,3 +216,25 @@ def test_synthesis_end_rule():
   phi[[0, 1, 2, 3, 4, 5], [0, 0, 1, 2, 3, 3]] = 1.0
   assert handwriting.synthesis_end(phi, 3) == 5
   assert handwriting.synthesis_end(phi[:4], 3) == 4
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("task", "drawing", "config.task must be one of"),
+    ("model.dropout", 1.5, r"config.model.dropout must be in \[0, 1\)"),
+    ("model.window_components", -1, "config.model.window_components must be >= 0"),
+    ("data.pad_multiple", 0, "config.data.pad_multiple must be > 0"),
+    ("data.synthetic.charset", "", "config.data.synthetic needs a charset"),
+    ("data.synthetic.max_length", 2, "1 <= min_length <= max_length"),
+    ("eval.beam_size", 0, "config.eval.beam_size must be > 0"),
+    ("eval.num_pictures", 0, "config.eval.num_pictures must be > 0"),
+    ("eval.biases", (), "config.eval.biases needs at least one sampling bias"),
+])
+def test_invalid_config_values_are_named_before_training(field, value, message):
+  config = recognize_synthetic.get_config()
+  *sections, name = field.split(".")
+  node = config
+  for section in sections:
+    node = node[section]
+  node[name] = value
+  with pytest.raises(ValueError, match=message):
+    handwriting.validate(config)

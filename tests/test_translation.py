@@ -323,10 +323,10 @@ def test_learns_the_number_task_and_translates_from_the_command_line(tmp_path):
   proc = subprocess.run(
       [sys.executable, "-m", "experiments.translation.main", f"--workdir={workdir}", "--mode=translate",
        "--config.decode.beam_size=1"],
-      input="seven hundred and twelve\nninety-one\n", capture_output=True, text=True, cwd=REPO, timeout=300,
+      input="seven hundred and twelve\n\nninety-one\n", capture_output=True, text=True, cwd=REPO, timeout=300,
       env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-2000:]
-  assert proc.stdout.splitlines() == ["sept cent douze", "quatre-vingt-onze"]
+  assert proc.stdout.splitlines() == ["sept cent douze", "", "quatre-vingt-onze"]  # a blank line stays blank
 
 
 def test_users_files_train_and_evaluate(tmp_path):

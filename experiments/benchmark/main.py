@@ -40,7 +40,8 @@ _TRAIN_STEPS = flags.DEFINE_list("train_steps", [], "Experiments whose whole tra
 _DATA_PARALLEL = flags.DEFINE_bool("data_parallel", False, "Time the first --train_steps entry on 1, 2, 4, ... "
                                    "devices at the first --shapes batch per device.")
 _DEVICES = flags.DEFINE_integer("devices", 0, "CPU only: simulate this many host devices (0: leave as is).")
-_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds per implementation (median and spread over them).")
+_ROUNDS = flags.DEFINE_integer("rounds", 5, "Timed rounds per implementation (median and spread over them).",
+                               lower_bound=1)
 _WARMUP = flags.DEFINE_integer("warmup", 1, "Untimed calls after compilation.")
 _MIN_ROUND_S = flags.DEFINE_float("min_round_s", 0.2, "Repeat calls within a round until it lasts this long.")
 _COMPILE_ROUNDS = flags.DEFINE_integer(
@@ -89,6 +90,7 @@ def main(argv):
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from experiments.benchmark import bench, harness, implementations, train_steps  # pylint: disable=g-import-not-at-top
   from rnn_jax import cells  # pylint: disable=g-import-not-at-top
+  harness.write_jsonl(_OUTPUT.value, [])  # a path that cannot be written fails now, not after the timing
   _known(_COMPARE, implementations.COMPARE)
   _known(_TRAIN_STEPS, train_steps.TRAIN_STEPS)
   try:

@@ -38,6 +38,22 @@ def validate(config) -> None:
       raise ValueError(f"config.model.{field} must be > 0, got {config.model[field]}")
   if config.batch_size <= 0:
     raise ValueError(f"config.batch_size must be > 0, got {config.batch_size}")
+  if not 0.0 <= config.model.dropout < 1.0:
+    raise ValueError(f"config.model.dropout must be in [0, 1), got {config.model.dropout}")
+  if config.model.window_components < 0:
+    raise ValueError(f"config.model.window_components must be >= 0 (0: unconditional), "
+                     f"got {config.model.window_components}")
+  if config.data.pad_multiple <= 0:
+    raise ValueError(f"config.data.pad_multiple must be > 0, got {config.data.pad_multiple}")
+  synthetic = config.data.synthetic
+  if not synthetic.charset or not 1 <= synthetic.min_length <= synthetic.max_length or synthetic.num_words < 1:
+    raise ValueError("config.data.synthetic needs a charset, 1 <= min_length <= max_length and num_words >= 1, "
+                     f"got {synthetic.charset!r}, {synthetic.min_length}, {synthetic.max_length}, {synthetic.num_words}")
+  for field in ("beam_size", "num_pictures", "num_samples", "sample_steps", "steps_per_char"):
+    if config.eval[field] <= 0:
+      raise ValueError(f"config.eval.{field} must be > 0, got {config.eval[field]}")
+  if not config.eval.biases:
+    raise ValueError("config.eval.biases needs at least one sampling bias (e.g. (0.0,))")
 
 
 def _batch_fn(data, config, keys):

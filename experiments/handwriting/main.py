@@ -5,13 +5,16 @@ chosen by `config.task`. Trains (resuming from the workdir), evaluates on the te
 writes results.json and PNGs into the workdir. Override fields: `--config.num_steps=200`.
 """
 
+import os
+
 from absl import app, flags
 from ml_collections import config_flags
 
 from experiments.handwriting import handwriting
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/handwriting/configs/recognize_synthetic.py", "Config file (see configs/).")
+    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "recognize_synthetic.py"),
+    "Config file (see configs/).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metrics, TensorBoard, results, PNGs.")
 
 

@@ -6,13 +6,16 @@ sample the `sample` fields and `seed`, from the command line.
 Override any config field: `--config.model.hidden_size=512 --config.data.path=input.txt`.
 """
 
+import os
+
 from absl import app, flags
 from ml_collections import config_flags
 
 from experiments.language_modeling import lm
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/language_modeling/configs/char_default.py", "Config file (see configs/).")
+    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "char_default.py"),
+    "Config file (see configs/).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/language_modeling", "Checkpoints, vocab, metrics, TensorBoard.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
 

@@ -14,19 +14,20 @@ from absl import app, flags
 
 from experiments.shapes import examples
 
-_STEPS = flags.DEFINE_integer("steps", 1500, "Training steps per task.")
+_STEPS = flags.DEFINE_integer("steps", 1500, "Training steps per task.", lower_bound=1)
 _OUT_DIR = flags.DEFINE_string("out_dir", "runs/shapes", "Where results.json goes.")
 
 
 def main(argv):
-  del argv
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
   results = {
       "N->N tagger (bidirectional LSTM)": examples.train_tagger(_STEPS.value, bidirectional=True),
       "N->N tagger (forward LSTM, control)": examples.train_tagger(_STEPS.value, bidirectional=False),
       "N->1 classifier (GRU)": examples.train_classifier(_STEPS.value),
       "1->N decoder (LSTM, greedy)": examples.train_decoder(_STEPS.value),
   }
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
   with open(os.path.join(_OUT_DIR.value, "results.json"), "w") as f:
     json.dump(results, f, indent=1)
   for name, metrics in results.items():

@@ -7,6 +7,7 @@ the workdir's checkpoint; beam size and length limits from --config.decode.*), c
 Override any config field: `--config.model.attention=none --config.data.source=a.fr --config.data.target=a.en`.
 """
 
+import os
 import sys
 
 from absl import app, flags
@@ -15,7 +16,8 @@ from ml_collections import config_flags
 from experiments.translation import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", "experiments/translation/configs/numbers.py", "Config file (see configs/).")
+    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "numbers.py"),
+    "Config file (see configs/).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/translation", "Checkpoints, vocabularies, metrics, figures.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "translate", "compare"], "What to do.")
 _INPUT = flags.DEFINE_string("input", "", "translate: file of source sentences, one per line (default: stdin).")
@@ -34,11 +36,18 @@ def main(argv):
   elif _MODE.value == "translate":
     model, params, source_tok, target_tok, saved = experiment.restore(workdir)
     lines = (open(_INPUT.value, encoding="utf-8") if _INPUT.value else sys.stdin).read().splitlines()
-    for t in experiment.translate(model, params, source_tok, target_tok, lines, config.decode,
-                                  pad_to=saved.data.pad_to, max_tokens=saved.data.max_tokens):
-      print(t.text, flush=True)
+    sentences = [line for line in lines if line.strip()]  # blank lines stay blank, so outputs align with inputs
+    translations = iter(experiment.translate(model, params, source_tok, target_tok, sentences, config.decode,
+                                             pad_to=saved.data.pad_to, max_tokens=saved.data.max_tokens)
+                        if sentences else [])
+    for line in lines:
+      print(next(translations).text if line.strip() else "", flush=True)
   else:
-    experiment.compare(dict(entry.split("=", 1) for entry in _COMPARE.value), _OUTPUT.value)
+    entries = [entry.split("=", 1) for entry in _COMPARE.value]
+    if not entries or any(len(entry) != 2 or not all(entry) for entry in entries):
+      raise app.UsageError(f"--compare takes label=workdir entries (e.g. bahdanau=runs/a,luong=runs/b), "
+                           f"got {_COMPARE.value}")
+    experiment.compare(dict(entries), _OUTPUT.value)
 
 
 if __name__ == "__main__":

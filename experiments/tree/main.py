@@ -21,14 +21,14 @@ from experiments.tree import arithmetic
 from rnn_jax.data import expressions
 
 _MODELS = flags.DEFINE_list("models", list(arithmetic.MODELS), f"Models among {arithmetic.MODELS}.")
-_TREE_HIDDEN = flags.DEFINE_integer("tree_hidden", 64, "Hidden units of the tree models.")
-_LSTM_HIDDEN = flags.DEFINE_integer("lstm_hidden", 128, "Hidden units of the sequential LSTM.")
-_TRAIN_EXAMPLES = flags.DEFINE_integer("train_examples", 50_000, "Training expressions.")
+_TREE_HIDDEN = flags.DEFINE_integer("tree_hidden", 64, "Hidden units of the tree models.", lower_bound=1)
+_LSTM_HIDDEN = flags.DEFINE_integer("lstm_hidden", 128, "Hidden units of the sequential LSTM.", lower_bound=1)
+_TRAIN_EXAMPLES = flags.DEFINE_integer("train_examples", 50_000, "Training expressions.", lower_bound=1)
 _TRAIN_LEAVES = flags.DEFINE_list("train_leaves", ["2", "12"], "Min and max digits per training expression.")
 _TEST_MAX_LEAVES = flags.DEFINE_integer("test_max_leaves", 24, "Max digits per test expression.")
-_TEST_EXAMPLES = flags.DEFINE_integer("test_examples", 10_000, "Test expressions.")
-_STEPS = flags.DEFINE_integer("steps", 6000, "Training steps.")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.")
+_TEST_EXAMPLES = flags.DEFINE_integer("test_examples", 10_000, "Test expressions.", lower_bound=1)
+_STEPS = flags.DEFINE_integer("steps", 6000, "Training steps.", lower_bound=1)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 64, "Batch size.", lower_bound=1)
 _LEARNING_RATE = flags.DEFINE_float("learning_rate", 2e-3, "Adam learning rate.")
 _SUPERVISE = flags.DEFINE_enum("supervise", "all", ["all", "root"],
                                 "Train on every subexpression's value (all) or the root's only.")
@@ -37,8 +37,16 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/tree", "Where results and the pl
 
 
 def main(argv):
-  del argv
-  min_leaves, max_leaves = map(int, _TRAIN_LEAVES.value)
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  unknown = sorted(set(_MODELS.value) - set(arithmetic.MODELS))
+  if unknown or not _MODELS.value:
+    raise app.UsageError(f"--models takes some of {arithmetic.MODELS}; unknown: {unknown}")
+  try:
+    min_leaves, max_leaves = map(int, _TRAIN_LEAVES.value)
+  except ValueError:
+    raise app.UsageError(f"--train_leaves takes two integers (min,max), got {_TRAIN_LEAVES.value}") from None
+  os.makedirs(_OUT_DIR.value, exist_ok=True)
   train_data = expressions.arithmetic_trees(_SEED.value, _TRAIN_EXAMPLES.value, min_leaves, max_leaves)
   test_data = expressions.arithmetic_trees(_SEED.value + 1, _TEST_EXAMPLES.value, min_leaves, _TEST_MAX_LEAVES.value)
   results = []
@@ -48,7 +56,6 @@ def main(argv):
         name, train_data, test_data, hidden_size=hidden, steps=_STEPS.value, batch_size=_BATCH_SIZE.value,
         learning_rate=_LEARNING_RATE.value, supervise=_SUPERVISE.value, seed=_SEED.value))
     print(f"{name}: test accuracy {results[-1]['accuracy']:.4f} ({results[-1]['seconds']:.0f} s)", flush=True)
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
   with open(os.path.join(_OUT_DIR.value, "results.json"), "w") as f:
     json.dump(results, f, indent=1)
   depths = sorted({d for r in results for d, n in r["count_by_depth"].items() if n >= 20})
