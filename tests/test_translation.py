@@ -37,6 +37,8 @@ def test_number_pairs_are_disjoint_translations():
     n = next(k for k in range(10000) if num2words(k) == src)
     assert tgt == num2words(n, lang="fr")
   assert parallel.number_pairs(seed=3, num_train=300, num_valid=50, num_test=80, max_digits=4) == splits
+  with pytest.raises(ValueError, match="num2words has no language 'xx'"):
+    parallel.number_pairs(seed=3, num_train=3, num_valid=1, num_test=1, source_lang="xx")
 
 
 def test_split_by_source_keeps_held_out_sources_out_of_train():

@@ -57,7 +57,10 @@ def number_pairs(seed: int = 0, num_train: int = 20000, num_valid: int = 500, nu
   "soixante-dix") and some disappear ("one thousand" -> "mille", "and"). Numbers are drawn with a
   digit count uniform in 1..max_digits, so short numbers are not swamped by long ones.
   """
-  from num2words import num2words  # pylint: disable=g-import-not-at-top
+  from num2words import CONVERTER_CLASSES, num2words  # pylint: disable=g-import-not-at-top
+  for lang in (source_lang, target_lang):
+    if lang not in CONVERTER_CLASSES:
+      raise ValueError(f"num2words has no language {lang!r}; it has {sorted(CONVERTER_CLASSES)}")
   rng = random.Random(seed)
   total = num_train + num_valid + num_test
   if total > 0.8 * 10 ** max_digits:
