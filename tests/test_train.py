@@ -113,6 +113,11 @@ def test_loop_learns_writes_metrics_and_resumes(tmp_path):
   straight = train.train_loop(task, _config(num_steps=62, checkpoint_every=20), str(tmp_path / "straight"))
   np.testing.assert_array_equal(state2.params["w"], straight.params["w"])
   assert [m["step"] for m in train.read_metrics(str(tmp_path))] == list(range(1, 63))
+  # For evaluation: the latest params alone, into a structure of zeros.
+  restored = train.restore_params(str(tmp_path), _config(num_steps=62), {"w": jnp.zeros(4)}, jnp.zeros(()))
+  np.testing.assert_array_equal(restored["w"], state2.params["w"])
+  with pytest.raises(FileNotFoundError, match="no checkpoint in .*empty"):
+    train.restore_params(str(tmp_path / "empty"), _config(), {"w": jnp.zeros(4)}, jnp.zeros(()))
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):

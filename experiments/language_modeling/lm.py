@@ -63,11 +63,10 @@ def validate(config) -> None:
 
 def _windows(ids, batch_size: int, bptt: int, what: str):
   """`[B, N]` streams of `ids` with at least one `bptt` window, or a ValueError naming `what`."""
-  streams = text.batchify(ids, batch_size) if len(ids) >= 2 * batch_size else None
-  if streams is None or text.num_windows(streams, bptt) == 0:
+  if len(ids) // batch_size < bptt + 1:
     raise ValueError(f"{what} of {len(ids)} tokens is too short for {batch_size} streams of at least "
                      f"{bptt} + 1 tokens (config.data.bptt): use a larger corpus or smaller values")
-  return streams
+  return text.batchify(ids, batch_size)
 
 
 def _load_splits(data_config) -> dict:
@@ -192,16 +191,9 @@ def restore(workdir: str):
   if vocab is None:
     raise FileNotFoundError(f"no vocab.json in {workdir}: train with this --workdir first")
   model = make_model(saved, len(vocab))
-  checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))
-  if checkpoints.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
   params = model.init(jax.random.PRNGKey(0))
-  optimizer = train.make_optimizer(saved.optimizer, saved.steps_per_epoch, saved.num_steps)
-  state, _ = checkpoints.restore_latest(
-      train.create_train_state(params, optimizer, model.initial_carries(params, saved.data.batch_size)),
-      jax.random.PRNGKey(0))
-  checkpoints.close()
-  return model, vocab, state.params, saved
+  params = train.restore_params(workdir, saved, params, model.initial_carries(params, saved.data.batch_size))
+  return model, vocab, params, saved
 
 
 @functools.partial(jax.jit, static_argnames=("model", "length"))

@@ -252,14 +252,8 @@ def restore(workdir: str):
   saved = train.load_config(workdir)
   source_tok, target_tok = data.saved_tokenizers(workdir)
   model = make_model(saved, source_tok.vocab_size, target_tok.vocab_size)
-  checkpoints = train.Checkpointer(os.path.join(workdir, "checkpoints"))
-  if checkpoints.latest_step() is None:
-    raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
-  params = model.init(jax.random.PRNGKey(0))
-  optimizer = train.make_optimizer(saved.optimizer, saved.steps_per_epoch, saved.num_steps)
-  state, _ = checkpoints.restore_latest(train.create_train_state(params, optimizer), jax.random.PRNGKey(0))
-  checkpoints.close()
-  return model, state.params, source_tok, target_tok, saved
+  params = train.restore_params(workdir, saved, model.init(jax.random.PRNGKey(0)))
+  return model, params, source_tok, target_tok, saved
 
 
 def evaluate_checkpoint(config, workdir: str) -> dict:

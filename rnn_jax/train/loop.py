@@ -96,6 +96,20 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.load(f))
 
 
+def restore_params(workdir: str, config, params, model_state=None):
+  """The params of the latest checkpoint in `workdir`, restored into the structure of `params` (for
+  evaluation or inference; the optimizer state is rebuilt from the run's `config` to match, then dropped)."""
+  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"))
+  try:
+    if checkpoints.latest_step() is None:
+      raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
+    optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
+    state, _ = checkpoints.restore_latest(create_train_state(params, optimizer, model_state), jax.random.PRNGKey(0))
+  finally:
+    checkpoints.close()
+  return state.params
+
+
 def read_metrics(workdir: str) -> list[dict]:
   """The metrics a run wrote: one dict per write; training lines hold "loss", evaluation lines `<split>_*`."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
