@@ -126,6 +126,13 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   assert train.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 2
 
 
+def test_a_failing_evaluation_loses_no_training_steps(tmp_path):
+  task = dataclasses.replace(_regression_task(), evaluate=lambda params: {"valid": 1 / 0})
+  with pytest.raises(ZeroDivisionError):
+    train.train_loop(task, _config(checkpoint_every=3), str(tmp_path))
+  assert train.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 3  # the first evaluation's step
+
+
 def test_corrupt_or_incompatible_checkpoint_gives_clear_error(tmp_path):
   train.train_loop(_regression_task(), _config(num_steps=4), str(tmp_path))
   with pytest.raises(train.CheckpointError, match=r"cannot restore checkpoint step 4 in .*checkpoints.*incompatible"

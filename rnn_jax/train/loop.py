@@ -184,12 +184,12 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
                    "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k not in ("steps_per_s", "tokens_per_s")),
                    steps_per_s, means["tokens_per_s"], eta_min)
       pending, window_start = [], time.perf_counter()
+    if checkpoints.save(done, state, rng, force=last):  # before evaluating, so a failed evaluation loses no steps
+      logging.info("Saved checkpoint step %d in %s", done, checkpoints.directory)
     if task.evaluate is not None and (done % config.eval_every == 0 or last):
       eval_metrics = task.evaluate(state.params)
       writer.write(done, eval_metrics)
       logging.info("step %d eval  %s", done, "  ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()))
-    if checkpoints.save(done, state, rng, force=last):
-      logging.info("Saved checkpoint step %d in %s", done, checkpoints.directory)
   writer.close()
   checkpoints.close()
   return state
