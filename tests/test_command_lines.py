@@ -1,0 +1,49 @@
+"""The experiments' command lines refuse bad input by name, before any training.
+
+Each case would otherwise train first (the step counts here are large) and fail or mislead afterwards; the
+subprocess timeout makes a case that trains before failing fail the test.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _launch(module, *flags, cwd=REPO):
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  return subprocess.run([sys.executable, "-m", f"experiments.{module}.main", *flags], cwd=cwd, env=env,
+                        capture_output=True, text=True, timeout=120, check=False)
+
+
+@pytest.mark.parametrize("module,flags,message", [
+    ("clockwork", ["--steps=0"], "flag --steps=0: 0 is not a positive integer"),
+    ("clockwork", ["--seeds="], "--periods, --seeds and --learning_rates need at least one value each"),
+    ("reservoir", ["--washout=3000", "--train_steps=3000"], "--washout (3000) must be below --train_steps"),
+    ("reservoir", ["--spectral_radius=-1"], "--spectral_radius must be > 0"),
+    ("tree", ["--models=rvnn,bogus"], "unknown: ['bogus']"),
+    ("tree", ["--train_leaves=5"], "--train_leaves takes two integers"),
+    ("long_range", ["--lengths=0"], "--lengths takes positive integers"),
+    ("shapes", ["--steps=-1"], "flag --steps=-1: -1 is not a positive integer"),
+    ("benchmark", ["--rounds=0", "--output=/dev/null"], "flag --rounds=0: 0 is not a positive integer"),
+    ("reservoir", ["extra"], "unexpected arguments: ['extra']"),
+    ("translation", ["--mode=compare", "--compare=runs/a"], "--compare takes label=workdir entries"),
+])
+def test_bad_flags_are_named_before_training(module, flags, message):
+  result = _launch(module, *flags)
+  assert result.returncode != 0 and message in result.stderr, result.stderr[-1000:]
+  assert "Traceback" not in result.stderr
+
+
+def test_output_folder_that_is_a_file_fails_before_training(tmp_path):
+  (tmp_path / "taken").write_text("")
+  result = _launch("clockwork", f"--out_dir={tmp_path / 'taken'}", "--steps=100000")
+  assert result.returncode != 0 and "File exists" in result.stderr, result.stderr[-1000:]
+
+
+def test_default_config_is_found_from_any_working_directory(tmp_path):
+  result = _launch("language_modeling", f"--workdir={tmp_path}", "--config.model.cell=lstn", cwd=str(tmp_path))
+  assert "config.model.cell: unknown cell 'lstn'" in result.stderr, result.stderr[-1000:]
