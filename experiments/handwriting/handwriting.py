@@ -48,7 +48,8 @@ def validate(config) -> None:
   synthetic = config.data.synthetic
   if not synthetic.charset or not 1 <= synthetic.min_length <= synthetic.max_length or synthetic.num_words < 1:
     raise ValueError("config.data.synthetic needs a charset, 1 <= min_length <= max_length and num_words >= 1, "
-                     f"got {synthetic.charset!r}, {synthetic.min_length}, {synthetic.max_length}, {synthetic.num_words}")
+                     f"got {synthetic.charset!r}, {synthetic.min_length}, {synthetic.max_length}, "
+                     f"{synthetic.num_words}")
   for field in ("beam_size", "num_pictures", "num_samples", "sample_steps", "steps_per_char"):
     if config.eval[field] <= 0:
       raise ValueError(f"config.eval.{field} must be > 0, got {config.eval[field]}")

@@ -100,7 +100,8 @@ def _shapes(tree) -> dict:
 
 def _differences(stored: dict, expected: dict, most: int = 3) -> list[str]:
   """Up to `most` lines naming leaves that are missing, extra or of another shape or dtype."""
-  lines = [f"{k}: stored {stored[k]}, this run {expected[k]}" for k in expected if k in stored and stored[k] != expected[k]]
+  lines = [f"{k}: stored {stored[k]}, this run {expected[k]}"
+           for k in expected if k in stored and stored[k] != expected[k]]
   lines += [f"{k}: not in the checkpoint" for k in expected if k not in stored]
   lines += [f"{k}: not in this run" for k in stored if k not in expected]
   return lines[:most] + ([f"and {len(lines) - most} more"] if len(lines) > most else [])
