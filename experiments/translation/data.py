@@ -56,7 +56,7 @@ def tokenizers(config, splits, workdir: str):
   d = config.data
   saved = _saved_paths(workdir)
   if all(saved.values()):
-    suffix = {"word": ".words.json", "sentencepiece": ".spm.model"}[d.tokenizer]
+    suffix = parallel.TOKENIZER_SUFFIXES[d.tokenizer]
     if not all(path.endswith(suffix) for path in saved.values()):
       raise ValueError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of another "
                        f"tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
@@ -75,7 +75,7 @@ def _saved_paths(workdir: str) -> dict[str, str]:
   paths = {}
   for side in ("source", "target"):
     matches = [p for p in sorted(glob.glob(os.path.join(workdir, f"{side}.*")))
-               if p.endswith((".words.json", ".spm.model"))]
+               if p.endswith(tuple(parallel.TOKENIZER_SUFFIXES.values()))]
     paths[side] = matches[0] if matches else ""
   return paths
 

@@ -100,7 +100,8 @@ def glorot_uniform(key, shape, dtype=jnp.float32):
   return jax.nn.initializers.glorot_uniform()(key, shape, dtype)
 
 
-# A scalar option's annotation -> (accepted types, rejected subtypes).
+# A scalar option's annotation (a string under `from __future__ import annotations`, else the type, named here
+# by its __name__) -> (accepted types, rejected subtypes).
 _OPTION_TYPES = {"bool": ((bool, np.bool_), ()), "int": (numbers.Integral, (bool, np.bool_)),
                  "float": (numbers.Real, (bool, np.bool_)), "str": (str, ())}
 
@@ -115,9 +116,10 @@ class Cell(abc.ABC):
 
   def __post_init__(self):
     for field in dataclasses.fields(self):  # e.g. peepholes="no" would otherwise be truthy
-      value, allowed = getattr(self, field.name), _OPTION_TYPES.get(field.type)
+      annotation = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+      value, allowed = getattr(self, field.name), _OPTION_TYPES.get(annotation)
       if allowed and not (isinstance(value, allowed[0]) and not isinstance(value, allowed[1])):
-        raise ValueError(f"{self.name} option {field.name} must be {field.type}, got {value!r}")
+        raise ValueError(f"{self.name} option {field.name} must be {annotation}, got {value!r}")
     if self.matmul_dtype is not None:
       try:
         jnp.dtype(self.matmul_dtype)

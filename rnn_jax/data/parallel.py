@@ -34,6 +34,7 @@ from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
+TOKENIZER_SUFFIXES = {"word": ".words.json", "sentencepiece": ".spm.model"}  # kind -> file `save` writes
 
 Pairs = list  # list[tuple[str, str]]
 
@@ -350,7 +351,7 @@ class WordTokenizer(Tokenizer):
     return word_join([self.words[i] for i in _until_eos(ids)])
 
   def save(self, path_prefix):
-    path = path_prefix + ".words.json"
+    path = path_prefix + TOKENIZER_SUFFIXES["word"]
     with open(path, "w", encoding="utf-8") as f:
       json.dump({"words": list(self.words), "lowercase": self.lowercase}, f, ensure_ascii=False)
     return path
@@ -391,7 +392,7 @@ class SentencePieceTokenizer(Tokenizer):
     return self._sp.decode(_until_eos(ids))
 
   def save(self, path_prefix):
-    path = path_prefix + ".spm.model"
+    path = path_prefix + TOKENIZER_SUFFIXES["sentencepiece"]
     with open(path, "wb") as f:
       f.write(self.model_proto)
     return path
@@ -399,11 +400,11 @@ class SentencePieceTokenizer(Tokenizer):
 
 def load_tokenizer(path: str) -> Tokenizer:
   """A tokenizer written by `save` (`*.words.json` or `*.spm.model`)."""
-  if path.endswith(".words.json"):
+  if path.endswith(TOKENIZER_SUFFIXES["word"]):
     with open(path, encoding="utf-8") as f:
       blob = json.load(f)
     return WordTokenizer(blob["words"], blob["lowercase"])
-  if path.endswith(".spm.model"):
+  if path.endswith(TOKENIZER_SUFFIXES["sentencepiece"]):
     with open(path, "rb") as f:
       return SentencePieceTokenizer(f.read())
   raise ValueError(f"unknown tokenizer file {path!r}: expected *.words.json or *.spm.model")
