@@ -33,8 +33,9 @@ Why, and what XLA does (HLO dumps and CPU profiles; figures in experiments/bench
   * The forward keeps only what the backward needs (LSTM: i, f, g, o, c_in; GRU: r, u,
     n, and h W_hn + b_hn after the reset; Elman: nothing but the outputs); `tanh(c)` and `h_{t-1}` are
     recomputed or read from the outputs. A stacked scan output costs a zero-fill, a write
-    and a read of `T*B*H` floats, which is memory-bound on CPU: the LSTM's gates are written
-    over their own projections instead (`forward_scan`), so only its `c` is such an output.
+    and a read of `T*B*H` floats, which is memory-bound on CPU: the LSTM's gates (the GRU's
+    from B*H = 16384) are written over their own projections instead
+    (`gates_overwrite_projections_pays`), so only the LSTM's `c` is such an output.
   * The bias is added inside the step, where the gate math already reads `x W_x`,
     not in a separate pass over the `[T, B, G]` projection.
   * Tried and measured slower or no faster on the 2-core CPU (experiments/benchmark/README.md):
@@ -152,6 +153,22 @@ def one_recurrent_product_pays(batch: int, hidden: int) -> bool:
   not taken there.
   """
   return batch >= 128 and hidden < 512
+
+
+def gates_overwrite_projections_pays(cell: base.Cell, batch: int, hidden: int) -> bool:
+  """Whether the differentiated forward writes each gate's activations over its projection `x W_x`
+  in place (`_make_layer`'s `forward_scan`) rather than into a fresh, zero-filled scan output.
+
+  2-core Intel host, jaxlib 0.10.2, fwd+bwd, 9 alternating rounds (2026-11-30; gradients
+  bit-identical either way). The LSTM: 1.01-1.06x faster at all four target shapes. The
+  reset-after GRU: 1.05-1.07x at 128x256x100 and 64x256x100, 1.02-1.04x at 256x256x50,
+  128x128x100, 64x512x100, 128x512x50, 32x512x100, 16x1024x100 and 32x1024x100, but 0.96-0.97x
+  at 32x256x100 and 32x256x1000, 0.98x at 48x256x100, level at 8x1024x100: from B*H = 16384 on.
+  (Below that it also compiled ~8 % slower: 0.585 against 0.540 s at 32x256x1000.) The
+  reset-before GRU was 1.01-1.04x faster at 32x256x100, 64x256x100, 128x256x100 and 32x1024x100;
+  it takes the GRU's rule. The Elman cell stores no gates.
+  """
+  return isinstance(cell, LSTM) or (isinstance(cell, GRU) and batch * hidden >= 16384)
 
 
 def _recurrent_gates(h_BxH: jax.Array, params, gates: slice = slice(None)) -> tuple:
@@ -361,10 +378,6 @@ class _Family(NamedTuple):
   # `(h_in, gates, dz, dhw, dtype) -> dW_h` where the rows `W_h` multiplies are not all `h_in`
   # (GRU); None: dW_h comes out of the one `[x, h_in, 1]` matmul with `dz`.
   w_h_grad: Callable | None = None
-  # Whether the differentiated forward writes the gates over their projections (`forward_scan`):
-  # the LSTM's fwd+bwd took 1.01-1.06x less time so; the GRU's 0.97-1.02x, and compiled ~8 % slower
-  # (0.585 against 0.540 s at 32x256x1000, Intel host, 2026-11-30), so it keeps scan outputs.
-  overwrites_projections: bool = False
 
 
 def _dhw_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
@@ -376,8 +389,7 @@ def _dhw_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
 def _family(cell: base.Cell) -> _Family:
   if isinstance(cell, LSTM):
     return _Family(_lstm_forward, _lstm_backward, lambda carry: carry.h,
-                   lambda carry, dh: carry._replace(h=carry.h + dh), 4, ("w_peep",) if cell.peepholes else (),
-                   overwrites_projections=True)
+                   lambda carry, dh: carry._replace(h=carry.h + dh), 4, ("w_peep",) if cell.peepholes else ())
   if isinstance(cell, GRU) and cell.reset_after:
     return _Family(_gru_forward, _gru_backward, lambda h: h, jnp.add, 3, ("b_hn",), _dhw_w_h_grad)
   if isinstance(cell, GRU):
@@ -438,13 +450,13 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     """`(final_carry, ys_TxBxH, gates)`, `gates` stacked over time if `keep_gates` (else left to
     XLA's dead-code elimination).
 
-    Kept, for the LSTM (`_Family.overwrites_projections`), each gate's activations overwrite its
-    projection `x W_x` in place, step by step, where they have its shape and dtype (i, f, g, o),
-    rather than filling a scan output (a fresh zero-filled stack, written once more); `c` is a scan
-    output. Measured in experiments/benchmark (item 12). XLA updates a loop-carried stack in place
-    only if every read of it in the step feeds the value written back; otherwise it copies the
-    whole stack every step, which is why the backward cannot write `dz` over the gates it reads
-    (the LSTM reads `f` for `dc_prev` too).
+    Kept, where `gates_overwrite_projections_pays`, each gate's activations overwrite its projection
+    `x W_x` in place, step by step, where they have its shape and dtype (LSTM: i, f, g, o; GRU: r, u,
+    n), rather than filling a scan output (a fresh zero-filled stack, written once more); the rest
+    (LSTM `c`, GRU `h W_hn + b_hn`) are scan outputs (experiments/benchmark, item 12). XLA updates
+    a loop-carried stack in place only if every read of it in the step feeds the value written
+    back; otherwise it copies the whole stack every step, which is why the backward cannot write
+    `dz` over the gates it reads (the LSTM reads `f` for `dc_prev` too).
     """
     steps = xs_TxBxI.shape[0]
     w_h = cast(rec_params["w_h"])
@@ -453,7 +465,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     # `_recurrent_gates`).
     xw = tuple(base.matmul(xs_TxBxI, w, matmul_dtype) for w in _gate_blocks(w_x, family.num_gates))
     overwritten = 0  # how many of the gates take the place of their projection
-    if keep_gates and family.overwrites_projections:
+    if keep_gates and gates_overwrite_projections_pays(cell, xs_TxBxI.shape[1], w_h.shape[0]):
       xw_step = tuple(jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in xw)
       overwritten = _overwritable(jax.eval_shape(family.forward, rec_params, carry, xw_step)[2], xw_step)
 

@@ -314,17 +314,28 @@ def _carried_stacks(jaxpr, shape) -> list:
   return found
 
 
-@pytest.mark.parametrize("name,options,overwritten", [("lstm", {}, 4), ("lstm", {"peepholes": True}, 4), ("gru", {}, 0),
-                                                      ("gru", {"reset_after": False}, 0), ("elman", {}, 0)])
-def test_gates_overwrite_their_projection_in_the_differentiated_forward(name, options, overwritten):
-  """The LSTM's forward loop carries each gate's `[T, B, H]` projection and writes the gate's activations
-  over it (no zero-filled output stack; the other cells keep scan outputs); an undifferentiated call
-  stores no gates at all."""
-  cell, params, xs, carry = _setup(name, options)
+WIDE = 16384 // H + 1  # a batch with B*H >= 16384, from which the GRU's gates overwrite too
+
+
+@pytest.mark.parametrize("name,options,batch,overwritten", [
+    ("lstm", {}, B, 4), ("lstm", {"peepholes": True}, B, 4), ("gru", {}, B, 0), ("gru", {}, WIDE, 3),
+    ("gru", {"reset_after": False}, B, 0), ("gru", {"reset_after": False}, WIDE, 3), ("elman", {}, WIDE, 0)])
+def test_gates_overwrite_their_projection_in_the_differentiated_forward(name, options, batch, overwritten):
+  """The forward loop carries each gate's `[T, B, H]` projection and writes the gate's activations
+  over it (no zero-filled output stack) for the LSTM, and for the GRU from B*H = 16384
+  (`fused.gates_overwrite_projections_pays`); otherwise the gates are scan outputs. Values and
+  gradients equal autodiff's either way; an undifferentiated call stores no gates at all."""
+  cell, params, _, _ = _setup(name, options)
+  xs = jax.random.normal(jax.random.PRNGKey(3), (batch, T, I))
+  carry = jax.tree.map(lambda c: 0.1 + c, cell.initial_carry(params, (batch,)))
   xs_TxBxI = jnp.swapaxes(xs, 0, 1)
   run = lambda p, x: fused.run(cell, p, x, carry)[1]
   loss = lambda p, x: jnp.sum(jnp.sin(run(p, x)))
   # The forward loop runs forward in time, the backward loop in reverse.
   assert sorted(_carried_stacks(jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(params, xs_TxBxI).jaxpr,
-                                (T, B, H))) == [(False, overwritten), (True, 0)]
-  assert _carried_stacks(jax.make_jaxpr(run)(params, xs_TxBxI).jaxpr, (T, B, H)) == [(False, 0)]
+                                (T, batch, H))) == [(False, overwritten), (True, 0)]
+  grad = lambda backward: jax.jit(jax.value_and_grad(_loss(cell, backward), argnums=(0, 1, 2), has_aux=True))(
+      params, xs, carry)
+  tolerance = 1e-5 if batch == B else 2e-4  # float32 sums over T*WIDE rows of terms up to ~100
+  _assert_close(grad("fused"), grad("autodiff"), atol=tolerance, rtol=tolerance)
+  assert _carried_stacks(jax.make_jaxpr(run)(params, xs_TxBxI).jaxpr, (T, batch, H)) == [(False, 0)]
