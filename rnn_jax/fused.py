@@ -161,9 +161,10 @@ def gates_overwrite_projections_pays(cell: base.Cell, batch: int, hidden: int) -
 
   2-core Intel host, jaxlib 0.10.2, fwd+bwd, 9 alternating rounds (2026-11-30; gradients
   bit-identical either way). The LSTM: 1.01-1.06x faster at all four target shapes. The
-  reset-after GRU: 1.05-1.07x at 128x256x100 and 64x256x100, 1.02-1.04x at 256x256x50,
-  128x128x100, 64x512x100, 128x512x50, 32x512x100, 16x1024x100 and 32x1024x100, but 0.96-0.97x
-  at 32x256x100 and 32x256x1000, 0.98x at 48x256x100, level at 8x1024x100: from B*H = 16384 on.
+  reset-after GRU: 1.06x at 128x256x100 (three runs), 1.02-1.05x at 64x256x100, 256x256x50,
+  128x128x100, 64x512x100, 128x512x50, 32x512x100, 16x1024x100 and 32x1024x100, level at
+  128x1024x30 and 8x1024x100, but 0.96-0.97x at 32x256x100 and 32x256x1000 and 0.98x at
+  48x256x100: from B*H = 16384 on.
   (Below that it also compiled ~8 % slower: 0.585 against 0.540 s at 32x256x1000.) The
   reset-before GRU was 1.01-1.04x faster at 32x256x100, 64x256x100, 128x256x100 and 32x1024x100;
   it takes the GRU's rule. The Elman cell stores no gates.
