@@ -74,9 +74,13 @@ def _load_splits(data_config) -> dict:
                                download=data_config.download)
 
 
+def _vocab_path(workdir: str) -> str:
+  return os.path.join(workdir, "vocab.json")
+
+
 def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
   """The vocabulary a run saved in `workdir`, or None."""
-  path = os.path.join(workdir, "vocab.json")
+  path = _vocab_path(workdir)
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -91,7 +95,7 @@ def load_corpus(config, workdir: str):
   if vocab is None:
     vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
     os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, "vocab.json"), "w") as f:
+    with open(_vocab_path(workdir), "w") as f:
       f.write(vocab.to_json())
   elif vocab.level != config.data.level:
     raise ValueError(f"{workdir}/vocab.json is a {vocab.level}-level vocabulary but config.data.level is "

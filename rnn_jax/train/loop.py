@@ -80,16 +80,20 @@ class MetricWriter:
     self._tb.close()
 
 
+def _config_path(workdir: str) -> str:
+  return os.path.join(workdir, "config.json")
+
+
 def save_config(config, workdir: str) -> None:
   """Writes the run's full config (derived fields included) as `workdir/config.json`."""
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
+  with open(_config_path(workdir), "w") as f:
     f.write(config.to_json_best_effort(indent=2))
 
 
 def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a training run saved in `workdir` (tuples come back as lists)."""
-  path = os.path.join(workdir, "config.json")
+  path = _config_path(workdir)
   if not os.path.exists(path):
     raise FileNotFoundError(f"no config.json in {workdir}: train with this --workdir first")
   with open(path) as f:
