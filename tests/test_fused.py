@@ -19,13 +19,14 @@ FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("gru", {}), ("gru",
 FUSED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in FUSED_CELLS]
 
 
-def _setup(name, options, seed=0, dtype=jnp.float32):
+def _setup(name, options, seed=0, dtype=jnp.float32, batch=B, steps=T):
+  """`(cell, params, xs_BxTxI, carry)`."""
   cell = cells.get(name, **options)
   params = jax.tree.map(lambda a: a.astype(dtype), cell.init(jax.random.PRNGKey(seed), I, H))
-  xs = jax.random.normal(jax.random.PRNGKey(seed + 1), (B, T, I), dtype)
+  xs = jax.random.normal(jax.random.PRNGKey(seed + 1), (batch, steps, I), dtype)
   # A non-zero initial carry, so that its gradient and the padded pass-through are exercised.
   carry = jax.tree.map(lambda c: 0.5 * jnp.tanh(jax.random.normal(jax.random.PRNGKey(seed + 2), c.shape, dtype)),
-                       cell.initial_carry(params, (B,)))
+                       cell.initial_carry(params, (batch,)))
   return cell, params, xs, carry
 
 
@@ -93,9 +94,7 @@ def test_large_batches_take_one_recurrent_product_on_cpu():
   large = 128
   lengths = jnp.asarray(np.arange(large) % T + 1)
   for name, options in FUSED_CELLS:
-    cell, params, _, _ = _setup(name, options)
-    xs = jax.random.normal(jax.random.PRNGKey(3), (large, T, I))
-    carry = jax.tree.map(lambda c: 0.1 + c, cell.initial_carry(params, (large,)))
+    cell, params, xs, carry = _setup(name, options, batch=large)
     loss = lambda p, x, cell=cell: _loss(cell, "fused")(p, x, None)[0]
     fewer = {"lstm": 3, "gru": 2 if options.get("reset_after", True) else 1, "elman": 0}[name]  # per step
     assert _num_dots(jax.grad(loss), params, xs[:B]) - _num_dots(jax.grad(loss), params, xs) == fewer, name
@@ -187,8 +186,7 @@ def test_remat_in_chunks_equals_autodiff(name, options, steps, masked, reverse):
   # remat runs the layer in checkpointed chunks; 17 steps have no divisor near sqrt(17), so the
   # last chunk is padded (and a reverse run must skip the padding).
   assert fused.remat_chunks(16) == (4, 4) and fused.remat_chunks(17) == (5, 4)
-  cell, params, _, carry = _setup(name, options)
-  xs = jax.random.normal(jax.random.PRNGKey(3), (B, steps, I))
+  cell, params, xs, carry = _setup(name, options, steps=steps)
   lengths = jnp.array([steps, 9, 4]) if masked else None
   grad = lambda backward, remat: jax.jit(jax.value_and_grad(
       _loss(cell, backward, reverse=reverse, remat=remat), argnums=(0, 1, 2), has_aux=True))(params, xs, carry, lengths)
@@ -206,8 +204,7 @@ def test_remat_in_chunks_equals_autodiff(name, options, steps, masked, reverse):
 
 @pytest.mark.parametrize("remat", [False, True])
 def test_empty_sequences_pass_the_carry_through(remat):
-  cell, params, _, carry = _setup("lstm", {})
-  xs = jnp.zeros((B, 0, I))
+  cell, params, xs, carry = _setup("lstm", {}, steps=0)
   grad = lambda backward: jax.value_and_grad(_loss(cell, backward, remat=remat), argnums=(0, 2), has_aux=True)(
       params, xs, carry)
   (_, (final, ys)), _ = result = grad("fused")
@@ -325,9 +322,7 @@ def test_gates_overwrite_their_projection_in_the_differentiated_forward(name, op
   over it (no zero-filled output stack) for the LSTM, and for the GRU from B*H = 16384
   (`fused.gates_overwrite_projections_pays`); otherwise the gates are scan outputs. Values and
   gradients equal autodiff's either way; an undifferentiated call stores no gates at all."""
-  cell, params, _, _ = _setup(name, options)
-  xs = jax.random.normal(jax.random.PRNGKey(3), (batch, T, I))
-  carry = jax.tree.map(lambda c: 0.1 + c, cell.initial_carry(params, (batch,)))
+  cell, params, xs, carry = _setup(name, options, batch=batch)
   xs_TxBxI = jnp.swapaxes(xs, 0, 1)
   run = lambda p, x: fused.run(cell, p, x, carry)[1]
   loss = lambda p, x: jnp.sum(jnp.sin(run(p, x)))

@@ -98,7 +98,7 @@ def load_corpus(config, workdir: str):
     with open(_vocab_path(workdir), "w") as f:
       f.write(vocab.to_json())
   elif vocab.level != config.data.level:
-    raise ValueError(f"{workdir}/vocab.json is a {vocab.level}-level vocabulary but config.data.level is "
+    raise ValueError(f"{_vocab_path(workdir)} is a {vocab.level}-level vocabulary but config.data.level is "
                      f"{config.data.level!r}: use another --workdir")
   return vocab, {name: vocab.encode(body) for name, body in splits.items()}
 
