@@ -26,6 +26,10 @@ Shared options (all static except `lengths` and carries):
               `hoist` is not False. Same values and gradients either way, but a fused
               run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there, and
               no `matmul_dtype` (the mixed matmul has a custom VJP too).
+              "cudnn" runs the whole layer (forward and backward) through cuDNN
+              (`rnn_jax.cudnn`: the plain float32 LSTM on a CUDA GPU; raises otherwise;
+              `unroll` and `hoist` do not apply); "auto" takes it on GPU where
+              `cudnn.pays` says it is the faster layer. Values and gradients equal the scan's.
               An undifferentiated fused LSTM call with `hoist=None` runs the per-step
               layout where `hoist_by_default` says not to hoist (the faster forward there,
               `fused.per_step_forward_pays`); gradients use the hoisted kernel.
@@ -39,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import fused
+from rnn_jax import cudnn, fused
 from rnn_jax.cells.base import Cell
 
 Params = Any
@@ -110,7 +114,31 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
   return batch, steps
 
 
-BACKWARDS = ("auto", "autodiff", "fused")  # `run`'s `backward` values
+BACKWARDS = ("auto", "autodiff", "fused", "cudnn")  # `run`'s `backward` values
+
+
+def _implementation(cell: Cell, params: Params, backward: str, hoist: bool | None, remat: bool, batch: int,
+                    steps: int) -> str:
+  """Which layer `run` runs: "cudnn", "fused" or "scan" (raises for a `backward` the cell cannot take)."""
+  if backward not in BACKWARDS:
+    raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
+  if backward == "cudnn":
+    reason = cudnn.unsupported_reason(cell, params, remat)
+    if reason is None and jax.default_backend() != "gpu":
+      reason = f"it needs a CUDA GPU (the default backend is {jax.default_backend()!r})"
+    if reason is not None:
+      raise ValueError(f"backward='cudnn' is not available for cell {cell.name!r}: {reason}")
+    return "cudnn"
+  if (backward == "auto" and hoist is not False and jax.default_backend() == "gpu"
+      and cudnn.unsupported_reason(cell, params, remat) is None
+      and cudnn.pays(batch, cell.hidden_size(params), steps)):
+    return "cudnn"
+  if backward == "fused" or (backward == "auto" and hoist is not False and fused.use_by_default(cell)):
+    reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell)
+    if reason is not None:
+      raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
+    return "fused"
+  return "scan"
 
 
 def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = None,
@@ -128,13 +156,13 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
   lengths = None if lengths is None else jnp.asarray(lengths)
   batch, steps = _check_inputs(cell, params, xs, initial_carry, lengths, time_major)
   carry = cell.initial_carry(params, (batch,)) if initial_carry is None else initial_carry
+  implementation = _implementation(cell, params, backward, hoist, remat, batch, steps)
+  if implementation == "cudnn":
+    carry, ys_BxTxH = cudnn.run(params, jnp.swapaxes(xs, 0, 1) if time_major else xs, carry, lengths=lengths,
+                                reverse=reverse)
+    return carry, (jnp.swapaxes(ys_BxTxH, 0, 1) if time_major else ys_BxTxH)
   xs_TxBxI = xs if time_major else jnp.swapaxes(xs, 0, 1)
-  if backward not in BACKWARDS:
-    raise ValueError(f"backward must be one of {BACKWARDS}, got {backward!r}")
-  if backward == "fused" or (backward == "auto" and hoist is not False and fused.use_by_default(cell)):
-    reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell)
-    if reason is not None:
-      raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
+  if implementation == "fused":
     # Undifferentiated calls may take the per-step layout where it is the faster forward.
     hidden = cell.hidden_size(params)
     per_step = hoist is None and not hoist_by_default(hidden) and fused.per_step_forward_pays(cell, batch, hidden)
@@ -204,11 +232,36 @@ def run_bidirectional(cell: Cell, params: Params, xs: jax.Array, *, initial_carr
     raise ValueError("bidirectional params must be a dict with keys 'forward' and 'backward', "
                      f"got {list(params) if isinstance(params, dict) else type(params).__name__}")
   carry_f, carry_b = (None, None) if initial_carry is None else initial_carry
+  if _one_cudnn_call(cell, params, xs, lengths, time_major, options):
+    return _cudnn_bidirectional(cell, params, xs, (carry_f, carry_b), lengths, merge, time_major)
   common = dict(lengths=lengths, time_major=time_major, **options)
   carry_f, ys_f = run(cell, params["forward"], xs, initial_carry=carry_f, **common)
   carry_b, ys_b = run(cell, params["backward"], xs, initial_carry=carry_b, reverse=True, **common)
   ys = jnp.concatenate([ys_f, ys_b], axis=-1) if merge == "concat" else ys_f + ys_b
   return (carry_f, carry_b), ys
+
+
+def _one_cudnn_call(cell: Cell, params: Params, xs, lengths, time_major: bool, options: dict) -> bool:
+  """Whether both directions run through cuDNN, which then reads them in one call."""
+  batch, steps = (xs.shape[1], xs.shape[0]) if time_major else (xs.shape[0], xs.shape[1])
+  choose = lambda p: _implementation(cell, p, options.get("backward", "auto"), options.get("hoist"),
+                                     options.get("remat", False), batch, steps)
+  return all(choose(params[d]) == "cudnn" for d in ("forward", "backward"))
+
+
+def _cudnn_bidirectional(cell: Cell, params: Params, xs, carries, lengths, merge: str, time_major: bool):
+  """`run_bidirectional` as one `cudnn.run_bidirectional` call."""
+  lengths = None if lengths is None else jnp.asarray(lengths)
+  for direction, carry in zip(("forward", "backward"), carries):
+    batch, _ = _check_inputs(cell, params[direction], xs, carry, lengths, time_major)
+  carries = [cell.initial_carry(params[d], (batch,)) if c is None else c
+             for d, c in zip(("forward", "backward"), carries)]
+  carries, ys = cudnn.run_bidirectional(params["forward"], params["backward"],
+                                        jnp.swapaxes(xs, 0, 1) if time_major else xs, carries, lengths=lengths)
+  if merge == "sum":
+    ys_f, ys_b = jnp.split(ys, 2, axis=-1)
+    ys = ys_f + ys_b
+  return carries, (jnp.swapaxes(ys, 0, 1) if time_major else ys)
 
 
 def init_stack(key: jax.Array, cell: Cell, input_size: int, hidden_size: int, num_layers: int = 1,

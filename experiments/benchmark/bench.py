@@ -70,13 +70,16 @@ def _groups(specs: Sequence[Spec]) -> list[list[Spec]]:
 
 def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5, warmup: int = 1,
              min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0, ceiling_size: int = 2048,
-             log: Callable[[str], None] = print, **fields) -> list[dict]:
+             log: Callable[[str], None] = print, on_rows: Callable[[list[dict]], None] = lambda rows: None,
+             **fields) -> list[dict]:
   """Times rnn_jax at every spec, with the `compare` implementations, in alternating rounds.
 
   Specs that differ only in runner options (unroll, remat, hoist, backward) are timed in
   one group, together with the compare implementations (once per group) and, unless
   `peak_flops` is given, the ceiling matmul, so that every ratio in a group is taken
-  under the same load. Ratios are relative to the group's first rnn_jax row.
+  under the same load. Ratios are relative to the group's first rnn_jax row. `on_rows` receives
+  each group's rows as soon as they are measured (main.py appends them to its output file, so a
+  run cut short keeps every group it finished).
   """
   check_known(compare, implementations.COMPARE)
   env = harness.environment()
@@ -107,14 +110,17 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
       log(f"  {row['impl']:>8} {row['cell']} {row['mode']} B={row['batch']} H={row['hidden']} T={row['length']}"
           f"{options if row['impl'] == 'rnn_jax' else ''}: "
           f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row['speedup_of_rnn_jax']:.2f})")
+    on_rows(point)
     rows.extend(point)
   return rows
 
 
 def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int = 5, warmup: int = 1,
                     min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0,
-                    ceiling_size: int = 2048, **fields) -> list[dict]:
-  """Times the whole train step of each named experiment (see train_steps.TRAIN_STEPS)."""
+                    ceiling_size: int = 2048, on_rows: Callable[[list[dict]], None] = lambda rows: None,
+                    **fields) -> list[dict]:
+  """Times the whole train step of each named experiment (see train_steps.TRAIN_STEPS); `on_rows`
+  receives each row as soon as it is measured."""
   env = harness.environment()
   ceiling = _ceiling({}, "float32", peak_flops, ceiling_size)
   rows = []
@@ -126,6 +132,7 @@ def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int =
                              compile_rounds=compile_rounds)[0]
     rows.append(harness.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
                                  length=length, tokens=bench.tokens, **fields))
+    on_rows(rows[-1:])
   return rows
 
 

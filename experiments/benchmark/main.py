@@ -99,6 +99,7 @@ def main(argv):
     raise app.UsageError(f"--shapes: {e}") from None
   fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and harness.keep_freed_memory())
 
+  append = lambda rows: harness.write_jsonl(_OUTPUT.value, rows)  # as each point is measured
   timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value,
                 compile_rounds=_COMPILE_ROUNDS.value)
   ceiling = dict(peak_flops=_PEAK_FLOPS.value, ceiling_size=_CEILING_SIZE.value)
@@ -110,7 +111,7 @@ def main(argv):
   elif _TRAIN_STEPS.value:
     rows = []
     for batch, _, length in shapes:
-      rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, **fields, **timing, **ceiling)
+      rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, on_rows=append, **fields, **timing, **ceiling)
   else:
     try:
       options = harness.cell_options(_CELL_OPTIONS.value)
@@ -125,8 +126,9 @@ def main(argv):
                          hoist=_HOIST.value, backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
     except ValueError as e:  # a grid point the harness cannot time (harness.Spec names the field)
       raise app.UsageError(f"grid flags: {e}") from None
-    rows = bench.run_grid(specs, compare=_COMPARE.value, **fields, **timing, **ceiling)
-  harness.write_jsonl(_OUTPUT.value, rows)
+    rows = bench.run_grid(specs, compare=_COMPARE.value, on_rows=append, **fields, **timing, **ceiling)
+  if _DATA_PARALLEL.value:
+    append(rows)
   env = harness.environment()
   print(f"\n{env['date']}  {env['device']} ({env['cpu']}, {env['host_cpus']} cpus)  jax {env['jax']}  "
         f"flax {env['flax']}  torch {env.get('torch', '-')}  load {os.getloadavg()[0]:.1f}")
