@@ -250,3 +250,44 @@ def test_long_range_train_step_flops_closed_form():
   lstm = 3 * 2 * batch * length * (2 * gates + hidden * gates) + 2 * batch * length * gates
   assert timer.flops == lstm + 3 * 2 * batch * hidden
   assert step.tokens == batch * length
+
+
+def test_each_point_is_handed_over_as_soon_as_it_is_measured():
+  specs = bench.grid(["lstm", "gru"], ["fwd"], bench.parse_shapes(["2x4x3"]))
+  groups = []
+  rows = bench.run_grid(specs, compare=["flax"], log=lambda _: None, on_rows=groups.append, **FAST)
+  assert [[r["impl"] for r in g] for g in groups] == [["rnn_jax", "flax"]] * 2
+  assert [r for g in groups for r in g] == rows
+
+
+def test_a_run_cut_short_keeps_the_points_it_finished(tmp_path):
+  # The GPU script kills stages at their time limit: rows already measured must be in the file.
+  output = tmp_path / "rows.jsonl"
+  command = [sys.executable, "-m", "experiments.benchmark.main", "--cells=lstm,gru,elman,irnn", "--modes=fwd",
+             "--shapes=2x4x3", "--rounds=1", "--min_round_s=0", "--peak_flops=1e9", f"--output={output}"]
+  process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  for line in process.stdout:
+    if "rnn_jax gru fwd" in line:  # the second point is measured: stop the run as a time limit would
+      process.kill()
+      break
+  process.wait()
+  cells = [json.loads(line)["cell"] for line in output.read_text().splitlines()]
+  assert cells[:2] == ["lstm", "gru"] and "irnn" not in cells
+
+
+def test_profile_busy_time_is_the_union_of_kernel_intervals():
+  from experiments.benchmark import profile  # pylint: disable=g-import-not-at-top
+  assert profile._union_ns([(0, 10), (5, 20), (30, 40), (32, 35), (40, 41)]) == 20 + 11  # pylint: disable=protected-access
+  assert profile._union_ns([]) == 0  # pylint: disable=protected-access
+
+
+def test_profile_rows_on_cpu(tmp_path):
+  output = tmp_path / "profile.jsonl"
+  result = subprocess.run([sys.executable, "-m", "experiments.benchmark.profile", "--cells=lstm", "--shapes=2x4x3",
+                           "--backward=auto,autodiff", "--compare=flax", "--calls=2", f"--output={output}"],
+                          capture_output=True, text=True, timeout=300, check=True)
+  rows = [json.loads(line) for line in output.read_text().splitlines()]
+  assert [(r["impl"], r["backward"]) for r in rows] == [("rnn_jax", "auto"), ("flax", None), ("rnn_jax", "autodiff")]
+  for row in rows:  # a CPU has no device kernels in the trace: no busy time, but a wall time
+    assert row["wall_ms"] > 0 and row["kernels_per_call"] == 0 and row["busy_ms"] == 0
+  assert "wall" in result.stdout

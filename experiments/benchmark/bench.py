@@ -105,12 +105,12 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
     ceiling = peak_flops if ceiling_timer is None else ceiling_timer.flops / results[-1].median_s
     point = [harness.make_row(spec, t, r, ceiling, env, **fields) for spec, t, r in zip(row_specs, timers, results)]
     harness.add_ratios(point)
+    on_rows(point)
     for row in point:
       options = f" backward={row['backward']} hoist={row['hoist']} remat={row['remat']} unroll={row['unroll']}"
       log(f"  {row['impl']:>8} {row['cell']} {row['mode']} B={row['batch']} H={row['hidden']} T={row['length']}"
           f"{options if row['impl'] == 'rnn_jax' else ''}: "
           f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row['speedup_of_rnn_jax']:.2f})")
-    on_rows(point)
     rows.extend(point)
   return rows
 

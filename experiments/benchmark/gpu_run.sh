@@ -4,7 +4,7 @@
 # Runs from the repository root without installing it (PYTHONPATH=.). Packages the host lacks can
 # come as wheels in .whl/ (git-ignored; e.g. `pip download --no-deps -d .whl ml_collections tensorboardX`),
 # installed to /tmp/site first. Stages run in order, each under its own time limit (seconds, after the
-# colon), each appending its rows to OUT_DIR/<stage>.jsonl group by group, so a stage cut short keeps
+# colon), logging to OUT_DIR/run.log and appending rows to OUT_DIR/*.jsonl point by point, so a stage cut short keeps
 # what it finished. STAGES (default: all, in the order below) picks some, e.g. "tests grid_target".
 # ROUNDS and MIN_ROUND_S override the timing defaults; SHAPES_<STAGE> a stage's shapes (e.g. a dry run
 # on CPU with tiny shapes).
@@ -27,10 +27,10 @@ rest="16x512x100,64x256x100,256x256x100,64x512x1000,16x256x1000,256x1024x1000,64
 256x512x1000,16x512x1000,64x256x1000,256x256x1000"
 grid=(--cells=lstm,gru --modes=fwdbwd,fwd --dtype=float32,bfloat16 --backward=auto,cudnn --compare=flax,torch,cudnn)
 
-stage() {  # stage NAME LIMIT_S: runs stage_NAME under that limit, logging to OUT/NAME.log
+stage() {  # stage NAME LIMIT_S: runs stage_NAME under that limit, logging to OUT/run.log
   local name=$1 limit=$2
   echo "=== $name (limit ${limit}s) $(date -u +%T)"
-  timeout --kill-after=5 "$limit" bash -c "$(declare -f bench "stage_$name"); stage_$name" 2>&1 | tee "$out/$name.log"
+  timeout --kill-after=5 "$limit" bash -c "$(declare -f bench "stage_$name"); stage_$name" 2>&1 | tee -a "$out/run.log"
   echo "=== $name ended $(date -u +%T)"
 }
 export out timing target rest TESTS SHAPES_GRID_TARGET SHAPES_TRAIN_STEPS SHAPES_TUNING SHAPES_PROFILE SHAPES_GRID_REST
