@@ -139,3 +139,16 @@ def test_download_with_the_wrong_checksum_stores_nothing(small_dataset, http_ser
   with pytest.raises(fetch.FetchError, match="has sha256 .* expected .*: nothing stored"):
     fetch.fetch("tiny_shakespeare", root=str(tmp_path / "data"))
   assert _stored_files(tmp_path / "data") == []
+
+
+
+def test_no_file_in_the_repository_reads_data_from_outside_it():
+  outside = "/".join(["..", "shared"])  # spelled in parts so that this file does not match itself
+  offenders = []
+  for root, dirs, files in os.walk(REPO):
+    dirs[:] = [d for d in dirs if not d.startswith((".", "__")) and not d.startswith("runs")]
+    for name in files:
+      path = os.path.join(root, name)
+      if name.endswith((".py", ".md", ".ipynb", ".cfg", ".toml")) and outside in open(path, encoding="utf-8").read():
+        offenders.append(os.path.relpath(path, REPO))
+  assert offenders == []
