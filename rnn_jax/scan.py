@@ -11,7 +11,7 @@ Shared options (all static except `lengths` and carries):
               sequence's own last step. `reverse=True` with lengths starts each
               sequence at its own last valid step (padded steps come first and are
               no-ops), so reverse and bidirectional runs are padding-aware.
-  unroll:     passed to `lax.scan`. PERF-NOTES 4: > 4 costs compile time and backward speed.
+  unroll:     passed to `lax.scan`. > 4 costs compile time and backward speed.
   remat:      recompute the forward in the backward pass instead of storing activations.
               Autodiff: `jax.checkpoint` the step, keeping the carries of every step.
               Fused: `jax.checkpoint` chunks of about sqrt(T) steps, keeping one carry per
@@ -56,7 +56,7 @@ def hoist_by_default(hidden_size: int, backend: str | None = None) -> bool:
   On GPU/TPU one big `[T*B, I] x [I, G]` matmul always beats T small ones. On a
   CPU with few cores the per-step projection runs concurrently with `h W_h` on an
   otherwise idle core, and hoisting only paid at H >= 512 in our measurements
-  (PERF-NOTES 1: hoisted 510 ms vs 444 ms at B=128,H=256; 1540 vs 1807 at H=1024).
+  (hoisted 510 ms vs 444 ms at B=128,H=256; 1540 vs 1807 at H=1024).
   """
   backend = backend or jax.default_backend()
   return backend != "cpu" or hidden_size >= 512

@@ -1,17 +1,16 @@
-"""Test-wide settings: rank promotion raises (catches silent broadcasting bugs)."""
+"""Test-wide settings: rank promotion raises (catches silent broadcasting bugs).
 
-import os
+Tests of real datasets read them from the data directory ($RNN_JAX_DATA, else ~/rnn_jax_data) and skip,
+naming the fetch command, where a dataset is absent.
+"""
 
 import jax
 import pytest
 
 from rnn_jax import fused
+from rnn_jax.data import fetch
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
-
-SHARED_DATA = os.environ.get("RNN_JAX_SHARED_DATA",
-                             os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-
 
 def float64():
   """A context in which JAX computes in float64 (jax.enable_x64 on new jax, experimental on old)."""
@@ -21,12 +20,12 @@ def float64():
   return enable_x64()
 
 
-def shared_file(*parts):
-  """Path to a file in ../shared/data, or skip the test with a message naming it."""
-  path = os.path.abspath(os.path.join(SHARED_DATA, *parts))
-  if not os.path.exists(path):
-    pytest.skip(f"shared data file {path} is absent (set RNN_JAX_SHARED_DATA to its folder)")
-  return path
+def fetched_file(name: str) -> str:
+  """The file of dataset `name` in the data directory, or skip the test naming the command that fetches it."""
+  try:
+    return fetch.resolve(fetch.PREFIX + name)
+  except fetch.MissingDataError as e:
+    pytest.skip(str(e))
 
 
 @pytest.fixture(params=["jit", "nojit"])

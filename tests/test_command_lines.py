@@ -13,8 +13,10 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _launch(module, *flags, cwd=REPO):
+def _launch(module, *flags, cwd=REPO, data_dir=None):
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  if data_dir:
+    env["RNN_JAX_DATA"] = data_dir
   return subprocess.run([sys.executable, "-m", f"experiments.{module}.main", *flags], cwd=cwd, env=env,
                         capture_output=True, text=True, timeout=120, check=False)
 
@@ -47,3 +49,27 @@ def test_output_folder_that_is_a_file_fails_before_training(tmp_path):
 def test_default_config_is_found_from_any_working_directory(tmp_path):
   result = _launch("language_modeling", f"--workdir={tmp_path}", "--config.model.cell=lstn", cwd=str(tmp_path))
   assert "config.model.cell: unknown cell 'lstn'" in result.stderr, result.stderr[-1000:]
+
+
+@pytest.mark.parametrize("module,config,name", [
+    ("language_modeling", "shakespeare_char", "tiny_shakespeare"),
+    ("translation", "tatoeba", "tatoeba_fra_eng"),
+    ("handwriting", "recognize_uji", "uji_pen_digits"),
+])
+def test_absent_dataset_fails_in_one_line_naming_the_fetch_command(module, config, name, tmp_path):
+  empty = tmp_path / "data"
+  result = _launch(module, f"--config=experiments/{module}/configs/{config}.py", f"--workdir={tmp_path / 'run'}",
+                   data_dir=str(empty))
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [f"{name} is not in {empty}: run python -m rnn_jax.data.fetch {name} "
+                                        "(or --from=PATH offline)"]
+
+
+def test_unprepared_tfds_catalog_dataset_fails_in_one_line(tmp_path):
+  result = _launch("language_modeling", "--config.data.path=tfds:tiny_shakespeare",
+                   f"--config.data.tfds_dir={tmp_path}", f"--workdir={tmp_path / 'run'}")
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [f"tfds:tiny_shakespeare is not prepared in {tmp_path}: add "
+                                        "--config.data.download=True to let TFDS download and prepare it "
+                                        "(needs internet)"]
+  assert not (tmp_path / "run").exists()

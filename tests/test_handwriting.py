@@ -14,7 +14,7 @@ from rnn_jax.data import hershey, strokes
 from experiments.handwriting import handwriting, input_pipeline, model
 from experiments.handwriting.configs import base as base_config
 from experiments.handwriting.configs import recognize_synthetic
-from tests.conftest import shared_file
+from tests.conftest import fetched_file
 
 
 def _synth(seed, text="minimum"):
@@ -79,7 +79,7 @@ def test_synthetic_builder_matches_synthesizer(tmp_path):
 
 
 def test_uji_builder_is_writer_disjoint(tmp_path):
-  path = shared_file("uji_pen_digits", "ujipenchars2_digits.json")
+  path = fetched_file("uji_pen_digits")
   splits = strokes.load_splits("uji", path=path, data_dir=str(tmp_path))
   writers = {s: {x.writer for x in splits[s]} for s in strokes.SPLITS}
   assert [len(writers[s]) for s in strokes.SPLITS] == [42, 6, 12]

@@ -241,8 +241,8 @@ def test_lm1b_validation_is_held_out_of_train():
 
 
 def test_shakespeare_splits_when_present(tmp_path):
-  from tests.conftest import shared_file
-  path = shared_file("tinyshakespeare", "input.txt")
+  from tests.conftest import fetched_file
+  path = fetched_file("tiny_shakespeare")
   splits = text.load_text_splits(path, data_dir=str(tmp_path))
   assert abs(len(splits["train"]) / sum(map(len, splits.values())) - 0.9) < 1e-4
   assert splits["train"].startswith("First Citizen:")

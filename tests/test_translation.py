@@ -19,7 +19,7 @@ from experiments.translation.configs import numbers
 from experiments.translation.model import ATTENTIONS, Seq2Seq, reverse_within_lengths
 from rnn_jax import decoding
 from rnn_jax.data import parallel
-from tests.conftest import shared_file
+from tests.conftest import fetched_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -133,7 +133,7 @@ def test_catalog_loaders_with_mock_data(name, source_lang, target_lang, tmp_path
 
 
 def test_tatoeba_builder_reads_the_zip(tmp_path):
-  path = shared_file("tatoeba_fra_eng", "fra-eng.zip")
+  path = fetched_file("tatoeba_fra_eng")
   pairs = parallel.tatoeba_pairs(path, "fr", data_dir=str(tmp_path))
   assert len(pairs) == 142787
   assert pairs[0] == ("Va !", "Go.")

@@ -10,6 +10,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from rnn_jax.data import fetch
 from experiments.handwriting import handwriting
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -18,6 +19,7 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metrics, TensorBoard, results, PNGs.")
 
 
+@fetch.exit_on_missing_data
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")

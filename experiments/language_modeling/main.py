@@ -11,6 +11,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from rnn_jax.data import fetch
 from experiments.language_modeling import lm
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -20,6 +21,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/language_modeling", "Checkpoints
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
 
 
+@fetch.exit_on_missing_data
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")

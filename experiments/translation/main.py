@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
+from rnn_jax.data import fetch
 from experiments.translation import experiment
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -25,6 +26,7 @@ _COMPARE = flags.DEFINE_list("compare", [], "compare: label=workdir entries whos
 _OUTPUT = flags.DEFINE_string("output", "bleu_by_length.png", "compare: where to write the plot.")
 
 
+@fetch.exit_on_missing_data
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")

@@ -36,7 +36,7 @@ Carry = Any
 
 
 def fast_sigmoid(x):
-  """sigmoid(x) via tanh: one transcendental, fuses better on CPU (PERF-NOTES 3)."""
+  """sigmoid(x) via tanh: one transcendental, fuses better on CPU."""
   return 0.5 * (1.0 + jnp.tanh(0.5 * x))
 
 

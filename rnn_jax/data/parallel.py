@@ -4,7 +4,7 @@ Every split is a list of `(source, target)` string pairs. Sources:
 
   number_pairs(seed=0)                                  # embedded default: numbers, English words -> French
   local_pairs(source="a.fr", target="a.en")             # line-aligned files, or local_pairs(tsv="pairs.tsv")
-  tatoeba_pairs(zip_path, source_lang="fr")             # Tatoeba eng-fra (manythings.org fra-eng.zip)
+  tatoeba_pairs("fetched:tatoeba_fra_eng", "fr")        # Tatoeba eng-fra (manythings.org fra-eng.zip)
   catalog_pairs("ted_hrlr_translate/pt_to_en", "pt", "en")   # TFDS catalog (needs internet once)
 
 Files go through TFDS builders written as array_record and read back with
@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import sources
+from rnn_jax.data import fetch, sources
 from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
@@ -191,9 +191,11 @@ class TatoebaFraEng(tfds.core.GeneratorBasedBuilder):
 
 
 def tatoeba_pairs(zip_path: str, source_lang: str = "fr", data_dir: str | None = None) -> Pairs:
-  """All Tatoeba pairs as `(source, target)`, `source_lang` "fr" (fr -> en) or "en" (en -> fr)."""
+  """All Tatoeba pairs as `(source, target)`, `source_lang` "fr" (fr -> en) or "en" (en -> fr).
+  `zip_path`: fra-eng.zip, or "fetched:tatoeba_fra_eng"."""
   if source_lang not in ("fr", "en"):
     raise ValueError(f"Tatoeba source language must be 'fr' or 'en', got {source_lang!r}")
+  zip_path = fetch.resolve(zip_path)
   if not os.path.isfile(zip_path):
     raise FileNotFoundError(f"Tatoeba archive {zip_path!r} does not exist")
   builder = TatoebaFraEng(data_dir=data_dir or DEFAULT_DATA_DIR)
@@ -219,8 +221,7 @@ def catalog_pairs(name: str, source_lang: str, target_lang: str, data_dir: str |
     import tensorflow_datasets.translate.wmt14  # pylint: disable=g-import-not-at-top,unused-import  # registers it
   out = {}
   for split in splits:
-    ds = tfds.data_source(name, split=CATALOG[name][split], data_dir=data_dir or DEFAULT_DATA_DIR,
-                          download=download)
+    ds = sources.catalog_source(name, CATALOG[name][split], data_dir or DEFAULT_DATA_DIR, download)
     out[split] = _read_source(ds, source_lang, target_lang)
   return out
 

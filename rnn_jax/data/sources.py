@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+
+import tensorflow_datasets as tfds
+
+from rnn_jax.data.fetch import MissingDataError
 
 SPLITS = ("train", "valid", "test")  # every corpus's splits, in this order
 DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "tfds")  # where TFDS prepares data
@@ -25,6 +31,32 @@ def read_all(source) -> list:
             for record in source.__getitems__(list(range(start, min(size, start + _READ_BATCH))))]
   except TypeError:
     return [source[i] for i in range(size)]
+
+
+def catalog_source(name: str, split: str, data_dir: str, download: bool):
+  """`tfds.data_source` of a TFDS catalog dataset; when it is not prepared in `data_dir` and `download` is
+  off, a MissingDataError naming the fix (TFDS's own error speaks of a file format)."""
+  if download:
+    return tfds.data_source(name, split=split, data_dir=data_dir, download=True)
+  with _absl_errors_only():  # TFDS warns of every empty dataset folder it looks into; the error below says it all
+    try:
+      return tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except NotImplementedError:
+      if tfds.builder(name, data_dir=data_dir).is_prepared():
+        raise
+  raise MissingDataError(f"tfds:{name} is not prepared in {data_dir}: add --config.data.download=True to let "
+                         "TFDS download and prepare it (needs internet)")
+
+
+@contextlib.contextmanager
+def _absl_errors_only():
+  logger = logging.getLogger("absl")
+  level = logger.level
+  logger.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    logger.setLevel(level)
 
 
 def as_str(value) -> str:

@@ -9,7 +9,7 @@ plus its transcription and a writer id. Three builders write the same features:
   IamOnDB                IAM-OnDB lines from a manual dir (lineStrokes/ XML + ascii/ transcriptions)
 
   splits = load_splits("synthetic")                          # {"train", "valid", "test"} -> list[Sample]
-  splits = load_splits("uji", path=".../ujipenchars2_digits.json")
+  splits = load_splits("uji", path="fetched:uji_pen_digits")  # python -m rnn_jax.data.fetch uji_pen_digits
   splits = load_splits("iam", path="/data/IAM-OnDB")
   norm = Normalizer.fit(splits["train"])                     # mean/std of (dx, dy) on the train split
 """
@@ -28,7 +28,7 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import hershey, sources
+from rnn_jax.data import fetch, hershey, sources
 from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
 
@@ -303,12 +303,13 @@ def load_splits(source: str = "synthetic", path: str = "", data_dir: str | None 
   """Prepares (once, cached in `data_dir`) and reads a stroke dataset: `{"train", "valid", "test"} -> samples`.
 
   source: "synthetic" (fields of SyntheticConfig as keyword arguments), "uji" (`path` to
-    the JSON; `valid_writers`, `test_writers`) or "iam" (`path` to the manual dir).
+    the JSON or "fetched:uji_pen_digits"; `valid_writers`, `test_writers`) or "iam" (`path` to the manual dir).
   """
   data_dir = data_dir or DEFAULT_DATA_DIR
   if source == "synthetic":
     builder = SyntheticHandwriting(config=synthetic_config(**config_fields), data_dir=data_dir)
   elif source in ("uji", "iam"):
+    path = fetch.resolve(path)
     if not os.path.exists(path):
       raise FileNotFoundError(f"{source} data not found at {path!r}")
     abspath = os.path.abspath(path)

@@ -6,6 +6,7 @@ and read with `as_data_source()` (`tfds.load`/`as_dataset` would need TensorFlow
   splits = load_text_splits("stdlib")                      # embedded default, no download
   splits = load_text_splits("/path/input.txt")             # one file, split 90/5/5 in order
   splits = load_text_splits("/path/dir")                   # dir with train.txt, valid.txt, test.txt
+  splits = load_text_splits("fetched:tiny_shakespeare")    # python -m rnn_jax.data.fetch tiny_shakespeare
   splits = load_text_splits("tfds:tiny_shakespeare")       # a TFDS catalog dataset (needs internet once)
 """
 
@@ -24,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rnn_jax.data import sources
+from rnn_jax.data import fetch, sources
 from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
 
 _CHUNK_CHARS = 1 << 16
@@ -140,7 +141,7 @@ CATALOG = {
 
 def load_text_splits(source: str = "stdlib", data_dir: str | None = None,
                      fractions: Sequence[float] = (0.9, 0.05, 0.05), download: bool = False) -> dict[str, str]:
-  """`{"train", "valid", "test"} -> text` for a corpus name, path, or `tfds:<catalog name>`."""
+  """`{"train", "valid", "test"} -> text` for "stdlib", a path, `fetched:<name>` or `tfds:<catalog name>`."""
   data_dir = data_dir or DEFAULT_DATA_DIR
   if source.startswith("tfds:"):
     name = source[len("tfds:"):]
@@ -148,10 +149,9 @@ def load_text_splits(source: str = "stdlib", data_dir: str | None = None,
       raise ValueError(f"unsupported TFDS text dataset {name!r}; supported: {sorted(CATALOG)}")
     out = {}
     for ours, theirs in CATALOG[name].items():
-      ds = tfds.data_source(name, split=theirs, data_dir=data_dir, download=download)
-      out[ours] = _join_source(ds, "\n")
+      out[ours] = _join_source(sources.catalog_source(name, theirs, data_dir, download), "\n")
     return out
-  path = _stdlib_file(data_dir) if source == "stdlib" else source
+  path = _stdlib_file(data_dir) if source == "stdlib" else fetch.resolve(source)
   builder = LocalText(config=_config_for(path, fractions), data_dir=data_dir)
   builder.download_and_prepare(file_format="array_record")
   return {split: _join_source(builder.as_data_source(split=split), "") for split in SPLITS}

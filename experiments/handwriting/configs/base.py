@@ -21,7 +21,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "synthetic"     # "synthetic" (Hershey fonts, embedded), "uji" (digits JSON) or "iam" (IAM-OnDB dir)
-  c.data.path = ""                # the UJI JSON file or the IAM-OnDB root
+  c.data.path = ""                # the UJI JSON file ("fetched:uji_pen_digits") or the IAM-OnDB root
   c.data.tfds_dir = ""            # where TFDS prepares datasets ("" = ~/.cache/rnn_jax/tfds)
   c.data.height_normalize = False  # scale every sample to unit height (single characters)
   c.data.resample_step = 0.0      # > 0: resample strokes at this arc-length step (after height normalisation)

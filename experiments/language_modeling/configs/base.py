@@ -19,7 +19,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)
 
   c.data = ml_collections.ConfigDict()
-  c.data.path = "stdlib"          # "stdlib" (embedded), a text file, a dir with train/valid/test .txt, or "tfds:<name>"
+  c.data.path = "stdlib"          # "stdlib" (embedded), a text file, a dir with train/valid/test .txt,
+                                  # "fetched:<name>" (python -m rnn_jax.data.fetch <name>) or "tfds:<name>"
   c.data.level = "char"           # "char" or "word" tokens
   c.data.max_vocab = 0            # word level: keep the most frequent tokens (0 = all)
   c.data.fractions = (0.9, 0.05, 0.05)  # in-order train/valid/test split of a single file

@@ -3,6 +3,7 @@
 Small batches (32 streams x 64 steps) give many updates per pass over this 1 MB corpus, which is what
 speeds up learning in wall-clock time on a CPU (a 64 x 100 batch reached only 1.71 nats/char in 6 epochs).
 
+  python -m rnn_jax.data.fetch tiny_shakespeare        # once (offline: --from=PATH to a downloaded input.txt)
   python -m experiments.language_modeling.main \
     --config=experiments/language_modeling/configs/shakespeare_char.py --workdir=runs/shakespeare_char
 """
@@ -12,7 +13,7 @@ from experiments.language_modeling.configs.base import base_config
 
 def get_config():
   c = base_config()
-  c.data.path = "../shared/data/tinyshakespeare/input.txt"
+  c.data.path = "fetched:tiny_shakespeare"
   c.data.batch_size = 32
   c.data.bptt = 64
   c.model.hidden_size = 512

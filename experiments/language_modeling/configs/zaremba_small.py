@@ -1,7 +1,8 @@
 """Zaremba et al. (2014) "small": 2x200 LSTM, no dropout, SGD lr 1 halved each epoch after the 4th, 13 epochs.
 
+  python -m rnn_jax.data.fetch tiny_shakespeare        # once
   python -m experiments.language_modeling.main --config=experiments/language_modeling/configs/zaremba_small.py \
-    --config.data.path=../shared/data/tinyshakespeare/input.txt --workdir=runs/zaremba_small
+    --config.data.path=fetched:tiny_shakespeare --workdir=runs/zaremba_small
 """
 
 from experiments.language_modeling.configs.base import base_config

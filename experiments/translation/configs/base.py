@@ -29,7 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.test_tsv = ""
   c.data.valid_fraction = 0.05    # files: share of the training pairs held out when no valid files are given
   c.data.test_fraction = 0.05     # files: same for test
-  c.data.tatoeba_zip = "../shared/data/tatoeba_fra_eng/fra-eng.zip"  # tatoeba: manythings.org fra-eng.zip
+  c.data.tatoeba_zip = "fetched:tatoeba_fra_eng"  # tatoeba: python -m rnn_jax.data.fetch tatoeba_fra_eng, or a path
   c.data.tfds_name = "ted_hrlr_translate/pt_to_en"  # tfds: ted_hrlr_translate/pt_to_en or wmt14_translate/de-en
   c.data.tfds_dir = ""            # where TFDS prepares datasets ("" = ~/.cache/rnn_jax/tfds)
   c.data.download = False         # tfds: let TFDS download the catalog dataset (needs internet)

@@ -1,13 +1,14 @@
 """Tatoeba French -> English (sentences of at most 15 words, 2,000 held-out test pairs), GRU + Bahdanau attention.
 
+  python -m rnn_jax.data.fetch tatoeba_fra_eng         # once (offline: --from=PATH to a downloaded fra-eng.zip)
   nice -n 10 python -m experiments.translation.main --config=experiments/translation/configs/tatoeba.py \
       --workdir=runs/translation_tatoeba_attention
   # the fixed-context baseline (Cho et al. 2014):
   nice -n 10 python -m experiments.translation.main --config=experiments/translation/configs/tatoeba.py \
       --config.model.attention=none --workdir=runs/translation_tatoeba_none
 
-Needs ../shared/data/tatoeba_fra_eng/fra-eng.zip (or --config.data.tatoeba_zip). Figures and
-training times on the 2-core CPU are in README.md.
+Another copy of fra-eng.zip: --config.data.tatoeba_zip=PATH. Figures and training times on the 2-core
+CPU are in README.md.
 """
 
 from experiments.translation.configs.base import base_config

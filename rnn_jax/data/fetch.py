@@ -1,0 +1,159 @@
+"""Fetches a real dataset into the data directory, checked against its SHA-256.
+
+  python -m rnn_jax.data.fetch tiny_shakespeare                     # download
+  python -m rnn_jax.data.fetch tiny_shakespeare --from=input.txt    # offline: a copy downloaded elsewhere
+  python -m rnn_jax.data.fetch uji_pen_digits --data_dir=/data      # another data directory
+
+The data directory is `--data_dir`, else $RNN_JAX_DATA, else ~/rnn_jax_data; a dataset's file is
+stored as `<data directory>/<name>/<filename>` (names, sources and licences: `datasets.DATASETS`).
+Configs name a fetched file `fetched:<name>` (`--config.data.path=fetched:tiny_shakespeare`);
+`resolve` turns that into the file's path, or fails in one line naming the command that fetches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.request
+
+from rnn_jax.data.datasets import DATASETS, Dataset
+
+ENV_VAR = "RNN_JAX_DATA"
+PREFIX = "fetched:"
+_DEFAULT_ROOT = os.path.join("~", "rnn_jax_data")
+_CHUNK_BYTES = 1 << 20
+_TIMEOUT_S = 60
+
+
+class MissingDataError(FileNotFoundError):
+  """Data a run needs is absent; the message names the command that provides it."""
+
+
+class FetchError(RuntimeError):
+  """A download or copy failed or did not match its checksum; nothing was stored."""
+
+
+def data_root(override: str = "") -> str:
+  """The data directory: `override`, else $RNN_JAX_DATA, else ~/rnn_jax_data (absolute)."""
+  return os.path.abspath(os.path.expanduser(override or os.environ.get(ENV_VAR) or _DEFAULT_ROOT))
+
+
+def dataset(name: str) -> Dataset:
+  if name not in DATASETS:
+    raise ValueError(f"unknown dataset {name!r}; fetchable: {', '.join(DATASETS)}")
+  return DATASETS[name]
+
+
+def local_path(name: str, root: str = "") -> str:
+  """Where `name`'s file is stored: `<data directory>/<name>/<filename>`."""
+  return os.path.join(data_root(root), name, dataset(name).filename)
+
+
+def missing_message(name: str) -> str:
+  """The one line that says `name` is absent and which command fetches it."""
+  return f"{name} is not in {data_root()}: run python -m rnn_jax.data.fetch {name} (or --from=PATH offline)"
+
+
+def resolve(path: str) -> str:
+  """The file `fetched:<name>` stands for (MissingDataError when not fetched); any other path unchanged."""
+  if not path.startswith(PREFIX):
+    return path
+  name = path[len(PREFIX):]
+  target = local_path(name)
+  if not os.path.isfile(target):
+    raise MissingDataError(missing_message(name))
+  return target
+
+
+def sha256_of(path: str) -> str:
+  with open(path, "rb") as f:
+    return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _copy_hashing(source, out) -> str:
+  """Copies the binary stream `source` into `out`; returns the SHA-256 of what was copied."""
+  digest = hashlib.sha256()
+  for chunk in iter(lambda: source.read(_CHUNK_BYTES), b""):
+    digest.update(chunk)
+    out.write(chunk)
+  return digest.hexdigest()
+
+
+def _open(location: str):
+  """A binary stream of a local file, or of a URL's download."""
+  if "://" in location:
+    return urllib.request.urlopen(location, timeout=_TIMEOUT_S)  # pylint: disable=consider-using-with
+  return open(location, "rb")  # pylint: disable=consider-using-with
+
+
+def fetch(name: str, source: str = "", root: str = "") -> str:
+  """Stores `name`'s file, downloaded from its URL or copied from `source`, once its SHA-256 matches.
+
+  Writes a temporary file next to the destination and renames it into place, so a failure (FetchError)
+  leaves the data directory as it was. Returns the stored file's path.
+  """
+  data = dataset(name)
+  target = local_path(name, root)
+  if os.path.exists(target):
+    if sha256_of(target) == data.sha256:
+      return target
+    raise FetchError(f"{target} exists but its sha256 is not {name}'s: move it away to fetch {name} again")
+  location = source or data.url
+  directory = os.path.dirname(target)
+  made_directory = not os.path.isdir(directory)
+  os.makedirs(directory, exist_ok=True)
+  handle, temp = tempfile.mkstemp(prefix=f".{data.filename}.", suffix=".part", dir=directory)
+  try:
+    try:
+      with os.fdopen(handle, "wb") as out, _open(location) as stream:
+        digest = _copy_hashing(stream, out)
+    except (OSError, http.client.HTTPException) as e:
+      offline = "" if source else "; offline, pass a copy downloaded elsewhere with --from=PATH"
+      raise FetchError(f"could not read {location} ({e}){offline}") from None
+    if digest != data.sha256:
+      raise FetchError(f"{location} has sha256 {digest}, expected {data.sha256}: nothing stored")
+    os.chmod(temp, 0o644)  # readable like any downloaded file (the temporary file was private)
+    os.replace(temp, target)
+  except BaseException:
+    os.remove(temp)
+    if made_directory:
+      os.rmdir(directory)
+    raise
+  return target
+
+
+def exit_on_missing_data(main):
+  """An absl `main` that, when data is missing, prints the one-line message and exits with status 1."""
+  @functools.wraps(main)
+  def main_with_one_line_error(argv):
+    try:
+      return main(argv)
+    except MissingDataError as e:
+      sys.exit(str(e))
+  return main_with_one_line_error
+
+
+def main(argv=None) -> None:
+  parser = argparse.ArgumentParser(prog="python -m rnn_jax.data.fetch",
+                                   description="Fetch a dataset into the data directory, checked against its SHA-256.")
+  parser.add_argument("name", choices=list(DATASETS))
+  parser.add_argument("--from", dest="source", default="", metavar="PATH",
+                      help="copy this already-downloaded file instead of downloading (offline machines)")
+  parser.add_argument("--data_dir", default="", metavar="DIR",
+                      help=f"the data directory (default: ${ENV_VAR}, else {_DEFAULT_ROOT})")
+  args = parser.parse_args(argv)
+  try:
+    path = fetch(args.name, args.source, args.data_dir)
+  except FetchError as e:
+    sys.exit(f"{args.name}: {e}")
+  data = DATASETS[args.name]
+  print(f"{args.name}: {path} (sha256 verified)\n  from: {data.url}\n  licence: {data.licence}")
+
+
+if __name__ == "__main__":
+  main()
