@@ -18,21 +18,22 @@ Shared options (all static except `lengths` and carries):
               chunk and one chunk's residuals at a time (`fused.remat_chunks`).
   hoist:      compute the input projection `x W_x + b` for all steps in one matmul
               before the scan (True), inside each step (False), or choose (None, see
-              `hoist_by_default`).
+              `fused.policy.hoist_by_default`).
   backward:   "autodiff" differentiates the scan; "fused" runs the hoisted recurrence
               through `rnn_jax.fused` (a hand-written VJP, up to 2x faster fwd+bwd;
               LSTM without layer norm, GRU, Elman; raises otherwise);
-              "auto" (default) takes "fused" where `fused.use_by_default` allows it and
+              "auto" (default) takes "fused" where `policy.fused_by_default` allows it and
               `hoist` is not False. Same values and gradients either way, but a fused
               run has no forward-mode derivative (jax.jvp/jacfwd): use "autodiff" there, and
               no `matmul_dtype` (the mixed matmul has a custom VJP too).
               "cudnn" runs the whole layer (forward and backward) through cuDNN
-              (`rnn_jax.cudnn`: the plain float32 LSTM on a CUDA GPU; raises otherwise;
+              (`rnn_jax.fused.cudnn`: the plain float32 LSTM on a CUDA GPU; raises otherwise;
               `unroll` and `hoist` do not apply); "auto" takes it on GPU where
-              `cudnn.pays` says it is the faster layer. Values and gradients equal the scan's.
+              `policy.cudnn_pays` says it is the faster layer. Values and gradients equal the scan's.
               An undifferentiated fused LSTM call with `hoist=None` runs the per-step
-              layout where `hoist_by_default` says not to hoist (the faster forward there,
-              `fused.per_step_forward_pays`); gradients use the hoisted kernel.
+              layout where `policy.hoist_by_default` says not to hoist (the faster forward there,
+              `policy.per_step_forward_pays`); gradients use the hoisted kernel.
+  Every speed choice of the runner lives in `rnn_jax.fused.policy`, keyed by backend.
 """
 
 from __future__ import annotations
@@ -43,23 +44,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import cudnn, fused
+from rnn_jax import fused
 from rnn_jax.cells.base import Cell
+from rnn_jax.fused import cudnn, policy
 
 Params = Any
 Carry = Any
-
-
-def hoist_by_default(hidden_size: int, backend: str | None = None) -> bool:
-  """Whether to hoist the input projection out of the scan.
-
-  On GPU/TPU one big `[T*B, I] x [I, G]` matmul always beats T small ones. On a
-  CPU with few cores the per-step projection runs concurrently with `h W_h` on an
-  otherwise idle core, and hoisting only paid at H >= 512 in our measurements
-  (hoisted 510 ms vs 444 ms at B=128,H=256; 1540 vs 1807 at H=1024).
-  """
-  backend = backend or jax.default_backend()
-  return backend != "cpu" or hidden_size >= 512
 
 
 def _length_mask(t, lengths, like):
@@ -131,10 +121,12 @@ def _implementation(cell: Cell, params: Params, backward: str, hoist: bool | Non
     return "cudnn"
   if (backward == "auto" and hoist is not False and jax.default_backend() == "gpu"
       and cudnn.unsupported_reason(cell, params, remat) is None
-      and cudnn.pays(batch, cell.hidden_size(params), steps)):
+      and policy.cudnn_pays(batch, cell.hidden_size(params), steps)):
     return "cudnn"
-  if backward == "fused" or (backward == "auto" and hoist is not False and fused.use_by_default(cell)):
-    reason = "it needs hoist=True or None" if hoist is False else fused.unsupported_reason(cell)
+  reason = fused.unsupported_reason(cell)
+  auto_fused = backward == "auto" and hoist is not False and policy.fused_by_default(cell, reason is None)
+  if backward == "fused" or auto_fused:
+    reason = "it needs hoist=True or None" if hoist is False else reason
     if reason is not None:
       raise ValueError(f"backward='fused' is not available for cell {cell.name!r}: {reason}")
     return "fused"
@@ -165,12 +157,13 @@ def run(cell: Cell, params: Params, xs: jax.Array, *, initial_carry: Carry = Non
   if implementation == "fused":
     # Undifferentiated calls may take the per-step layout where it is the faster forward.
     hidden = cell.hidden_size(params)
-    per_step = hoist is None and not hoist_by_default(hidden) and fused.per_step_forward_pays(cell, batch, hidden)
+    per_step = (hoist is None and not policy.hoist_by_default(hidden)
+                and policy.per_step_forward_pays(cell, batch, hidden))
     carry, ys_TxBxH = fused.run(cell, params, xs_TxBxI, carry, lengths=lengths, reverse=reverse, unroll=unroll,
                                 remat=remat, primal=_per_step_layer if per_step else None)
   else:
     if hoist is None:
-      hoist = hoist_by_default(cell.hidden_size(params))
+      hoist = policy.hoist_by_default(cell.hidden_size(params))
     carry, ys_TxBxH = _scan_layer(cell, params, xs_TxBxI, carry, lengths, reverse=reverse, unroll=unroll,
                                   remat=remat, hoist=hoist)
   return carry, (ys_TxBxH if time_major else jnp.swapaxes(ys_TxBxH, 0, 1))
@@ -200,7 +193,7 @@ def _scan_layer(cell: Cell, params: Params, xs_TxBxI, carry, lengths, *, reverse
 
 def _per_step_layer(cell: Cell, params: Params, xs_TxBxI, carry, lengths, *, reverse: bool, unroll: int):
   """`_scan_layer` with the input projection inside each step: the forward `fused.run` uses for
-  undifferentiated calls where `fused.per_step_forward_pays`."""
+  undifferentiated calls where `policy.per_step_forward_pays`."""
   return _scan_layer(cell, params, xs_TxBxI, carry, lengths, reverse=reverse, unroll=unroll, remat=False, hoist=False)
 
 

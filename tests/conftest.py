@@ -37,7 +37,7 @@ def maybe_jit(request):
 def clear_traces():
   """Drops JAX's cached traces and rnn_jax.fused's cached layers: the next call traces afresh."""
   jax.clear_caches()
-  fused._make_layer.cache_clear()  # pylint: disable=protected-access
+  fused.layer._make_layer.cache_clear()  # pylint: disable=protected-access
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import cells, cudnn, scan
+from rnn_jax import cells, scan
+from rnn_jax.fused import cudnn, policy
 
 B, T, I, H = 3, 7, 5, 4
 LENGTHS = (7, 2, 5)
@@ -104,10 +105,10 @@ def test_auto_takes_cudnn_where_it_pays(reference_gpu, monkeypatch):
   cell = cells.get("lstm")
   params = cell.init(jax.random.PRNGKey(0), I, H)
   xs, _ = _inputs()
-  monkeypatch.setattr(cudnn, "pays", lambda batch, hidden, steps: False)
+  monkeypatch.setattr(policy, "cudnn_pays", lambda batch, hidden, steps: False)
   scan.run(cell, params, xs)
   assert not reference_gpu
-  monkeypatch.setattr(cudnn, "pays", lambda batch, hidden, steps: (batch, hidden, steps) == (B, H, T))
+  monkeypatch.setattr(policy, "cudnn_pays", lambda batch, hidden, steps: (batch, hidden, steps) == (B, H, T))
   scan.run(cell, params, xs)
   assert reference_gpu == [False]
   scan.run(cells.get("lstm", peepholes=True), cells.get("lstm", peepholes=True).init(jax.random.PRNGKey(0), I, H), xs)

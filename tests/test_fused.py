@@ -10,6 +10,7 @@ import pytest
 from jax.test_util import check_grads
 
 from rnn_jax import cells, fused, scan
+from rnn_jax.fused import kernel, policy
 from tests.conftest import clear_traces, float64
 
 B, T, I, H = 3, 7, 4, 5
@@ -66,10 +67,10 @@ def test_values_and_gradients_equal_autodiff(name, options, masked, reverse, wra
 @pytest.mark.parametrize("masked", [False, True], ids=["full", "lengths"])
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 def test_undifferentiated_calls_equal_autodiff(masked, reverse):
-  # Undifferentiated, the LSTM runs the runner's per-step scan (fused.per_step_forward_pays), the
+  # Undifferentiated, the LSTM runs the runner's per-step scan (policy.per_step_forward_pays), the
   # others the hoisted kernel: the values are those of autodiff's scan either way.
-  assert fused.per_step_forward_pays(cells.get("lstm"), B, H)
-  assert not fused.per_step_forward_pays(cells.get("gru"), B, H)
+  assert policy.per_step_forward_pays(cells.get("lstm"), B, H)
+  assert not policy.per_step_forward_pays(cells.get("gru"), B, H)
   lengths = jnp.asarray(LENGTHS) if masked else None
   for name, options in FUSED_CELLS:
     cell, params, xs, carry = _setup(name, options)
@@ -88,9 +89,9 @@ def _num_dots(fn, *args) -> int:
 def test_large_batches_take_one_recurrent_product_on_cpu():
   """From B=128 (at H < 512) the CPU step computes `h W_h` as one product whose columns the gate math
   reads, and the undifferentiated LSTM keeps the hoisted forward; values and gradients equal autodiff's."""
-  assert fused.one_recurrent_product_pays(128, 256) and not fused.one_recurrent_product_pays(32, 256)
-  assert not fused.one_recurrent_product_pays(128, 512)
-  assert not fused.per_step_forward_pays(cells.get("lstm"), 128, H)
+  assert policy.one_recurrent_product_pays(128, 256) and not policy.one_recurrent_product_pays(32, 256)
+  assert not policy.one_recurrent_product_pays(128, 512)
+  assert not policy.per_step_forward_pays(cells.get("lstm"), 128, H)
   large = 128
   lengths = jnp.asarray(np.arange(large) % T + 1)
   for name, options in FUSED_CELLS:
@@ -115,7 +116,7 @@ def test_accelerator_layout_equals_autodiff(monkeypatch, fresh_traces):
   cpu_dots = _num_dots(fused_grad, params)
   monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
   assert _num_dots(fused_grad, params) < cpu_dots  # the accelerator branch is the one traced below
-  assert scan.hoist_by_default(H)
+  assert policy.hoist_by_default(H)
   lengths = jnp.asarray(LENGTHS)
   for name, options in FUSED_CELLS:
     cell, params, xs, carry = _setup(name, options)
@@ -132,7 +133,7 @@ def transposed_recurrence(monkeypatch, fresh_traces):
   """The CPU's transposed recurrent products (`W_h^T h^T` forward, `W_h dz^T` backward; taken at
   H >= 1024) at this test's small H."""
   del fresh_traces
-  monkeypatch.setattr(fused, "transposed_recurrence_pays", lambda hidden: True)
+  monkeypatch.setattr(policy, "transposed_recurrence_pays", lambda hidden, backend=None: True)
 
 
 def _loops_with_transposed_product(jaxpr, loop=None) -> set:
@@ -250,9 +251,9 @@ def test_stack_and_bidirectional_equal_autodiff():
 
 def test_auto_takes_fused_only_where_supported():
   lstm, layer_norm = cells.get("lstm"), cells.get("lstm", layer_norm=True)
-  assert fused.use_by_default(lstm) and fused.use_by_default(cells.get("lstm", peepholes=True))
-  assert not fused.use_by_default(layer_norm) and "layer norm" in fused.unsupported_reason(layer_norm)
-  assert fused.use_by_default(cells.get("gru", reset_after=False))
+  assert fused.unsupported_reason(lstm) is None and fused.unsupported_reason(cells.get("lstm", peepholes=True)) is None
+  assert "layer norm" in fused.unsupported_reason(layer_norm)
+  assert fused.unsupported_reason(cells.get("gru", reset_after=False)) is None
 
   class Custom(type(lstm)):  # a subclass may change recur: never taken for a plain LSTM
     pass
@@ -262,6 +263,22 @@ def test_auto_takes_fused_only_where_supported():
   cell, params, xs, carry = _setup("lstm", {"layer_norm": True})
   grad = lambda b: jax.grad(lambda p: _loss(cell, b)(p, xs, carry)[0])(params)
   _assert_close(grad("auto"), grad("autodiff"), atol=0, rtol=0)
+
+
+def test_a_cell_opts_in_by_registering_its_kernel(monkeypatch, fresh_traces):
+  del fresh_traces
+  elman = cells.get("elman")
+
+  class Renamed(type(elman)):  # the same recurrence under another class: no kernel until it registers one
+    pass
+  cell = Renamed()
+  assert "Renamed" in fused.unsupported_reason(cell)
+  monkeypatch.setitem(kernel._KERNELS, Renamed, fused.elman.family)  # pylint: disable=protected-access
+  assert fused.unsupported_reason(cell) is None
+  params = cell.init(jax.random.PRNGKey(0), I, H)
+  xs, carry = jax.random.normal(jax.random.PRNGKey(1), (B, T, I)), jnp.zeros((B, H))
+  grad = lambda b: jax.grad(lambda p: _loss(cell, b)(p, xs, carry)[0])(params)
+  _assert_close(grad("fused"), grad("autodiff"))
 
 
 def test_fused_refusals_name_the_reason():
@@ -320,7 +337,7 @@ WIDE = 16384 // H + 1  # a batch with B*H >= 16384, from which the GRU's gates o
 def test_gates_overwrite_their_projection_in_the_differentiated_forward(name, options, batch, overwritten):
   """The forward loop carries each gate's `[T, B, H]` projection and writes the gate's activations
   over it (no zero-filled output stack) for the LSTM, and for the GRU from B*H = 16384
-  (`fused.gates_overwrite_projections_pays`); otherwise the gates are scan outputs. Values and
+  (`policy.gates_overwrite_projections_pays`); otherwise the gates are scan outputs. Values and
   gradients equal autodiff's either way; an undifferentiated call stores no gates at all."""
   cell, params, xs, carry = _setup(name, options, batch=batch)
   xs_TxBxI = jnp.swapaxes(xs, 0, 1)

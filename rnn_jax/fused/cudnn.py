@@ -96,13 +96,3 @@ def run_bidirectional(params_forward: dict, params_backward: dict, xs_BxTxI: jax
                                  _lengths(lengths, xs_BxTxI))
   return (carry_f, carry_b), ys
 
-
-def pays(batch: int, hidden: int, steps: int) -> bool:
-  """Whether on GPU `scan.run(backward="auto")` takes cuDNN rather than the fused scan: nowhere yet.
-
-  On an H200 the fused scan's fwd+bwd took 0.5-0.93x the time of this cuDNN layer at every LSTM
-  shape measured (B 16-256, H 512-1024, T=100; experiments/benchmark/README.md, "GPU"). Replace
-  this function to route other shapes to cuDNN (it is read at trace time).
-  """
-  del batch, hidden, steps
-  return False
