@@ -21,6 +21,7 @@ from absl import logging
 
 from rnn_jax import cells, train
 from rnn_jax.data import text
+from rnn_jax.train import optim
 from experiments.language_modeling.model import LanguageModel
 
 
@@ -29,6 +30,7 @@ def validate(config) -> None:
   if config.data.level not in ("char", "word"):
     raise ValueError(f"config.data.level must be 'char' or 'word', got {config.data.level!r}")
   cells.from_config(config.model)
+  optim.validate(config.optimizer)
   for field in ("batch_size", "bptt", "eval_batch_size"):
     if config.data[field] <= 0:
       raise ValueError(f"config.data.{field} must be > 0, got {config.data[field]}")
@@ -74,8 +76,11 @@ def _load_splits(data_config) -> dict:
                                download=data_config.download)
 
 
+VOCAB_FILE = "vocab.json"
+
+
 def _vocab_path(workdir: str) -> str:
-  return os.path.join(workdir, "vocab.json")
+  return os.path.join(workdir, VOCAB_FILE)
 
 
 def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
@@ -88,15 +93,12 @@ def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
 
 
 def load_corpus(config, workdir: str):
-  """`(vocab, {split: ids})`; the vocabulary is built on train and saved in the workdir (a resumed run
-  reuses it, so token ids keep their meaning)."""
+  """`(vocab, {split: ids})`; the vocabulary is the one saved in the workdir (a resumed run reuses it, so token
+  ids keep their meaning), else built on train (`train_loop` saves it, as `Task.files`)."""
   splits = _load_splits(config.data)
   vocab = saved_vocabulary(workdir)
   if vocab is None:
     vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
-    os.makedirs(workdir, exist_ok=True)
-    with open(_vocab_path(workdir), "w") as f:
-      f.write(vocab.to_json())
   elif vocab.level != config.data.level:
     raise ValueError(f"{_vocab_path(workdir)} is a {vocab.level}-level vocabulary but config.data.level is "
                      f"{config.data.level!r}: use another --workdir")
@@ -150,10 +152,19 @@ def build(config, workdir: str):
     return params, model.initial_carries(params, config.data.batch_size)
 
   task = train.Task(init=init, loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
-                    tokens_per_batch=config.data.batch_size * config.data.bptt)
+                    tokens_per_batch=config.data.batch_size * config.data.bptt,
+                    files={VOCAB_FILE: vocab.to_json()})
   logging.info("corpus: %s; vocab %d (%s level); train %d tokens, %d steps/epoch, %d steps",
                config.data.path, len(vocab), config.data.level, len(ids["train"]), steps_per_epoch, config.num_steps)
   return task, model, vocab, ids
+
+
+def perplexity(nll: float) -> float:
+  """`exp(nll)`; infinite for a loss too large for a float (a diverged model)."""
+  try:
+    return math.exp(nll)
+  except OverflowError:
+    return math.inf
 
 
 def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
@@ -169,7 +180,7 @@ def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
     for split in config.eval_splits:
       nll = evaluate_stream(model, eval_step, params, streams[split], config.data.bptt)
       out[f"{split}_loss"] = nll
-      out[f"{split}_perplexity"] = math.exp(nll)
+      out[f"{split}_perplexity"] = perplexity(nll)
       if config.data.level == "char":
         out[f"{split}_bpc"] = nll / math.log(2)
     return out
@@ -180,7 +191,6 @@ def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
 def run(config, workdir: str):
   """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample."""
   task, model, vocab, _ = build(config, workdir)
-  train.save_config(config, workdir)
   state = train.train_loop(task, config, workdir)
   print(sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
                     config.sample.temperature, config.seed))

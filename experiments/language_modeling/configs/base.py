@@ -16,6 +16,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every = 500              # steps between validation evaluations (also at the end); 0 = every epoch
   c.checkpoint_every = 200        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 3          # how many recent checkpoints to keep
+  c.divergence_factor = 10.0     # stop when the loss exceeds this x |its initial value| (0: never)
   c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)
 
   c.data = ml_collections.ConfigDict()

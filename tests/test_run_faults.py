@@ -1,0 +1,200 @@
+"""Faults a user meets in a training run, reproduced as they meet them: each gets one clear line, and nothing the
+workdir held is lost.
+
+Command-line cases run the language-modeling experiment on a tiny corpus; loop cases use the regression task of
+test_train.
+"""
+
+import dataclasses
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from experiments.language_modeling import lm
+from rnn_jax import train
+from rnn_jax.data import text
+from rnn_jax.train import workdir as workdir_lib
+from tests.test_language_modeling import _tiny_config
+from tests.test_train import _config, _regression_task
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _lm_command(workdir, corpus, *flags):
+  return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
+          f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.eval_batch_size=2",
+          "--config.data.bptt=16", "--config.model.hidden_size=32", "--config.model.embed_size=16",
+          "--config.num_epochs=100", "--config.log_every=1", "--config.eval_every=1000", "--config.sample.length=10",
+          *flags]
+
+
+def _run_lm(workdir, corpus, *flags):
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  return subprocess.run(_lm_command(workdir, corpus, *flags), cwd=REPO, env=env, capture_output=True, text=True,
+                        timeout=600, check=False)
+
+
+def _corpus(tmp_path):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text(text.stdlib_docstring_text()[:20_000])
+  return corpus
+
+
+def _files(directory) -> dict:
+  """`{relative path: bytes}` of every file under `directory`."""
+  out = {}
+  for root, _, names in os.walk(directory):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, "rb") as f:
+        out[os.path.relpath(path, directory)] = f.read()
+  return out
+
+
+def _one_line_error(result, kind: str) -> str:
+  """The failed command's error line, after checking that it is the only trace of the error."""
+  assert result.returncode != 0, result.stdout[-2000:]
+  assert "Traceback" not in result.stderr, result.stderr[-3000:]
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith(f"{kind}: "), result.stderr[-3000:]
+  return last
+
+
+def test_a_refused_run_changes_nothing_in_the_workdir(tmp_path):
+  corpus, workdir = _corpus(tmp_path), tmp_path / "run"
+  assert _run_lm(workdir, corpus, "--config.max_steps=4", "--config.checkpoint_every=2").returncode == 0
+  before = _files(workdir)
+  refused = _run_lm(workdir, corpus, "--config.max_steps=4", "--config.model.hidden_size=48")
+  line = _one_line_error(refused, "CheckpointError")
+  assert "cannot restore checkpoint step 4" in line and "incompatible" in line and "state/params/" in line, line
+  assert _files(workdir) == before  # config.json, vocab.json, metrics, checkpoints: all as they were
+  sample = _run_lm(workdir, corpus, "--mode=sample", "--config.sample.prime=The")
+  assert sample.returncode == 0 and sample.stdout.startswith("The"), sample.stderr[-2000:]
+
+
+def test_a_second_run_on_a_workdir_in_use_exits_at_once_naming_the_holder(tmp_path):
+  corpus, workdir = _corpus(tmp_path), tmp_path / "run"
+  with workdir_lib.locked(str(workdir)):
+    start = time.perf_counter()
+    second = _run_lm(workdir, corpus, "--config.max_steps=100000")
+    line = _one_line_error(second, "WorkdirLockedError")
+  assert f"in use by another run (pid {os.getpid()} on host" in line, line
+  assert time.perf_counter() - start < 120  # refused before training, not after
+  assert sorted(os.listdir(workdir)) == ["lock"]  # no config, vocabulary, metrics or checkpoints of its own
+  # A lock file left by a run that is gone (SIGKILL, reboot) holds nothing: the next run takes it over.
+  (workdir / "lock").write_text("pid 999999 on host elsewhere since long ago\n")
+  state = train.train_loop(_regression_task(), _config(), str(workdir))
+  assert int(state.step) == 6 and (workdir / "lock").read_text() == ""
+
+
+def test_metrics_never_hold_a_step_twice_after_resuming(tmp_path):
+  train.train_loop(_regression_task(), _config(num_steps=6, checkpoint_every=4), str(tmp_path))
+  # A run that went past its last checkpoint (step 4) wrote steps 5 and 6; resuming trains them again.
+  (tmp_path / "checkpoints" / "6").rename(tmp_path / "step6_moved_away")
+  train.train_loop(_regression_task(), _config(num_steps=8, checkpoint_every=4), str(tmp_path))
+  assert [m["step"] for m in train.read_metrics(str(tmp_path)) if "loss" in m] == list(range(1, 9))
+
+
+def test_an_evaluation_cut_short_runs_when_the_run_resumes(tmp_path):
+  evaluated = []
+
+  def evaluate(params):
+    if len(evaluated) == 1 and not (tmp_path / "crashed").exists():  # the run dies during its second evaluation
+      (tmp_path / "crashed").touch()
+      raise SystemExit("killed")
+    evaluated.append(float(params["w"][0]))
+    return {"valid_loss": float(jnp.sum(params["w"]))}
+
+  task = dataclasses.replace(_regression_task(), evaluate=evaluate)
+  config = _config(num_steps=9, eval_every=3, checkpoint_every=3)
+  with pytest.raises(SystemExit):
+    train.train_loop(task, config, str(tmp_path))
+  assert train.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 6  # saved, not yet evaluated
+  train.train_loop(task, config, str(tmp_path))
+  assert [m["step"] for m in train.read_metrics(str(tmp_path)) if m.get("evaluation")] == [3, 6, 9]
+  # A rerun of the finished run only restores: everything due was done.
+  train.train_loop(task, config, str(tmp_path))
+  assert len(evaluated) == 3
+
+
+def _poisoned_task(poison_at_step):
+  """The regression task whose carried `model_state` becomes infinite at one step while its loss stays finite."""
+  task = _regression_task()
+
+  def loss_fn(params, model_state, batch, rng, train_mode):
+    loss, (metrics, model_state) = task.loss_fn(params, model_state, batch, rng, train_mode)
+    return loss, (metrics, model_state + batch["poison"][0])
+
+  def train_batch(step):
+    return {**task.train_batch(step), "poison": np.full((8,), np.inf if step == poison_at_step else 0.0, np.float32)}
+
+  return dataclasses.replace(task, loss_fn=loss_fn, train_batch=train_batch)
+
+
+def test_a_poisoned_state_is_never_saved_as_a_good_checkpoint(tmp_path):
+  with pytest.raises(train.NonFiniteLossError, match=r"non-finite values in model_state after step 4; stopping "
+                     r"without saving them. The last good checkpoint \(step 2\)"):
+    train.train_loop(_poisoned_task(poison_at_step=3), _config(), str(tmp_path))
+  assert train.Checkpointer(str(tmp_path / "checkpoints")).latest_step() == 2
+  state = train.train_loop(_regression_task(), _config(), str(tmp_path))  # resumes from the good step 2
+  assert int(state.step) == 6 and math.isfinite(float(state.model_state))
+  # An update so large that the very first step's params overflow: no checkpoint at all, and it says so.
+  config = _config(checkpoint_every=1, divergence_factor=0.0)
+  config.optimizer.learning_rate = 1e38
+  with pytest.raises(train.NonFiniteLossError, match=r"in params/w after step 1.*No checkpoint had been saved yet"):
+    train.train_loop(_regression_task(), config, str(tmp_path / "fresh"))
+  assert train.Checkpointer(str(tmp_path / "fresh" / "checkpoints")).latest_step() is None
+
+
+@pytest.mark.parametrize("field,value", [("learning_rate", math.inf), ("learning_rate", math.nan),
+                                         ("b2", math.nan), ("clip_norm", math.inf)])
+def test_non_finite_hyper_parameters_are_refused_before_any_compute(tmp_path, field, value):
+  config = _tiny_config(tmp_path / "absent.txt")  # refused before the corpus is read
+  config.optimizer[field] = value
+  with pytest.raises(ValueError, match=f"config.optimizer.{field} must be a finite number, got {value}"):
+    lm.run(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_diverging_run_stops_naming_step_and_loss(tmp_path):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text(text.stdlib_docstring_text()[:20_000])
+  config = _tiny_config(corpus)
+  config.optimizer.learning_rate = 1e9
+  with pytest.raises(train.DivergedError, match=r"loss \S+ at step \d+ is above \S+ \(config.divergence_factor"):
+    lm.run(config, str(tmp_path / "run"))
+  # With the guard off, the run trains to its end and its perplexity is infinite, not an OverflowError.
+  config.divergence_factor = 0.0
+  config.max_steps, config.checkpoint_every = 3, 3
+  lm.run(config, str(tmp_path / "unguarded"))
+  final = [m for m in train.read_metrics(str(tmp_path / "unguarded")) if m.get("evaluation")][-1]
+  assert final["valid_loss"] > 1000 and final["valid_perplexity"] == math.inf
+  assert lm.perplexity(1e10) == math.inf and lm.perplexity(math.log(7.0)) == pytest.approx(7.0)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp_path):
+  corpus, workdir = _corpus(tmp_path), tmp_path / "run"
+  flags = ("--config.max_steps=100000", "--config.checkpoint_every=100000")
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  proc = subprocess.Popen(_lm_command(workdir, corpus, *flags), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 300
+  while len(train.read_metrics(str(workdir))) < 5 and time.time() < deadline:
+    time.sleep(0.1)
+  proc.send_signal(signal.SIGTERM)
+  _, stderr = proc.communicate(timeout=300)
+  result = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
+  line = _one_line_error(result, "Interrupted")
+  saved = train.Checkpointer(str(workdir / "checkpoints")).latest_step()
+  assert saved == train.read_metrics(str(workdir))[-1]["step"] >= 5
+  assert f"SIGTERM received: saved checkpoint step {saved} in " in line and "rerun the same command" in line, line
+  resumed = _run_lm(workdir, corpus, f"--config.max_steps={saved + 2}", "--config.checkpoint_every=100000")
+  assert resumed.returncode == 0 and f"Restored checkpoint step {saved}" in resumed.stderr, resumed.stderr[-2000:]
+  assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, saved + 3))
