@@ -8,6 +8,8 @@ test_train.
 import dataclasses
 import math
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,9 +69,24 @@ def _one_line_error(result, kind: str) -> str:
   return last
 
 
-def test_a_refused_run_changes_nothing_in_the_workdir(tmp_path):
-  corpus, workdir = _corpus(tmp_path), tmp_path / "run"
-  assert _run_lm(workdir, corpus, "--config.max_steps=4", "--config.checkpoint_every=2").returncode == 0
+@pytest.fixture(scope="module")
+def trained_lm(tmp_path_factory):
+  """`(corpus, workdir)` of a finished 4-step LM run with checkpoints at steps 2 and 4."""
+  base = tmp_path_factory.mktemp("trained_lm")
+  corpus, workdir = _corpus(base), base / "run"
+  result = _run_lm(workdir, corpus, "--config.max_steps=4", "--config.checkpoint_every=2")
+  assert result.returncode == 0, result.stderr[-2000:]
+  return corpus, workdir
+
+
+def _copy(trained_lm, tmp_path):
+  corpus, workdir = trained_lm
+  shutil.copytree(workdir, tmp_path / "run")
+  return corpus, tmp_path / "run"
+
+
+def test_a_refused_run_changes_nothing_in_the_workdir(trained_lm, tmp_path):
+  corpus, workdir = _copy(trained_lm, tmp_path)
   before = _files(workdir)
   refused = _run_lm(workdir, corpus, "--config.max_steps=4", "--config.model.hidden_size=48")
   line = _one_line_error(refused, "CheckpointError")
@@ -77,6 +94,39 @@ def test_a_refused_run_changes_nothing_in_the_workdir(tmp_path):
   assert _files(workdir) == before  # config.json, vocab.json, metrics, checkpoints: all as they were
   sample = _run_lm(workdir, corpus, "--mode=sample", "--config.sample.prime=The")
   assert sample.returncode == 0 and sample.stdout.startswith("The"), sample.stderr[-2000:]
+
+
+def _damage_largest_data_file(checkpoint, damage):
+  path = max((os.path.join(root, name) for root, _, names in os.walk(checkpoint) for name in names),
+             key=os.path.getsize)
+  with open(path, "rb") as f:
+    body = bytearray(f.read())
+  with open(path, "wb") as f:
+    f.write(damage(body))
+
+
+def _flip_middle_bytes(body):
+  for i in range(len(body) // 2, len(body) // 2 + 8):
+    body[i] ^= 0xFF
+  return body
+
+
+@pytest.mark.parametrize("damage,problem", [
+    (lambda body: body[:len(body) // 2], r"it is corrupt \(ValueError: OUT_OF_RANGE: Error reading \"state\.\S+\""),
+    (_flip_middle_bytes, r"state/\S+ differs from what was saved \(checksum mismatch\)"),
+])
+def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_leaf_then_the_previous_one_resumes(
+    trained_lm, tmp_path, damage, problem):
+  corpus, workdir = _copy(trained_lm, tmp_path)
+  _damage_largest_data_file(workdir / "checkpoints" / "4", damage)
+  before = _files(workdir)
+  line = _one_line_error(_run_lm(workdir, corpus, "--config.max_steps=6"), "CheckpointError")
+  assert re.search(f"cannot restore checkpoint step 4 in {workdir / 'checkpoints'}: {problem}", line), line
+  assert f"move {workdir / 'checkpoints' / '4'} out of {workdir / 'checkpoints'} to resume from step 2" in line
+  assert _files(workdir) == before
+  (workdir / "checkpoints" / "4").rename(tmp_path / "damaged_step_4")  # as the message says
+  resumed = _run_lm(workdir, corpus, "--config.max_steps=6")
+  assert resumed.returncode == 0 and "Restored checkpoint step 2" in resumed.stderr, resumed.stderr[-2000:]
 
 
 def test_a_second_run_on_a_workdir_in_use_exits_at_once_naming_the_holder(tmp_path):

@@ -131,7 +131,10 @@ def non_finite_leaves(tree) -> list[str]:
 
 
 def _one_line(error: Exception, most: int = 300) -> str:
-  """`error` as `Type: message` on one line of at most `most` characters (orbax's errors span many lines)."""
+  """The root cause of `error` as `Type: message` on one line of at most `most` characters (orbax wraps
+  TensorStore's error, which names the file and the leaf, in a repr spanning many lines)."""
+  while (error.__cause__ or error.__context__) is not None:
+    error = error.__cause__ or error.__context__
   text = " ".join(f"{type(error).__name__}: {error}".split())
   return text if len(text) <= most else text[:most] + "..."
 
