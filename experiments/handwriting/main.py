@@ -11,6 +11,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from experiments.handwriting import handwriting
+from rnn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "recognize_synthetic.py"),
@@ -25,4 +26,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(train.one_line_errors(main))
