@@ -150,6 +150,13 @@ def test_metrics_never_hold_a_step_twice_after_resuming(tmp_path):
   (tmp_path / "checkpoints" / "6").rename(tmp_path / "step6_moved_away")
   train.train_loop(_regression_task(), _config(num_steps=8, checkpoint_every=4), str(tmp_path))
   assert [m["step"] for m in train.read_metrics(str(tmp_path)) if "loss" in m] == list(range(1, 9))
+  # Lines written twice for the same steps (as two runs sharing a workdir once did) are kept once.
+  with open(tmp_path / "metrics.jsonl") as f:
+    lines = f.readlines()
+  with open(tmp_path / "metrics.jsonl", "w") as f:
+    f.writelines(lines[:4] + lines[:4] + lines[4:])
+  train.train_loop(_regression_task(), _config(num_steps=10, checkpoint_every=4), str(tmp_path))
+  assert [m["step"] for m in train.read_metrics(str(tmp_path)) if "loss" in m] == list(range(1, 11))
 
 
 def test_an_evaluation_cut_short_runs_when_the_run_resumes(tmp_path):

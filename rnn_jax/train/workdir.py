@@ -102,12 +102,14 @@ class MetricWriter:
   step and the wall-clock `time` in seconds since the epoch).
 
   Resuming from a checkpoint at `resume_step` first drops the lines past it (they belong to steps that will be
-  trained again), so the file never holds a step twice.
+  trained again) and keeps the last of any lines written twice for one step, so the file never holds a step
+  twice.
   """
 
   def __init__(self, workdir: str, resume_step: int):
     self._path = _metrics_path(workdir)
-    kept = [m for m in read_metrics(workdir) if m["step"] <= resume_step]
+    kept = {(m["step"], bool(m.get("evaluation"))): m for m in read_metrics(workdir) if m["step"] <= resume_step}
+    kept = sorted(kept.values(), key=lambda m: (m["step"], bool(m.get("evaluation"))))  # one line per write
     write_atomically(self._path, "".join(json.dumps(m) + "\n" for m in kept))
     self._evaluated = {m["step"] for m in kept if m.get("evaluation")}
     self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
