@@ -236,7 +236,8 @@ def test_a_diverging_run_stops_naming_step_and_loss(tmp_path):
   assert lm.perplexity(1e10) == math.inf and lm.perplexity(math.log(7.0)) == pytest.approx(7.0)
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp_path, signum):
   corpus, workdir = _corpus(tmp_path), tmp_path / "run"
   flags = ("--config.max_steps=100000", "--config.checkpoint_every=100000")
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
@@ -245,13 +246,13 @@ def test_sigterm_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp_path):
   deadline = time.time() + 300
   while len(train.read_metrics(str(workdir))) < 5 and time.time() < deadline:
     time.sleep(0.1)
-  proc.send_signal(signal.SIGTERM)
+  proc.send_signal(signum)
   _, stderr = proc.communicate(timeout=300)
   result = subprocess.CompletedProcess(proc.args, proc.returncode, "", stderr)
   line = _one_line_error(result, "Interrupted")
   saved = train.Checkpointer(str(workdir / "checkpoints")).latest_step()
   assert saved == train.read_metrics(str(workdir))[-1]["step"] >= 5
-  assert f"SIGTERM received: saved checkpoint step {saved} in " in line and "rerun the same command" in line, line
+  assert f"{signum.name} received: saved checkpoint step {saved} in " in line and "rerun the same command" in line, line
   resumed = _run_lm(workdir, corpus, f"--config.max_steps={saved + 2}", "--config.checkpoint_every=100000")
   assert resumed.returncode == 0 and f"Restored checkpoint step {saved}" in resumed.stderr, resumed.stderr[-2000:]
   assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, saved + 3))
