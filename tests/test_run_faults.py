@@ -236,6 +236,26 @@ def test_a_diverging_run_stops_naming_step_and_loss(tmp_path):
   assert lm.perplexity(1e10) == math.inf and lm.perplexity(math.log(7.0)) == pytest.approx(7.0)
 
 
+def test_another_corpus_on_a_workdir_is_refused_unless_asked_for(tmp_path):
+  first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+  first.write_text(text.stdlib_docstring_text()[:20_000])
+  second.write_text(text.stdlib_docstring_text()[20_000:40_000].upper())
+  config = _tiny_config(first)
+  config.max_steps, config.checkpoint_every, config.sample.length = 2, 2, 0
+  lm.run(config, str(tmp_path / "run"))
+  before = _files(tmp_path / "run")
+  config = _tiny_config(second)
+  config.max_steps, config.checkpoint_every, config.sample.length = 4, 2, 0
+  with pytest.raises(lm.CorpusChangedError, match=r"vocab.json was built from another corpus \(.*first.txt, 18000 "
+                     r"characters of training text\) than config.data.path=.*second.txt \(18000\): use another "
+                     r"--workdir, or --config.data.new_corpus_ok=True"):
+    lm.run(config, str(tmp_path / "run"))
+  assert _files(tmp_path / "run") == before
+  config.data.new_corpus_ok = True
+  assert int(lm.run(config, str(tmp_path / "run")).step) == 4
+  assert lm.saved_vocabulary(str(tmp_path / "run")).to_json() == before["vocab.json"].decode()
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp_path, signum):
   corpus, workdir = _corpus(tmp_path), tmp_path / "run"

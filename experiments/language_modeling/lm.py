@@ -9,6 +9,7 @@ Truncated BPTT over a contiguous stream: the training text is cut into
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -77,6 +78,11 @@ def _load_splits(data_config) -> dict:
 
 
 VOCAB_FILE = "vocab.json"
+CORPUS_FILE = "corpus.json"  # the training text the workdir's run trains on (path, size, hash)
+
+
+class CorpusChangedError(train.RunError):
+  """The workdir's vocabulary was built from another corpus than the one the config names."""
 
 
 def _vocab_path(workdir: str) -> str:
@@ -92,17 +98,41 @@ def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
     return text.Vocabulary.from_json(f.read())
 
 
+def corpus_identity(path: str, train_text: str) -> dict:
+  """`{"path", "train_characters", "train_sha256"}`: what tells one training text from another."""
+  return {"path": path, "train_characters": len(train_text),
+          "train_sha256": hashlib.sha256(train_text.encode()).hexdigest()}
+
+
+def _check_same_corpus(workdir: str, identity: dict, new_corpus_ok: bool) -> None:
+  """Raises CorpusChangedError if the workdir's vocabulary was built from another training text."""
+  path = os.path.join(workdir, CORPUS_FILE)
+  if new_corpus_ok or not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  if saved["train_sha256"] != identity["train_sha256"]:
+    raise CorpusChangedError(
+        f"{_vocab_path(workdir)} was built from another corpus ({saved['path']}, {saved['train_characters']} "
+        f"characters of training text) than config.data.path={identity['path']} ({identity['train_characters']}): "
+        "use another --workdir, or --config.data.new_corpus_ok=True to go on with the saved vocabulary")
+
+
 def load_corpus(config, workdir: str):
-  """`(vocab, {split: ids})`; the vocabulary is the one saved in the workdir (a resumed run reuses it, so token
-  ids keep their meaning), else built on train (`train_loop` saves it, as `Task.files`)."""
+  """`(vocab, {split: ids}, corpus identity)`; the vocabulary is the one saved in the workdir if it was built from
+  this corpus (a resumed run reuses it, so token ids keep their meaning), else built on train (`train_loop`
+  saves it, as `Task.files`)."""
   splits = _load_splits(config.data)
+  identity = corpus_identity(config.data.path, splits["train"])
   vocab = saved_vocabulary(workdir)
   if vocab is None:
     vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
   elif vocab.level != config.data.level:
     raise ValueError(f"{_vocab_path(workdir)} is a {vocab.level}-level vocabulary but config.data.level is "
                      f"{config.data.level!r}: use another --workdir")
-  return vocab, {name: vocab.encode(body) for name, body in splits.items()}
+  else:
+    _check_same_corpus(workdir, identity, config.data.new_corpus_ok)
+  return vocab, {name: vocab.encode(body) for name, body in splits.items()}, identity
 
 
 def make_model(config, vocab_size: int) -> LanguageModel:
@@ -130,7 +160,7 @@ def evaluate_stream(model: LanguageModel, eval_step, params, streams, bptt: int)
 def build(config, workdir: str):
   """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch` and `config.num_steps`."""
   validate(config)
-  vocab, ids = load_corpus(config, workdir)
+  vocab, ids, identity = load_corpus(config, workdir)
   model = make_model(config, len(vocab))
   streams = _windows(ids["train"], config.data.batch_size, config.data.bptt, "the training split")
   steps_per_epoch = text.num_windows(streams, config.data.bptt)
@@ -153,7 +183,7 @@ def build(config, workdir: str):
 
   task = train.Task(init=init, loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
                     tokens_per_batch=config.data.batch_size * config.data.bptt,
-                    files={VOCAB_FILE: vocab.to_json()})
+                    files={VOCAB_FILE: vocab.to_json(), CORPUS_FILE: json.dumps(identity, indent=2)})
   logging.info("corpus: %s; vocab %d (%s level); train %d tokens, %d steps/epoch, %d steps",
                config.data.path, len(vocab), config.data.level, len(ids["train"]), steps_per_epoch, config.num_steps)
   return task, model, vocab, ids

@@ -29,6 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.bptt = 64                # truncated-BPTT window (time steps per batch)
   c.data.tfds_dir = ""            # where TFDS prepares datasets ("" = ~/.cache/rnn_jax/tfds)
   c.data.download = False         # let TFDS download catalog datasets (needs internet)
+  c.data.new_corpus_ok = False    # True: train a workdir's run on another corpus, through its saved vocabulary
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
