@@ -276,3 +276,20 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp
   resumed = _run_lm(workdir, corpus, f"--config.max_steps={saved + 2}", "--config.checkpoint_every=100000")
   assert resumed.returncode == 0 and f"Restored checkpoint step {saved}" in resumed.stderr, resumed.stderr[-2000:]
   assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, saved + 3))
+
+
+@pytest.mark.parametrize("body,problem", [
+    (b"", "empty.txt is empty: give a text corpus"),
+    ("café au lait, crème brûlée.\n".encode("latin-1") * 300,
+     "bad.txt is not utf-8 text (byte 3: invalid continuation byte): set config.data.encoding to its encoding"),
+    (b"ab", "bad.txt holds 2 characters: too few for a valid split of fraction 0.05 (config.data.fractions)"),
+])
+def test_a_corpus_that_cannot_be_read_is_one_line_naming_the_file(tmp_path, body, problem):
+  corpus = tmp_path / ("empty.txt" if not body else "bad.txt")
+  corpus.write_bytes(body)
+  failed = _run_lm(tmp_path / "run", corpus, f"--config.data.tfds_dir={tmp_path / 'tfds'}")
+  assert problem in _one_line_error(failed, "DataError")
+  assert not (tmp_path / "run").exists()
+  if body.startswith(b"caf"):  # read with the encoding the message names
+    splits = text.load_text_splits(str(corpus), data_dir=str(tmp_path / "tfds"), encoding="latin-1")
+    assert splits["train"].startswith("café au lait, crème brûlée.\n")

@@ -74,7 +74,7 @@ def _windows(ids, batch_size: int, bptt: int, what: str):
 
 def _load_splits(data_config) -> dict:
   return text.load_text_splits(data_config.path, data_config.tfds_dir or None, tuple(data_config.fractions),
-                               download=data_config.download)
+                               download=data_config.download, encoding=data_config.get("encoding", "utf-8"))
 
 
 VOCAB_FILE = "vocab.json"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 
+from rnn_jax.data.sources import DataError
+
 
 class RunError(Exception):
   """A run refused or stopped for a reason its one-line message names, with what to do about it."""
@@ -27,11 +29,12 @@ class Interrupted(RunError):
 
 
 def one_line_errors(main):
-  """`main` (an absl `main(argv)`) ending the program with a RunError's message on one line, exit status 1."""
+  """`main` (an absl `main(argv)`) ending the program with a RunError's or DataError's message on one line, exit
+  status 1."""
   @functools.wraps(main)
   def main_with_one_line_errors(argv):
     try:
       return main(argv)
-    except RunError as e:
+    except (RunError, DataError) as e:
       sys.exit(f"{type(e).__name__}: {e}")
   return main_with_one_line_errors

@@ -22,6 +22,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict()
   c.data.path = "stdlib"          # "stdlib" (embedded), a text file, a dir with train/valid/test .txt, or "tfds:<name>"
   c.data.level = "char"           # "char" or "word" tokens
+  c.data.encoding = "utf-8"       # the text files' encoding (e.g. "latin-1")
   c.data.max_vocab = 0            # word level: keep the most frequent tokens (0 = all)
   c.data.fractions = (0.9, 0.05, 0.05)  # in-order train/valid/test split of a single file
   c.data.batch_size = 32          # parallel streams in training
