@@ -293,3 +293,21 @@ def test_a_corpus_that_cannot_be_read_is_one_line_naming_the_file(tmp_path, body
   if body.startswith(b"caf"):  # read with the encoding the message names
     splits = text.load_text_splits(str(corpus), data_dir=str(tmp_path / "tfds"), encoding="latin-1")
     assert splits["train"].startswith("café au lait, crème brûlée.\n")
+
+
+@pytest.mark.parametrize("source,target,problem", [
+    (b"", b"", "corpus.src and {dir}/corpus.tgt are empty: give one sentence per line in each"),
+    (b"un\n\xe9t\xe9\n", b"one\nsummer\n", "corpus.src is not UTF-8 text (byte 3: invalid continuation byte)"),
+    (b"un\ndeux\n", b"one\n", "corpus.src has 2 lines but {dir}/corpus.tgt has 1: parallel files must be line-aligned"),
+])
+def test_parallel_files_that_cannot_be_read_are_one_line_naming_them(tmp_path, source, target, problem):
+  (tmp_path / "corpus.src").write_bytes(source)
+  (tmp_path / "corpus.tgt").write_bytes(target)
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  failed = subprocess.run(
+      [sys.executable, "-m", "experiments.translation.main", f"--workdir={tmp_path / 'run'}",
+       f"--config.data.source={tmp_path / 'corpus.src'}", f"--config.data.target={tmp_path / 'corpus.tgt'}",
+       f"--config.data.tfds_dir={tmp_path / 'tfds'}"], cwd=REPO, env=env, capture_output=True, text=True,
+      timeout=600, check=False)
+  assert problem.format(dir=tmp_path) in _one_line_error(failed, "DataError")
+  assert not (tmp_path / "run").exists()
