@@ -123,7 +123,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
       yield i, {"text": text[i:i + _CHUNK_CHARS]}
 
 
-def _config_for(path: str, fractions, encoding: str) -> LocalTextConfig:
+def _config_for(path: str, fractions, encoding: str = "utf-8") -> LocalTextConfig:
   """A builder config whose name changes when the file(s), the split or the encoding change."""
   stat_paths = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
   fingerprint = json.dumps([os.path.abspath(path), list(fractions)] + ([encoding] if encoding != "utf-8" else []) +
