@@ -6,6 +6,7 @@ test_train.
 """
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -21,7 +22,7 @@ import pytest
 
 from experiments.language_modeling import lm
 from rnn_jax import train
-from rnn_jax.data import text
+from rnn_jax.data import strokes, text
 from rnn_jax.train import workdir as workdir_lib
 from tests.test_language_modeling import _tiny_config
 from tests.test_train import _config, _regression_task
@@ -311,3 +312,39 @@ def test_parallel_files_that_cannot_be_read_are_one_line_naming_them(tmp_path, s
       timeout=600, check=False)
   assert problem.format(dir=tmp_path) in _one_line_error(failed, "DataError")
   assert not (tmp_path / "run").exists()
+
+
+def _uji_json(writers: int, empty_stroke: bool = False) -> str:
+  """A UJI-like digits file: two samples per writer and digit, each two strokes of three points."""
+  sample = [[[0, 0], [1, 2], [2, 3]], [[3, 0], [3, 1], [4, 4]]]
+  raw = {str(d): [sample] * (2 * writers) for d in range(10)}
+  if empty_stroke:
+    raw["7"] = [sample] * 3 + [[sample[0], []]] + [sample] * (2 * writers - 4)
+  return json.dumps({"rawData": raw})
+
+
+@pytest.mark.parametrize("body,problem", [
+    (_uji_json(20)[:5000], "digits.json is not valid JSON (Expecting value: line 1 column 5001 (char 5000)): the file may be truncated"),
+    (json.dumps({"data": {}}), "digits.json has no 'rawData' object of digit samples"),
+    (_uji_json(20, empty_stroke=True), "digits.json: digit 7 sample 3 stroke 1 has shape (0,), not [points, 2]"),
+    (_uji_json(10), "digits.json holds samples of 10 writers: too few for 6 valid and 12 test writers"),
+])
+def test_a_handwriting_file_that_cannot_be_read_is_one_line_naming_it(tmp_path, body, problem):
+  (tmp_path / "digits.json").write_text(body)
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  failed = subprocess.run(
+      [sys.executable, "-m", "experiments.handwriting.main", f"--workdir={tmp_path / 'run'}",
+       "--config.data.source=uji", f"--config.data.path={tmp_path / 'digits.json'}",
+       f"--config.data.tfds_dir={tmp_path / 'tfds'}"], cwd=REPO, env=env, capture_output=True, text=True,
+      timeout=600, check=False)
+  assert problem in _one_line_error(failed, "DataError")
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_uji_file_of_fewer_writers_splits_its_own_last_writers_off(tmp_path):
+  (tmp_path / "digits.json").write_text(_uji_json(20))
+  splits = strokes.load_splits("uji", path=str(tmp_path / "digits.json"), data_dir=str(tmp_path / "tfds"))
+  writers = {split: {s.writer for s in samples} for split, samples in splits.items()}
+  assert writers["valid"] == {"uji-02", "uji-03", "uji-04", "uji-05", "uji-06", "uji-07"}
+  assert writers["train"] == {"uji-00", "uji-01"} and len(writers["test"]) == 12
+  assert [len(splits[s]) for s in ("train", "valid", "test")] == [40, 120, 240]
