@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -128,6 +129,30 @@ def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_leaf_then_the_previo
   (workdir / "checkpoints" / "4").rename(tmp_path / "damaged_step_4")  # as the message says
   resumed = _run_lm(workdir, corpus, "--config.max_steps=6")
   assert resumed.returncode == 0 and "Restored checkpoint step 2" in resumed.stderr, resumed.stderr[-2000:]
+
+
+def _file_size_limit(limit: int):
+  """For `preexec_fn`: the OS refuses writes past `limit` bytes per file, as a full disk refuses any write."""
+  def apply():
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write, not a killed process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+  return apply
+
+
+def test_a_checkpoint_the_disk_refuses_is_one_line_and_a_rerun_resumes(trained_lm, tmp_path):
+  corpus, workdir = _copy(trained_lm, tmp_path)
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  refused = subprocess.run(_lm_command(workdir, corpus, "--config.max_steps=6", "--config.checkpoint_every=2"),
+                           cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
+                           preexec_fn=_file_size_limit(20_000))
+  line = _one_line_error(refused, "CheckpointError")
+  assert re.search(r"cannot save checkpoint step 6 in \S+ \(.*File too large.*\); [\d.]+ MiB free there: free some "
+                   r"space or use another --workdir; the last good checkpoint \(step 4\) is kept", line), line
+  assert len(refused.stderr.splitlines()) < 30, refused.stderr[-3000:]
+  resumed = _run_lm(workdir, corpus, "--config.max_steps=6", "--config.checkpoint_every=2")
+  assert resumed.returncode == 0 and "Restored checkpoint step 4" in resumed.stderr, resumed.stderr[-2000:]
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]  # the refused save's remains are gone
+  assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, 7))
 
 
 def test_a_second_run_on_a_workdir_in_use_exits_at_once_naming_the_holder(tmp_path):

@@ -9,8 +9,10 @@ and the caller's small JSON `metadata`.
 
 from __future__ import annotations
 
+import gc
 import logging as py_logging
 import os
+import shutil
 import zlib
 
 import jax
@@ -23,27 +25,36 @@ from rnn_jax.train.errors import RunError
 
 
 class _QuietOrbax(py_logging.Filter):
-  """Keeps orbax's per-save INFO chatter out of training logs (warnings still pass)."""
+  """Keeps orbax's per-save INFO chatter out of training logs (warnings still pass), and during a save all of
+  its records: a save that fails raises CheckpointError with the root cause instead of its threads' tracebacks."""
+
+  saving = False
 
   def filter(self, record):
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    return record.levelno >= py_logging.WARNING and not _QuietOrbax.saving
 
 
 logging.get_absl_logger().addFilter(_QuietOrbax())
 
 
 class CheckpointError(RunError):
-  """A checkpoint that exists but cannot be restored into the current run's state."""
+  """A checkpoint that cannot be restored into the current run's state, or cannot be saved."""
 
 
 class Checkpointer:
   """Thin wrapper over `ocp.CheckpointManager` with clear errors."""
 
-  def __init__(self, directory: str, keep: int = 3):
+  def __init__(self, directory: str, keep: int = 3, read_only: bool = False):
+    """`read_only`: for reading a workdir that a run may be writing (no folder created, no partial save removed);
+    otherwise the caller holds the workdir, and a save a crash left unfinished is removed."""
     self.directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
         self.directory, item_handlers=ocp.StandardCheckpointHandler(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                             cleanup_tmp_directories=not read_only,
+                                             enable_async_checkpointing=False))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
@@ -92,9 +103,21 @@ class Checkpointer:
     if self._manager.latest_step() == step:
       return False
     item = {"state": state, "rng": rng}
-    self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
-                       custom_metadata={**(metadata or {}), "checksums": checksums(item)})
-    self._manager.wait_until_finished()
+    _QuietOrbax.saving = True
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
+                         custom_metadata={**(metadata or {}), "checksums": checksums(item)})
+      self._manager.wait_until_finished()
+    except Exception as e:  # orbax raises many types; a full disk is a ValueError from TensorStore
+      gc.collect()  # finalise orbax's abandoned writes now, not amid the interpreter's shutdown
+      earlier = self.latest_step()
+      kept = f"the last good checkpoint (step {earlier}) is kept" if earlier is not None else "no checkpoint was saved"
+      raise CheckpointError(
+          f"cannot save checkpoint step {step} in {self.directory} ({_one_line(e)}); "
+          f"{shutil.disk_usage(self.directory).free / 2**20:.1f} MiB free there: free some space or use another "
+          f"--workdir; {kept}") from None
+    finally:
+      _QuietOrbax.saving = False
     return True
 
   def close(self):
@@ -130,13 +153,14 @@ def non_finite_leaves(tree) -> list[str]:
           if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not bool(jnp.isfinite(leaf).all())]
 
 
-def _one_line(error: Exception, most: int = 300) -> str:
-  """The root cause of `error` as `Type: message` on one line of at most `most` characters (orbax wraps
-  TensorStore's error, which names the file and the leaf, in a repr spanning many lines)."""
+def _one_line(error: Exception, head: int = 250, tail: int = 150) -> str:
+  """The root cause of `error` as `Type: message` on one line, its middle cut if longer than `head + tail`
+  characters (orbax wraps TensorStore's error, which names the file and the leaf at its start and the system's
+  reason at its end, in a repr spanning many lines)."""
   while (error.__cause__ or error.__context__) is not None:
     error = error.__cause__ or error.__context__
   text = " ".join(f"{type(error).__name__}: {error}".split())
-  return text if len(text) <= most else text[:most] + "..."
+  return text if len(text) <= head + tail else f"{text[:head]} ... {text[-tail:]}"
 
 
 def _differences(stored: dict, expected: dict, most: int = 3) -> list[str]:

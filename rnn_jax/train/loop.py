@@ -63,7 +63,7 @@ def validate_config(config) -> None:
 def restore_params(workdir: str, config, params, model_state=None):
   """The params of the latest checkpoint in `workdir`, restored into the structure of `params` (for
   evaluation or inference; the optimizer state is rebuilt from the run's `config` to match, then dropped)."""
-  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"))
+  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   try:
     if checkpoints.latest_step() is None:
       raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")

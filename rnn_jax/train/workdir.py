@@ -129,4 +129,7 @@ class MetricWriter:
       f.write(json.dumps(line) + "\n")
 
   def close(self):
-    self._tb.close()
+    try:
+      self._tb.close()
+    except OSError as e:  # e.g. a full disk: metrics.jsonl holds the same scalars
+      logging.warning("TensorBoard events in %s not flushed: %s", self._tb.logdir, e)
