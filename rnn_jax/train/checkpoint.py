@@ -82,7 +82,8 @@ class Checkpointer:
       metadata = dict(self._manager.metadata(step).custom_metadata or {})
     except Exception as e:
       raise self._error(step, f"it is corrupt ({_one_line(e)})") from None
-    changed = [name for name, crc in checksums(restored).items() if metadata.get("checksums", {}).get(name, crc) != crc]
+    saved_checksums = metadata.pop("checksums", {})  # checkpoints written without them are not checked
+    changed = [name for name, crc in checksums(restored).items() if saved_checksums.get(name, crc) != crc]
     if changed:
       raise self._error(step, f"{changed[0]} differs from what was saved (checksum mismatch): the file is corrupt")
     logging.info("Restored checkpoint step %d from %s", step, self.directory)
