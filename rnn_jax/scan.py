@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax import fused
+from rnn_jax.cells import check_params
 from rnn_jax.cells.base import Cell
 from rnn_jax.fused import cudnn, policy
 
@@ -73,6 +74,7 @@ def _check_inputs(cell: Cell, params, xs, initial_carry, lengths, time_major):
     raise ValueError(f"params is a sequence of {len(params)} layers' params: run a stack with run_stack")
   if isinstance(params, dict) and set(params) == {"forward", "backward"}:
     raise ValueError("params hold a forward and a backward cell: run them with run_bidirectional")
+  check_params(cell, params)
   if xs.ndim != 3:
     layout = "[T, B, I]" if time_major else "[B, T, I]"
     raise ValueError(f"inputs must have rank 3 {layout}, got shape {tuple(xs.shape)} (rank {xs.ndim})")

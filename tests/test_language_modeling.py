@@ -189,8 +189,11 @@ def test_corpus_too_short_for_the_streams_or_a_workdir_of_another_level_is_named
   config.data.eval_batch_size = 10_000
   with pytest.raises(ValueError, match="the valid split .config.data.eval_batch_size streams. of .* too short"):
     lm.build(config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()  # refused runs leave no vocabulary behind
+  (tmp_path / "run").mkdir()
+  (tmp_path / "run" / "vocab.json").write_text(text.Vocabulary.build(SHORT_TEXT, "char").to_json())
   config = _tiny_config(corpus)
-  config.data.level = "word"  # the workdir holds the char-level vocabulary of the attempts above
+  config.data.level = "word"  # the workdir holds a char-level run's vocabulary
   with pytest.raises(ValueError, match="vocab.json is a char-level vocabulary but config.data.level is 'word'"):
     lm.build(config, str(tmp_path / "run"))
 

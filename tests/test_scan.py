@@ -185,6 +185,13 @@ def test_bad_inputs_raise_clear_errors():
     scan.run_stack(cell, [params], xs, dropout_rate=0.5)
   with pytest.raises(ValueError, match="expected a Cell"):
     scan.run("lstm", params, xs)
+  gru_params = cells.get("gru").init(jax.random.PRNGKey(0), I, H)
+  with pytest.raises(ValueError, match=r"params do not fit cell LSTM\(.*\); they look like a 'gru' cell's"):
+    scan.run(cell, gru_params, xs)
+  with pytest.raises(ValueError, match=r"params do not fit cell GRU\(.*\); they look like a 'lstm' cell's"):
+    scan.run_stack(cells.get("gru"), [params], xs)
+  with pytest.raises(ValueError, match=r"params do not fit cell LSTM\(.*peepholes=True.*\); they look like a 'lstm'"):
+    scan.run(cells.get("lstm", peepholes=True), params, xs)
 
 
 def test_errors_are_raised_at_trace_time_under_jit():

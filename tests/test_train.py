@@ -21,7 +21,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _config(**overrides):
   c = ml_collections.ConfigDict(dict(seed=0, num_steps=6, steps_per_epoch=3, log_every=1, eval_every=3,
-                                     checkpoint_every=2, keep_checkpoints=2, optimizer=optim.default_config()))
+                                     checkpoint_every=2, keep_checkpoints=2, divergence_factor=10.0,
+                                     optimizer=optim.default_config()))
   c.optimizer.update(name="sgd", learning_rate=0.1)
   c.update(overrides)
   return c

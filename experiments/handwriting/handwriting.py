@@ -242,7 +242,6 @@ class Trained(NamedTuple):
 def train_model(config, workdir: str) -> Trained:
   """Loads the data and trains `config.num_steps` steps, resuming from `workdir` (a finished run only restores)."""
   validate(config)
-  os.makedirs(workdir, exist_ok=True)
   start = time.perf_counter()
   data = input_pipeline.load(config.data)
   logging.info("data: %s; alphabet %r; train/valid/test %s", config.data.source, data.alphabet.chars,

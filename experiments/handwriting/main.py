@@ -12,6 +12,7 @@ from ml_collections import config_flags
 
 from rnn_jax.data import fetch
 from experiments.handwriting import handwriting
+from rnn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "recognize_synthetic.py"),
@@ -27,4 +28,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(train.one_line_errors(main))

@@ -9,6 +9,7 @@ Truncated BPTT over a contiguous stream: the training text is cut into
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -21,6 +22,7 @@ from absl import logging
 
 from rnn_jax import cells, train
 from rnn_jax.data import text
+from rnn_jax.train import optim
 from experiments.language_modeling.model import LanguageModel
 
 
@@ -29,6 +31,7 @@ def validate(config) -> None:
   if config.data.level not in ("char", "word"):
     raise ValueError(f"config.data.level must be 'char' or 'word', got {config.data.level!r}")
   cells.from_config(config.model)
+  optim.validate(config.optimizer)
   for field in ("batch_size", "bptt", "eval_batch_size"):
     if config.data[field] <= 0:
       raise ValueError(f"config.data.{field} must be > 0, got {config.data[field]}")
@@ -71,11 +74,19 @@ def _windows(ids, batch_size: int, bptt: int, what: str):
 
 def _load_splits(data_config) -> dict:
   return text.load_text_splits(data_config.path, data_config.tfds_dir or None, tuple(data_config.fractions),
-                               download=data_config.download)
+                               download=data_config.download, encoding=data_config.get("encoding", "utf-8"))
+
+
+VOCAB_FILE = "vocab.json"
+CORPUS_FILE = "corpus.json"  # the training text the workdir's run trains on (path, size, hash)
+
+
+class CorpusChangedError(train.RunError):
+  """The workdir's vocabulary was built from another corpus than the one the config names."""
 
 
 def _vocab_path(workdir: str) -> str:
-  return os.path.join(workdir, "vocab.json")
+  return os.path.join(workdir, VOCAB_FILE)
 
 
 def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
@@ -87,20 +98,41 @@ def saved_vocabulary(workdir: str) -> text.Vocabulary | None:
     return text.Vocabulary.from_json(f.read())
 
 
+def corpus_identity(path: str, train_text: str) -> dict:
+  """`{"path", "train_characters", "train_sha256"}`: what tells one training text from another."""
+  return {"path": path, "train_characters": len(train_text),
+          "train_sha256": hashlib.sha256(train_text.encode()).hexdigest()}
+
+
+def _check_same_corpus(workdir: str, identity: dict, new_corpus_ok: bool) -> None:
+  """Raises CorpusChangedError if the workdir's vocabulary was built from another training text."""
+  path = os.path.join(workdir, CORPUS_FILE)
+  if new_corpus_ok or not os.path.exists(path):
+    return
+  with open(path) as f:
+    saved = json.load(f)
+  if saved["train_sha256"] != identity["train_sha256"]:
+    raise CorpusChangedError(
+        f"{_vocab_path(workdir)} was built from another corpus ({saved['path']}, {saved['train_characters']} "
+        f"characters of training text) than config.data.path={identity['path']} ({identity['train_characters']}): "
+        "use another --workdir, or --config.data.new_corpus_ok=True to go on with the saved vocabulary")
+
+
 def load_corpus(config, workdir: str):
-  """`(vocab, {split: ids})`; the vocabulary is built on train and saved in the workdir (a resumed run
-  reuses it, so token ids keep their meaning)."""
+  """`(vocab, {split: ids}, corpus identity)`; the vocabulary is the one saved in the workdir if it was built from
+  this corpus (a resumed run reuses it, so token ids keep their meaning), else built on train (`train_loop`
+  saves it, as `Task.files`)."""
   splits = _load_splits(config.data)
+  identity = corpus_identity(config.data.path, splits["train"])
   vocab = saved_vocabulary(workdir)
   if vocab is None:
     vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
-    os.makedirs(workdir, exist_ok=True)
-    with open(_vocab_path(workdir), "w") as f:
-      f.write(vocab.to_json())
   elif vocab.level != config.data.level:
     raise ValueError(f"{_vocab_path(workdir)} is a {vocab.level}-level vocabulary but config.data.level is "
                      f"{config.data.level!r}: use another --workdir")
-  return vocab, {name: vocab.encode(body) for name, body in splits.items()}
+  else:
+    _check_same_corpus(workdir, identity, config.data.new_corpus_ok)
+  return vocab, {name: vocab.encode(body) for name, body in splits.items()}, identity
 
 
 def make_model(config, vocab_size: int) -> LanguageModel:
@@ -128,7 +160,7 @@ def evaluate_stream(model: LanguageModel, eval_step, params, streams, bptt: int)
 def build(config, workdir: str):
   """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch` and `config.num_steps`."""
   validate(config)
-  vocab, ids = load_corpus(config, workdir)
+  vocab, ids, identity = load_corpus(config, workdir)
   model = make_model(config, len(vocab))
   streams = _windows(ids["train"], config.data.batch_size, config.data.bptt, "the training split")
   steps_per_epoch = text.num_windows(streams, config.data.bptt)
@@ -150,10 +182,19 @@ def build(config, workdir: str):
     return params, model.initial_carries(params, config.data.batch_size)
 
   task = train.Task(init=init, loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
-                    tokens_per_batch=config.data.batch_size * config.data.bptt)
+                    tokens_per_batch=config.data.batch_size * config.data.bptt,
+                    files={VOCAB_FILE: vocab.to_json(), CORPUS_FILE: json.dumps(identity, indent=2)})
   logging.info("corpus: %s; vocab %d (%s level); train %d tokens, %d steps/epoch, %d steps",
                config.data.path, len(vocab), config.data.level, len(ids["train"]), steps_per_epoch, config.num_steps)
   return task, model, vocab, ids
+
+
+def perplexity(nll: float) -> float:
+  """`exp(nll)`; infinite for a loss too large for a float (a diverged model)."""
+  try:
+    return math.exp(nll)
+  except OverflowError:
+    return math.inf
 
 
 def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
@@ -169,7 +210,7 @@ def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
     for split in config.eval_splits:
       nll = evaluate_stream(model, eval_step, params, streams[split], config.data.bptt)
       out[f"{split}_loss"] = nll
-      out[f"{split}_perplexity"] = math.exp(nll)
+      out[f"{split}_perplexity"] = perplexity(nll)
       if config.data.level == "char":
         out[f"{split}_bpc"] = nll / math.log(2)
     return out
@@ -180,7 +221,6 @@ def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
 def run(config, workdir: str):
   """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample."""
   task, model, vocab, _ = build(config, workdir)
-  train.save_config(config, workdir)
   state = train.train_loop(task, config, workdir)
   print(sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
                     config.sample.temperature, config.seed))

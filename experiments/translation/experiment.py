@@ -235,7 +235,6 @@ def final_evaluation(exp: Experiment, params, config, workdir: str, split: str =
 def run(config, workdir: str) -> dict:
   """Trains (resuming if `workdir` holds a checkpoint), then evaluates on test; returns the results."""
   exp = build(config, workdir)
-  train.save_config(config, workdir)
   start = time.perf_counter()
   state = train.train_loop(exp.task, config, workdir)
   train_seconds = time.perf_counter() - start

@@ -15,6 +15,7 @@ from ml_collections import config_flags
 
 from rnn_jax.data import fetch
 from experiments.translation import experiment
+from rnn_jax import train
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "numbers.py"),
@@ -53,4 +54,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(train.one_line_errors(main))

@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
+
+import jax
+import jax.numpy as jnp
 
 from rnn_jax.cells.base import Cell
 from rnn_jax.cells.clockwork import Clockwork
@@ -56,6 +60,42 @@ def from_config(model_config, field: str = "config.model") -> Cell:
     raise ValueError(f"{field}: {e}") from None
 
 
+@functools.lru_cache(maxsize=256)
+def _init_shapes(cell: Cell, input_size: int, hidden_size: int):
+  """`(tree structure, leaf shapes)` of `cell.init`'s params for these sizes (traced, not computed)."""
+  init = functools.partial(cell.init, input_size=input_size, hidden_size=hidden_size)
+  shapes = jax.eval_shape(init, jax.ShapeDtypeStruct((2,), jnp.uint32))
+  return jax.tree.structure(shapes), tuple(tuple(leaf.shape) for leaf in jax.tree.leaves(shapes))
+
+
+def _fits(cell: Cell, params) -> bool:
+  """Whether `params` have the structure and shapes `cell.init` gives for their sizes."""
+  try:
+    sizes = cell.input_size(params), cell.hidden_size(params)
+  except (KeyError, TypeError, IndexError):  # not a dict holding the weights this cell reads its sizes from
+    return False
+  return _init_shapes(cell, *sizes) == (jax.tree.structure(params),
+                                        tuple(tuple(jnp.shape(x)) for x in jax.tree.leaves(params)))
+
+
+def _fits_default(name: str, params) -> bool:
+  try:
+    return _fits(get(name), params)
+  except (ValueError, TypeError):  # sizes that cell cannot take, or an init that cannot be traced
+    return False
+
+
+def check_params(cell: Cell, params) -> None:
+  """Raises ValueError unless `params` are of the form `cell.init` gives, naming the registered cells (default
+  options) whose params they look like, e.g. a GRU's params passed to an LSTM. Checks the built-in families;
+  other cells (whose params may hold more, or whose init runs on the host) check their own."""
+  if not isinstance(cell, (Clockwork, Elman, GRU, LSTM)) or _fits(cell, params):
+    return
+  alike = [name for name in names() if _fits_default(name, params)]
+  hint = f"; they look like a {' / '.join(map(repr, alike))} cell's" if alike else ""
+  raise ValueError(f"params do not fit cell {cell!r}{hint}: pass the params made by this cell's init")
+
+
 register("elman", Elman)
 register("rnn", Elman)
 register("irnn", lambda **o: Elman(**{"activation": "relu", "recurrent_init": "identity", **o}))
@@ -63,4 +103,4 @@ register("lstm", LSTM)
 register("gru", GRU)
 register("clockwork", Clockwork)
 
-__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "from_config", "get", "names", "register"]
+__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "check_params", "from_config", "get", "names", "register"]

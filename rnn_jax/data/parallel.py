@@ -88,8 +88,11 @@ class LocalParallelConfig(tfds.core.BuilderConfig):
 
 
 def _read_lines(path: str) -> list[str]:
-  with open(path, encoding="utf-8") as f:
-    return f.read().splitlines()
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read().splitlines()
+  except UnicodeDecodeError as e:
+    raise sources.DataError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason}): convert it to UTF-8") from None
 
 
 def _file_pairs(paths: Sequence[str]) -> Pairs:
@@ -97,8 +100,10 @@ def _file_pairs(paths: Sequence[str]) -> Pairs:
   if len(paths) == 2:
     source, target = _read_lines(paths[0]), _read_lines(paths[1])
     if len(source) != len(target):
-      raise ValueError(f"{paths[0]} has {len(source)} lines but {paths[1]} has {len(target)}: "
-                       "parallel files must be line-aligned")
+      raise sources.DataError(f"{paths[0]} has {len(source)} lines but {paths[1]} has {len(target)}: "
+                              "parallel files must be line-aligned")
+    if not source:
+      raise sources.DataError(f"{paths[0]} and {paths[1]} are empty: give one sentence per line in each")
     return list(zip(source, target))
   pairs = []
   for number, line in enumerate(_read_lines(paths[0]), 1):
@@ -106,8 +111,10 @@ def _file_pairs(paths: Sequence[str]) -> Pairs:
       continue
     columns = line.split("\t")
     if len(columns) < 2:
-      raise ValueError(f"{paths[0]}:{number}: expected at least two tab-separated columns, got {line!r}")
+      raise sources.DataError(f"{paths[0]}:{number}: expected at least two tab-separated columns, got {line!r}")
     pairs.append((columns[0], columns[1]))
+  if not pairs:
+    raise sources.DataError(f"{paths[0]} holds no sentence pairs: give one source<TAB>target pair per line")
   return pairs
 
 

@@ -16,6 +16,10 @@ DEFAULT_DATA_DIR = os.path.join(os.path.expanduser("~"), ".cache", "rnn_jax", "t
 _READ_BATCH = 4096  # records per read
 
 
+class DataError(ValueError):
+  """A data file that cannot be used; the message names the file, what is wrong and what to do."""
+
+
 def read_all(source) -> list:
   """Every record of a data source, in order.
 

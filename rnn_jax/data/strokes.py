@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rnn_jax.data import fetch, hershey, sources
-from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
+from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS, DataError
 
 
 class Sample(NamedTuple):
@@ -155,7 +155,6 @@ class UjiConfig(tfds.core.BuilderConfig):
   test_writers: int = 12
 
 
-UJI_WRITERS = 60
 UJI_SAMPLES_PER_WRITER = 2
 
 
@@ -179,11 +178,14 @@ class UjiDigits(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     del dl_manager
     cfg = self.builder_config
-    with open(cfg.path) as f:
-      raw = json.load(f)["rawData"]
-    first_valid = UJI_WRITERS - cfg.valid_writers - cfg.test_writers
-    ranges = {"train": range(0, first_valid), "valid": range(first_valid, UJI_WRITERS - cfg.test_writers),
-              "test": range(UJI_WRITERS - cfg.test_writers, UJI_WRITERS)}
+    raw = _read_uji(cfg.path)
+    num_writers = max(uji_writer(len(samples) - 1) + 1 for samples in raw.values())
+    first_valid = num_writers - cfg.valid_writers - cfg.test_writers
+    if first_valid <= 0:
+      raise DataError(f"{cfg.path} holds samples of {num_writers} writers: too few for {cfg.valid_writers} valid "
+                      f"and {cfg.test_writers} test writers (config.data.uji) and some to train on")
+    ranges = {"train": range(0, first_valid), "valid": range(first_valid, num_writers - cfg.test_writers),
+              "test": range(num_writers - cfg.test_writers, num_writers)}
     return {split: self._generate_examples(raw, set(writers)) for split, writers in ranges.items()}
 
   def _generate_examples(self, raw, writers):
@@ -191,8 +193,31 @@ class UjiDigits(tfds.core.GeneratorBasedBuilder):
       for i, sample in enumerate(raw[label]):
         if uji_writer(i) not in writers:
           continue
-        strokes = [_dedupe(np.asarray(s, np.float64) * np.array([1.0, -1.0])) for s in sample]
+        strokes = [_uji_stroke(s, self.builder_config.path, f"digit {label} sample {i} stroke {k}")
+                   for k, s in enumerate(sample)]
         yield f"{label}-{i}", {"points": from_strokes(strokes), "text": label, "writer": f"uji-{uji_writer(i):02d}"}
+
+
+def _read_uji(path: str) -> dict:
+  """The JSON's `{digit: [samples]}` (`rawData`); DataError naming the file if it cannot be that."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      raw = json.load(f)
+  except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    raise DataError(f"{path} is not valid JSON ({e}): the file may be truncated; download it again") from None
+  if not isinstance(raw, dict) or not isinstance(raw.get("rawData"), dict) or not raw["rawData"]:
+    raise DataError(f"{path} has no 'rawData' object of digit samples: expected the UJI Pen Characters v2 digits "
+                    "JSON ({\"rawData\": {\"0\": [samples], ...}})")
+  return raw["rawData"]
+
+
+def _uji_stroke(points, path: str, where: str) -> np.ndarray:
+  """One stroke's `[n, 2]` points, y flipped to point up; DataError naming the file and the stroke if empty or
+  not made of (x, y) pairs."""
+  stroke = np.asarray(points, np.float64)
+  if stroke.ndim != 2 or stroke.shape[0] == 0 or stroke.shape[1] != 2:
+    raise DataError(f"{path}: {where} has shape {stroke.shape}, not [points, 2] with at least one point")
+  return _dedupe(stroke * np.array([1.0, -1.0]))
 
 
 def _dedupe(stroke_Nx2):

@@ -26,7 +26,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from rnn_jax.data import fetch, sources
-from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS
+from rnn_jax.data.sources import DEFAULT_DATA_DIR, SPLITS, DataError
 
 _CHUNK_CHARS = 1 << 16
 
@@ -61,30 +61,46 @@ def split_by_fraction(text: str, fractions: Sequence[float]) -> dict[str, str]:
   return {"train": text[:a], "valid": text[a:b], "test": text[b:]}
 
 
-def _read(path):
-  with open(path, encoding="utf-8") as f:
-    return f.read()
+def _read(path: str, encoding: str) -> str:
+  """The text of `path`; DataError naming the file if it is empty or not in `encoding`."""
+  try:
+    with open(path, encoding=encoding) as f:
+      body = f.read()
+  except UnicodeDecodeError as e:
+    raise DataError(f"{path} is not {encoding} text (byte {e.start}: {e.reason}): set config.data.encoding to "
+                    "its encoding (e.g. latin-1)") from None
+  if not body:
+    raise DataError(f"{path} is empty: give a text corpus")
+  return body
 
 
-def _local_splits(path: str, fractions) -> dict[str, str]:
+def _local_splits(path: str, fractions, encoding: str = "utf-8") -> dict[str, str]:
   if os.path.isdir(path):
     found = {}
     for split in SPLITS:
       matches = sorted(glob.glob(os.path.join(path, f"*{split}*.txt")))
       if len(matches) != 1:
         raise ValueError(f"expected exactly one file matching *{split}*.txt in {path}, found {matches}")
-      found[split] = _read(matches[0])
+      found[split] = _read(matches[0], encoding)
     return found
   if os.path.isfile(path):
-    return split_by_fraction(_read(path), fractions)
+    body = _read(path, encoding)
+    splits = split_by_fraction(body, fractions)
+    empty = [name for name, part in splits.items() if not part]
+    if empty:
+      raise DataError(f"{path} holds {len(body)} characters: too few for a {empty[0]} split of fraction "
+                      f"{fractions[SPLITS.index(empty[0])]} (config.data.fractions); give a longer corpus")
+    return splits
   raise FileNotFoundError(f"text corpus {path!r} is neither a file nor a directory")
 
 
 @dataclasses.dataclass
 class LocalTextConfig(tfds.core.BuilderConfig):
-  """`path` to a text file or a train/valid/test directory; `fractions` to split a single file."""
+  """`path` to a text file or a train/valid/test directory; `fractions` to split a single file; the files'
+  `encoding`."""
   path: str = ""
   fractions: tuple = (0.9, 0.05, 0.05)
+  encoding: str = "utf-8"
 
 
 class LocalText(tfds.core.GeneratorBasedBuilder):
@@ -100,7 +116,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     del dl_manager
-    splits = _local_splits(self.builder_config.path, self.builder_config.fractions)
+    splits = _local_splits(self.builder_config.path, self.builder_config.fractions, self.builder_config.encoding)
     return {name: self._generate_examples(text) for name, text in splits.items()}
 
   def _generate_examples(self, text):
@@ -108,13 +124,13 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
       yield i, {"text": text[i:i + _CHUNK_CHARS]}
 
 
-def _config_for(path: str, fractions) -> LocalTextConfig:
-  """A builder config whose name changes when the file(s) or the split change."""
+def _config_for(path: str, fractions, encoding: str = "utf-8") -> LocalTextConfig:
+  """A builder config whose name changes when the file(s), the split or the encoding change."""
   stat_paths = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
-  fingerprint = json.dumps([os.path.abspath(path), list(fractions)] +
+  fingerprint = json.dumps([os.path.abspath(path), list(fractions)] + ([encoding] if encoding != "utf-8" else []) +
                            [[p, os.path.getsize(p), os.path.getmtime(p)] for p in stat_paths])
   name = "c" + hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
-  return LocalTextConfig(name=name, path=os.path.abspath(path), fractions=tuple(fractions))
+  return LocalTextConfig(name=name, path=os.path.abspath(path), fractions=tuple(fractions), encoding=encoding)
 
 
 def _join_source(source, separator: str) -> str:
@@ -140,8 +156,10 @@ CATALOG = {
 
 
 def load_text_splits(source: str = "stdlib", data_dir: str | None = None,
-                     fractions: Sequence[float] = (0.9, 0.05, 0.05), download: bool = False) -> dict[str, str]:
-  """`{"train", "valid", "test"} -> text` for "stdlib", a path, `fetched:<name>` or `tfds:<catalog name>`."""
+                     fractions: Sequence[float] = (0.9, 0.05, 0.05), download: bool = False,
+                     encoding: str = "utf-8") -> dict[str, str]:
+  """`{"train", "valid", "test"} -> text` for "stdlib", a path (files in `encoding`), `fetched:<name>` or
+  `tfds:<catalog name>`. An empty file, or one not in `encoding`, raises DataError naming it."""
   data_dir = data_dir or DEFAULT_DATA_DIR
   if source.startswith("tfds:"):
     name = source[len("tfds:"):]
@@ -152,7 +170,7 @@ def load_text_splits(source: str = "stdlib", data_dir: str | None = None,
       out[ours] = _join_source(sources.catalog_source(name, theirs, data_dir, download), "\n")
     return out
   path = _stdlib_file(data_dir) if source == "stdlib" else fetch.resolve(source)
-  builder = LocalText(config=_config_for(path, fractions), data_dir=data_dir)
+  builder = LocalText(config=_config_for(path, fractions, encoding), data_dir=data_dir)
   builder.download_and_prepare(file_format="array_record")
   return {split: _join_source(builder.as_data_source(split=split), "") for split in SPLITS}
 

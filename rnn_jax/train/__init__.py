@@ -1,12 +1,15 @@
-"""Training core: pure train/eval steps, optimizers, checkpoints, the generic loop."""
+"""Training core: pure train/eval steps, optimizers, checkpoints, the workdir, the generic loop."""
 
 from rnn_jax.train.checkpoint import CheckpointError, Checkpointer
-from rnn_jax.train.loop import (NonFiniteLossError, Task, data_parallel, load_config, read_metrics, restore_params,
-                                save_config, train_loop)
+from rnn_jax.train.errors import (DivergedError, Interrupted, NonFiniteLossError, RunError, WorkdirLockedError,
+                                  one_line_errors)
+from rnn_jax.train.loop import Task, data_parallel, restore_params, train_loop
 from rnn_jax.train.optim import make_optimizer
 from rnn_jax.train.step import (TrainState, create_train_state, eval_step, make_eval_step, make_train_step,
                                 train_step)
+from rnn_jax.train.workdir import load_config, read_metrics
 
-__all__ = ["CheckpointError", "Checkpointer", "NonFiniteLossError", "Task", "TrainState", "create_train_state",
-           "data_parallel", "eval_step", "load_config", "make_eval_step", "make_optimizer", "make_train_step",
-           "read_metrics", "restore_params", "save_config", "train_loop", "train_step"]
+__all__ = ["CheckpointError", "Checkpointer", "DivergedError", "Interrupted", "NonFiniteLossError", "RunError",
+           "Task", "TrainState", "WorkdirLockedError", "create_train_state", "data_parallel", "eval_step",
+           "load_config", "make_eval_step", "make_optimizer", "make_train_step", "one_line_errors", "read_metrics",
+           "restore_params", "train_loop", "train_step"]

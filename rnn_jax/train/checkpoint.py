@@ -3,99 +3,165 @@
 What is saved: the whole `TrainState` (params, optimizer state, step, model_state)
 and the run's base RNG key. The data position is the step itself: tasks produce
 batch `s` as a pure function of `s`, so restoring the step restores the data stream.
+With each checkpoint go a CRC-32 checksum of every saved array, verified on restore,
+and the caller's small JSON `metadata`.
 """
 
 from __future__ import annotations
 
+import gc
 import logging as py_logging
 import os
+import shutil
+import zlib
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from rnn_jax.train.errors import RunError
+
 
 class _QuietOrbax(py_logging.Filter):
-  """Keeps orbax's per-save INFO chatter out of training logs (warnings still pass)."""
+  """Keeps orbax's per-save INFO chatter out of training logs (warnings still pass), and during a save all of
+  its records: a save that fails raises CheckpointError with the root cause instead of its threads' tracebacks."""
+
+  saving = False
 
   def filter(self, record):
-    return record.levelno >= py_logging.WARNING or "/orbax/" not in record.pathname
+    if "/orbax/" not in record.pathname:
+      return True
+    return record.levelno >= py_logging.WARNING and not _QuietOrbax.saving
 
 
 logging.get_absl_logger().addFilter(_QuietOrbax())
 
 
-class CheckpointError(RuntimeError):
-  """A checkpoint that exists but cannot be restored into the current run's state."""
+class CheckpointError(RunError):
+  """A checkpoint that cannot be restored into the current run's state, or cannot be saved."""
 
 
 class Checkpointer:
   """Thin wrapper over `ocp.CheckpointManager` with clear errors."""
 
-  def __init__(self, directory: str, keep: int = 3, every: int = 1000):
+  def __init__(self, directory: str, keep: int = 3, read_only: bool = False):
+    """`read_only`: for reading a workdir that a run may be writing (no folder created, no partial save removed);
+    otherwise the caller holds the workdir, and a save a crash left unfinished is removed."""
     self.directory = os.path.abspath(directory)
-    self.every = every
     self._manager = ocp.CheckpointManager(
         self.directory, item_handlers=ocp.StandardCheckpointHandler(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False))
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                             cleanup_tmp_directories=not read_only,
+                                             enable_async_checkpointing=False))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
   def restore_latest(self, state, rng: jax.Array):
-    """`(state, rng)` from the latest checkpoint, or the given ones if there is none.
+    """`(state, rng, metadata)` from the latest checkpoint, or the given ones and `{}` if there is none.
 
-    Raises CheckpointError naming the directory if the latest checkpoint is corrupt
-    or was written by a model of another shape; nothing is deleted or overwritten.
+    Raises CheckpointError naming the checkpoint (and the leaf, where one is at fault) if it is corrupt or was
+    written by a model of another shape; nothing is deleted or overwritten.
     """
     step = self.latest_step()
     if step is None:
-      return state, rng
+      return state, rng, {}
     target = jax.tree.map(ocp.utils.to_shape_dtype_struct, {"state": state, "rng": rng})
-
-    def fail(problem, cause=None):
-      raise CheckpointError(
-          f"cannot restore checkpoint step {step} in {self.directory}: {problem}. Fix or move that directory, "
-          "or use another workdir; it was left untouched.") from cause
-
     try:  # compare with the stored shapes first: orbax's own mismatch error comes amid its threads' tracebacks
       stored = _shapes(self._manager.item_metadata(step))
     except Exception as e:  # orbax raises many types (ValueError, FileNotFoundError, KeyError, ...)
-      fail(f"its metadata cannot be read ({type(e).__name__}: {e})", e)
+      raise self._error(step, f"its metadata cannot be read ({_one_line(e)})") from None
     differences = _differences(stored, _shapes(target))
     if differences:
-      fail("it was written by an incompatible model/optimizer (" + "; ".join(differences) + ")")
+      raise self._error(step, "it was written by an incompatible model/optimizer (" + "; ".join(differences) + ")",
+                        corrupt=False)
     try:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
+      metadata = dict(self._manager.metadata(step).custom_metadata or {})
     except Exception as e:
-      fail(f"it is corrupt ({type(e).__name__}: {e})", e)
+      raise self._error(step, f"it is corrupt ({_one_line(e)})") from None
+    saved_checksums = metadata.pop("checksums", {})  # checkpoints written without them are not checked
+    changed = [name for name, crc in checksums(restored).items() if saved_checksums.get(name, crc) != crc]
+    if changed:
+      raise self._error(step, f"{changed[0]} differs from what was saved (checksum mismatch): the file is corrupt")
     logging.info("Restored checkpoint step %d from %s", step, self.directory)
-    return restored["state"], restored["rng"]
+    return restored["state"], restored["rng"], metadata
 
-  def save(self, step: int, state, rng: jax.Array, force: bool = False) -> bool:
-    """Saves at multiples of `every` (or always if `force`); returns whether it saved."""
-    if not force and step % self.every:
-      return False
+  def _error(self, step: int, problem: str, corrupt: bool = True) -> CheckpointError:
+    """The one-line error for checkpoint `step`, saying how to go on."""
+    earlier = [s for s in self._manager.all_steps() if s < step]
+    fallback = f"resume from step {max(earlier)}" if earlier else "start over"
+    fix = (f"move {os.path.join(self.directory, str(step))} out of {self.directory} to {fallback}" if corrupt
+           else "use another --workdir or the run's own config")
+    return CheckpointError(f"cannot restore checkpoint step {step} in {self.directory}: {problem}. To go on, {fix}; "
+                           "nothing was changed")
+
+  def save(self, step: int, state, rng: jax.Array, metadata: dict | None = None) -> bool:
+    """Saves step `step` with the checksums of its arrays and `metadata` (a small JSON-able dict, returned by
+    `restore_latest`); returns False if that step is saved already."""
     if self._manager.latest_step() == step:
       return False
-    self._manager.save(step, args=ocp.args.StandardSave({"state": state, "rng": rng}), force=True)
-    self._manager.wait_until_finished()
+    item = {"state": state, "rng": rng}
+    _QuietOrbax.saving = True
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
+                         custom_metadata={**(metadata or {}), "checksums": checksums(item)})
+      self._manager.wait_until_finished()
+    except Exception as e:  # orbax raises many types; a full disk is a ValueError from TensorStore
+      gc.collect()  # finalise orbax's abandoned writes now, not amid the interpreter's shutdown
+      earlier = self.latest_step()
+      kept = f"the last good checkpoint (step {earlier}) is kept" if earlier is not None else "no checkpoint was saved"
+      raise CheckpointError(
+          f"cannot save checkpoint step {step} in {self.directory} ({_one_line(e)}); "
+          f"{shutil.disk_usage(self.directory).free / 2**20:.1f} MiB free there: free some space or use another "
+          f"--workdir; {kept}") from None
+    finally:
+      _QuietOrbax.saving = False
     return True
 
   def close(self):
     self._manager.close()
 
 
+def named_leaves(tree) -> dict:
+  """`{"state/params/w_h": leaf, ...}`: the leaves of a pytree by their path."""
+  def name(key):
+    return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
+  return {"/".join(map(name, path)): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+
 def _shapes(tree) -> dict:
   """`{"state/params/w_h": "float32(32, 16)", ...}` for a pytree of arrays (or Python scalars, which
   are saved as arrays) or of orbax's array metadata."""
-  def name(key):
-    return str(getattr(key, "key", getattr(key, "name", getattr(key, "idx", key))))
   def describe(leaf):
     dtype = leaf.dtype if hasattr(leaf, "dtype") else jnp.result_type(leaf)
     return f"{jnp.dtype(dtype).name}{tuple(getattr(leaf, 'shape', ()))}"
-  return {"/".join(map(name, path)): describe(leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {name: describe(leaf) for name, leaf in named_leaves(tree).items()}
+
+
+def checksums(tree) -> dict:
+  """`{leaf name: CRC-32 of its bytes}` for a pytree of arrays (Python scalars as the arrays JAX makes of them,
+  which is how they are saved)."""
+  return {name: zlib.crc32(np.asarray(jnp.asarray(leaf)).reshape(-1).view(np.uint8))
+          for name, leaf in named_leaves(tree).items()}
+
+
+def non_finite_leaves(tree) -> list[str]:
+  """The names of the floating-point leaves of `tree` holding a NaN or an infinity."""
+  return [name for name, leaf in named_leaves(tree).items()
+          if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not bool(jnp.isfinite(leaf).all())]
+
+
+def _one_line(error: Exception, head: int = 250, tail: int = 150) -> str:
+  """The root cause of `error` as `Type: message` on one line, its middle cut if longer than `head + tail`
+  characters (orbax wraps TensorStore's error, which names the file and the leaf at its start and the system's
+  reason at its end, in a repr spanning many lines)."""
+  while (error.__cause__ or error.__context__) is not None:
+    error = error.__cause__ or error.__context__
+  text = " ".join(f"{type(error).__name__}: {error}".split())
+  return text if len(text) <= head + tail else f"{text[:head]} ... {text[-tail:]}"
 
 
 def _differences(stored: dict, expected: dict, most: int = 3) -> list[str]:

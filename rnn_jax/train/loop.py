@@ -9,27 +9,25 @@ before anything else and give each host its slice of the batch (see README).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
 import math
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable
 
 import jax
-import ml_collections
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tensorboardX import SummaryWriter
 
 from rnn_jax.train import optim
-from rnn_jax.train.checkpoint import Checkpointer
+from rnn_jax.train import workdir as workdir_lib
+from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves
+from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError
 from rnn_jax.train.step import LossFn, create_train_state, make_train_step
-
-
-class NonFiniteLossError(FloatingPointError):
-  """A metric became NaN or infinite; the last good checkpoint is kept."""
 
 
 @dataclasses.dataclass
@@ -42,82 +40,39 @@ class Task:
     function of the global step so that resuming at step s resumes the data at s.
   evaluate: optional `params -> {name: float}`, run every `eval_every` steps and at the end.
   tokens_per_batch: for tokens/s in the logs.
+  files: `{file name: text}` the run keeps in its workdir (e.g. a vocabulary), written with `config.json` once
+    the workdir's checkpoint is found compatible, so that a refused run changes nothing.
   """
   init: Callable[[jax.Array], tuple[Any, Any]]
   loss_fn: LossFn
   train_batch: Callable[[int], Any]
   evaluate: Callable[[Any], dict] | None = None
   tokens_per_batch: int = 0
+  files: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def validate_config(config) -> None:
   for field in ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "steps_per_epoch"):
     if not (isinstance(config[field], int) and config[field] > 0):
       raise ValueError(f"config.{field} must be a positive integer, got {config[field]!r}")
+  if not (math.isfinite(config.divergence_factor) and (config.divergence_factor == 0 or config.divergence_factor > 1)):
+    raise ValueError(f"config.divergence_factor must be above 1 (or 0: never stop), got {config.divergence_factor}")
   optim.validate(config.optimizer)
-
-
-class MetricWriter:
-  """Writes scalars to TensorBoard (tensorboardX) and to `metrics.jsonl` (one JSON object per line,
-  with the step and the wall-clock `time` in seconds since the epoch)."""
-
-  def __init__(self, workdir: str, resume_step: int):
-    self._path = os.path.join(workdir, "metrics.jsonl")
-    if os.path.exists(self._path):  # drop lines past the checkpoint we resume from
-      with open(self._path) as f:
-        kept = [line for line in f if json.loads(line)["step"] <= resume_step]
-      with open(self._path, "w") as f:
-        f.writelines(kept)
-    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
-
-  def write(self, step: int, metrics: dict) -> None:
-    for name, value in metrics.items():
-      self._tb.add_scalar(name, value, step)
-    with open(self._path, "a") as f:
-      f.write(json.dumps({"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}) + "\n")
-
-  def close(self):
-    self._tb.close()
-
-
-def _config_path(workdir: str) -> str:
-  return os.path.join(workdir, "config.json")
-
-
-def save_config(config, workdir: str) -> None:
-  """Writes the run's full config (derived fields included) as `workdir/config.json`."""
-  os.makedirs(workdir, exist_ok=True)
-  with open(_config_path(workdir), "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  """The config a training run saved in `workdir` (tuples come back as lists)."""
-  path = _config_path(workdir)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"no config.json in {workdir}: train with this --workdir first")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
 
 
 def restore_params(workdir: str, config, params, model_state=None):
   """The params of the latest checkpoint in `workdir`, restored into the structure of `params` (for
   evaluation or inference; the optimizer state is rebuilt from the run's `config` to match, then dropped)."""
-  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"))
+  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   try:
     if checkpoints.latest_step() is None:
       raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
     optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
-    state, _ = checkpoints.restore_latest(create_train_state(params, optimizer, model_state), jax.random.PRNGKey(0))
+    state, _, _ = checkpoints.restore_latest(create_train_state(params, optimizer, model_state),
+                                             jax.random.PRNGKey(0))
   finally:
     checkpoints.close()
   return state.params
-
-
-def read_metrics(workdir: str) -> list[dict]:
-  """The metrics a run wrote: one dict per write; training lines hold "loss", evaluation lines `<split>_*`."""
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
 
 
 def data_parallel(num_devices: int | None = None):
@@ -137,63 +92,148 @@ def data_parallel(num_devices: int | None = None):
   return shard_batch, lambda tree: jax.device_put(tree, replicated)
 
 
-def _check_finite(step: int, metrics: dict, checkpoints: Checkpointer) -> None:
+def _last_good(checkpoints: Checkpointer) -> str:
+  step = checkpoints.latest_step()
+  if step is None:
+    return "No checkpoint had been saved yet, so the workdir holds no trained state."
+  return f"The last good checkpoint (step {step}) in {checkpoints.directory} is kept; rerunning resumes from it."
+
+
+def _check_metrics(step: int, metrics: dict, loss_limit: float | None, checkpoints: Checkpointer) -> None:
+  """Raises NonFiniteLossError for a NaN/inf metric, DivergedError for a loss above `loss_limit`."""
   for name in sorted(metrics, key=lambda k: k != "loss"):  # name the loss first when it is the culprit
     value = metrics[name]
     if not math.isfinite(float(value)):
-      raise NonFiniteLossError(
-          f"non-finite {name} = {value} at step {step}; stopping. The last good checkpoint "
-          f"(step {checkpoints.latest_step()}) in {checkpoints.directory} is kept.")
+      raise NonFiniteLossError(f"non-finite {name} = {value} at step {step}; stopping. {_last_good(checkpoints)}")
+  if loss_limit is not None and metrics["loss"] > loss_limit:
+    raise DivergedError(
+        f"loss {float(metrics['loss']):.4g} at step {step} is above {loss_limit:.4g} (config.divergence_factor x "
+        f"|initial loss|): the run diverged (a lower config.optimizer.learning_rate may help); stopping. "
+        f"{_last_good(checkpoints)}")
+
+
+def _loss_limit(config, metadata: dict) -> float | None:
+  """The loss past which the run has diverged, once its initial loss is known."""
+  if not config.divergence_factor or "initial_loss" not in metadata:
+    return None
+  return config.divergence_factor * abs(metadata["initial_loss"])
+
+
+def _save(checkpoints: Checkpointer, step: int, state, rng, metadata: dict) -> None:
+  """Saves `state` unless a NaN/inf is in it (then NonFiniteLossError: the last good checkpoint is kept)."""
+  poisoned = non_finite_leaves(state)
+  if poisoned:
+    raise NonFiniteLossError(f"non-finite values in {poisoned[0]} after step {step}; stopping without saving "
+                             f"them. {_last_good(checkpoints)}")
+  if checkpoints.save(step, state, rng, metadata):
+    logging.info("Saved checkpoint step %d in %s", step, checkpoints.directory)
+
+
+def _evaluation_due(step: int, config) -> bool:
+  return step % config.eval_every == 0 or step == config.num_steps
+
+
+def _evaluate(task: Task, state, step: int, writer: workdir_lib.MetricWriter) -> None:
+  eval_metrics = task.evaluate(state.params)
+  writer.write(step, eval_metrics, evaluation=True)
+  logging.info("step %d eval  %s", step, "  ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()))
+
+
+def _log_window(writer: workdir_lib.MetricWriter, fetched: list, seconds: float, config, tokens_per_batch: int):
+  """Writes the means of a window of `(step, metrics)` and logs them with the speed and ETA."""
+  done = fetched[-1][0]
+  steps_per_s = len(fetched) / seconds
+  means = {k: float(np.mean([m[k] for _, m in fetched])) for k in fetched[-1][1]}
+  means.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * tokens_per_batch)
+  writer.write(done, means)
+  logging.info("step %d/%d  %s  %.2f steps/s  %.0f tokens/s  ETA %.1f min", done, config.num_steps,
+               "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k not in ("steps_per_s", "tokens_per_s")),
+               steps_per_s, means["tokens_per_s"], (config.num_steps - done) / steps_per_s / 60)
+
+
+@contextlib.contextmanager
+def _stop_requests():
+  """Yields a list to which SIGTERM and SIGINT append their name instead of ending the program (a second
+  signal raises KeyboardInterrupt). Outside the main thread, signals cannot be caught: the list stays empty."""
+  received = []
+  if threading.current_thread() is not threading.main_thread():
+    yield received
+    return
+
+  def request_stop(signum, frame):
+    if received:
+      raise KeyboardInterrupt
+    received.append(signal.Signals(signum).name)
+    logging.warning("%s: saving a checkpoint after this step, then exiting (send it again to exit at once, "
+                    "without saving)", received[0])
+
+  previous = {signum: signal.signal(signum, request_stop) for signum in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield received
+  finally:
+    for signum, handler in previous.items():
+      signal.signal(signum, handler)
 
 
 def train_loop(task: Task, config, workdir: str, num_devices: int | None = None):
   """Trains `task` for `config.num_steps` steps, resuming from `workdir` if it holds a checkpoint.
 
-  Returns the final `TrainState`. Metrics go to absl logging, TensorBoard and
-  `workdir/metrics.jsonl`.
+  Returns the final `TrainState`. Metrics go to absl logging, TensorBoard and `workdir/metrics.jsonl`. The
+  workdir is locked for the run; `config.json` and `task.files` are written once its checkpoint is found
+  compatible. SIGTERM/SIGINT save a checkpoint and raise `Interrupted`.
   """
   validate_config(config)
-  os.makedirs(workdir, exist_ok=True)
-  rng, init_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-  params, model_state = task.init(init_rng)
-  optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
-  state = create_train_state(params, optimizer, model_state)
-  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints, config.checkpoint_every)
-  state, rng = checkpoints.restore_latest(state, rng)
+  with workdir_lib.locked(workdir), _stop_requests() as stop_requests:
+    checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+    try:
+      rng, init_rng = jax.random.split(jax.random.PRNGKey(config.seed))
+      params, model_state = task.init(init_rng)
+      optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
+      state, rng, metadata = checkpoints.restore_latest(create_train_state(params, optimizer, model_state), rng)
+      workdir_lib.save_config(config, workdir)
+      for name, text in task.files.items():
+        workdir_lib.write_atomically(os.path.join(workdir, name), text)
+      writer = workdir_lib.MetricWriter(workdir, int(state.step))
+      try:
+        return _train(task, config, state, rng, metadata, checkpoints, writer, num_devices, stop_requests)
+      finally:
+        writer.close()
+    finally:
+      checkpoints.close()
+
+
+def _train(task: Task, config, state, rng, metadata: dict, checkpoints: Checkpointer,
+           writer: workdir_lib.MetricWriter, num_devices: int | None, stop_requests: list):
+  """The steps from `state.step` to `config.num_steps`, with logs, checkpoints and evaluations."""
   shard_batch, replicate = data_parallel(num_devices)
   state = replicate(state)
   first_step = int(state.step)
-  writer = MetricWriter(workdir, first_step)
+  if first_step and task.evaluate is not None and _evaluation_due(first_step, config) \
+      and not writer.evaluated(first_step):
+    _evaluate(task, state, first_step, writer)  # due when the previous run ended between checkpoint and evaluation
   train_step = make_train_step(task.loss_fn)
   logging.info("Training steps %d..%d on %d %s device(s)", first_step, config.num_steps,
                len(jax.devices()[:num_devices]), jax.default_backend())
-
   pending, window_start = [], time.perf_counter()
   for step in range(first_step, config.num_steps):
     state, metrics = train_step(state, shard_batch(task.train_batch(step)), rng)
     pending.append((step + 1, metrics))
-    done = step + 1
-    last = done == config.num_steps
-    if done % config.log_every == 0 or done % config.checkpoint_every == 0 or last:
+    done, stopping = step + 1, bool(stop_requests)
+    saving = done % config.checkpoint_every == 0 or done == config.num_steps or stopping
+    if done % config.log_every == 0 or saving:
       # Fetching metrics synchronises with the device: do it at boundaries, not every step.
-      for logged_step, m in jax.device_get(pending):
-        _check_finite(logged_step, m, checkpoints)
-      elapsed = time.perf_counter() - window_start
-      steps_per_s = len(pending) / elapsed
-      means = {k: float(np.mean([m[k] for _, m in pending])) for k in pending[-1][1]}
-      means.update(steps_per_s=steps_per_s, tokens_per_s=steps_per_s * task.tokens_per_batch)
-      writer.write(done, means)
-      eta_min = (config.num_steps - done) / steps_per_s / 60
-      logging.info("step %d/%d  %s  %.2f steps/s  %.0f tokens/s  ETA %.1f min", done, config.num_steps,
-                   "  ".join(f"{k} {v:.4f}" for k, v in means.items() if k not in ("steps_per_s", "tokens_per_s")),
-                   steps_per_s, means["tokens_per_s"], eta_min)
+      fetched = jax.device_get(pending)
+      if fetched[0][0] == 1:
+        metadata["initial_loss"] = float(fetched[0][1]["loss"])
+      for logged_step, m in fetched:
+        _check_metrics(logged_step, m, _loss_limit(config, metadata), checkpoints)
+      _log_window(writer, fetched, time.perf_counter() - window_start, config, task.tokens_per_batch)
       pending, window_start = [], time.perf_counter()
-    if checkpoints.save(done, state, rng, force=last):  # before evaluating, so a failed evaluation loses no steps
-      logging.info("Saved checkpoint step %d in %s", done, checkpoints.directory)
-    if task.evaluate is not None and (done % config.eval_every == 0 or last):
-      eval_metrics = task.evaluate(state.params)
-      writer.write(done, eval_metrics)
-      logging.info("step %d eval  %s", done, "  ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items()))
-  writer.close()
-  checkpoints.close()
+    if saving:  # before evaluating, so a failed evaluation loses no steps
+      _save(checkpoints, done, state, rng, metadata)
+    if stopping:
+      raise Interrupted(f"{stop_requests[0]} received: saved checkpoint step {done} in {checkpoints.directory}; "
+                        "rerun the same command to resume")
+    if task.evaluate is not None and _evaluation_due(done, config):
+      _evaluate(task, state, done, writer)
   return state

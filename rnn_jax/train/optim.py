@@ -13,6 +13,8 @@ Config fields (`ml_collections.ConfigDict`, see `default_config`):
 
 from __future__ import annotations
 
+import math
+
 import ml_collections
 import optax
 
@@ -29,8 +31,14 @@ def default_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+NUMBERS = ("learning_rate", "decay_factor", "momentum", "b1", "b2", "weight_decay", "clip_norm")
+
+
 def validate(cfg) -> None:
   """Raises ValueError naming the field for values the optimizer cannot use."""
+  for field in NUMBERS:
+    if not math.isfinite(cfg[field]):
+      raise ValueError(f"config.optimizer.{field} must be a finite number, got {cfg[field]}")
   if cfg.name not in OPTIMIZERS:
     raise ValueError(f"config.optimizer.name must be one of {OPTIMIZERS}, got {cfg.name!r}")
   if cfg.schedule not in SCHEDULES:

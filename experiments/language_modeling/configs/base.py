@@ -16,12 +16,14 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every = 500              # steps between validation evaluations (also at the end); 0 = every epoch
   c.checkpoint_every = 200        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 3          # how many recent checkpoints to keep
+  c.divergence_factor = 10.0     # stop when the loss exceeds this x |its initial value| (0: never)
   c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)
 
   c.data = ml_collections.ConfigDict()
   c.data.path = "stdlib"          # "stdlib" (embedded), a text file, a dir with train/valid/test .txt,
                                   # "fetched:<name>" (python -m rnn_jax.data.fetch <name>) or "tfds:<name>"
   c.data.level = "char"           # "char" or "word" tokens
+  c.data.encoding = "utf-8"       # the text files' encoding (e.g. "latin-1")
   c.data.max_vocab = 0            # word level: keep the most frequent tokens (0 = all)
   c.data.fractions = (0.9, 0.05, 0.05)  # in-order train/valid/test split of a single file
   c.data.batch_size = 32          # parallel streams in training
@@ -29,6 +31,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.bptt = 64                # truncated-BPTT window (time steps per batch)
   c.data.tfds_dir = ""            # where TFDS prepares datasets ("" = ~/.cache/rnn_jax/tfds)
   c.data.download = False         # let TFDS download catalog datasets (needs internet)
+  c.data.new_corpus_ok = False    # True: train a workdir's run on another corpus, through its saved vocabulary
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()

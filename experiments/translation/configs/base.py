@@ -14,6 +14,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.eval_every = 500              # steps between validation evaluations (also at the end)
   c.checkpoint_every = 500        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 2          # how many recent checkpoints to keep
+  c.divergence_factor = 10.0     # stop when the loss exceeds this x |its initial value| (0: never)
   c.label_smoothing = 0.0         # > 0: train against smoothed labels (optax.smooth_labels)
 
   c.data = ml_collections.ConfigDict()

@@ -1,0 +1,40 @@
+"""The errors that refuse or stop a run, and how a command line shows them: one line, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from rnn_jax.data.sources import DataError
+
+
+class RunError(Exception):
+  """A run refused or stopped for a reason its one-line message names, with what to do about it."""
+
+
+class WorkdirLockedError(RunError):
+  """Another run holds the workdir."""
+
+
+class NonFiniteLossError(RunError, FloatingPointError):
+  """A metric or the state to save became NaN or infinite; the last good checkpoint is kept."""
+
+
+class DivergedError(RunError):
+  """The loss rose past `config.divergence_factor` times its initial value; the last good checkpoint is kept."""
+
+
+class Interrupted(RunError):
+  """SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first."""
+
+
+def one_line_errors(main):
+  """`main` (an absl `main(argv)`) ending the program with a RunError's or DataError's message on one line, exit
+  status 1."""
+  @functools.wraps(main)
+  def main_with_one_line_errors(argv):
+    try:
+      return main(argv)
+    except (RunError, DataError) as e:
+      sys.exit(f"{type(e).__name__}: {e}")
+  return main_with_one_line_errors

@@ -1,0 +1,135 @@
+"""What a run keeps in its workdir besides checkpoints: the lock, `config.json`, the task's files, `metrics.jsonl`.
+
+Every file is replaced atomically (written beside it, then renamed), so a crash at any moment leaves either the
+old or the new file, never half of one. One run at a time holds a workdir: `locked` takes an exclusive lock
+(`workdir/lock`, naming the holder's pid and host) that the operating system releases when the holder exits,
+however it exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import time
+
+import ml_collections
+from absl import logging
+from tensorboardX import SummaryWriter
+
+from rnn_jax.train.errors import WorkdirLockedError
+
+
+def _lock_path(workdir: str) -> str:
+  return os.path.join(workdir, "lock")
+
+
+@contextlib.contextmanager
+def locked(workdir: str):
+  """Holds an exclusive lock on `workdir` (created if needed) for the `with` block.
+
+  Raises WorkdirLockedError naming the holder if another process holds it. A lock file left by a process
+  that is gone (killed, machine restarted) holds nothing: it is taken over, and the log says so.
+  """
+  os.makedirs(workdir, exist_ok=True)
+  fd = os.open(_lock_path(workdir), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    holder = os.read(fd, 1000).decode(errors="replace").strip()
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      raise WorkdirLockedError(
+          f"{os.path.abspath(workdir)} is in use by another run ({holder or 'holder unknown'}): wait for it to "
+          "end or stop it, or use another --workdir") from None
+    if holder:
+      logging.warning("Taking over %s, left by a run that is gone (%s)", _lock_path(workdir), holder)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()} since {time.ctime()}\n".encode(), 0)
+    try:
+      yield
+    finally:
+      os.ftruncate(fd, 0)  # an empty lock file: nobody holds the workdir
+  finally:
+    os.close(fd)  # releases the lock
+
+
+def write_atomically(path: str, text: str) -> None:
+  """Replaces `path` by `text` in one rename: a reader or a crash sees the old file or the new, never a part."""
+  partial = f"{path}.partial"
+  with open(partial, "w") as f:
+    f.write(text)
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(partial, path)
+
+
+def config_path(workdir: str) -> str:
+  return os.path.join(workdir, "config.json")
+
+
+def save_config(config, workdir: str) -> None:
+  """Writes the run's full config (derived fields included) as `workdir/config.json`."""
+  write_atomically(config_path(workdir), config.to_json_best_effort(indent=2))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run saved in `workdir` (tuples come back as lists)."""
+  path = config_path(workdir)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no config.json in {workdir}: train with this --workdir first")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _metrics_path(workdir: str) -> str:
+  return os.path.join(workdir, "metrics.jsonl")
+
+
+def read_metrics(workdir: str) -> list[dict]:
+  """The metrics a run wrote: one dict per write; training lines hold "loss", evaluation lines `<split>_*` and
+  `"evaluation": True`."""
+  path = _metrics_path(workdir)
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:  # a last line without its newline is a write a crash cut short
+    return [json.loads(line) for line in f if line.endswith("\n")]
+
+
+class MetricWriter:
+  """Writes scalars to TensorBoard (tensorboardX) and to `metrics.jsonl` (one JSON object per line, with the
+  step and the wall-clock `time` in seconds since the epoch).
+
+  Resuming from a checkpoint at `resume_step` first drops the lines past it (they belong to steps that will be
+  trained again) and keeps the last of any lines written twice for one step, so the file never holds a step
+  twice.
+  """
+
+  def __init__(self, workdir: str, resume_step: int):
+    self._path = _metrics_path(workdir)
+    kept = {(m["step"], bool(m.get("evaluation"))): m for m in read_metrics(workdir) if m["step"] <= resume_step}
+    kept = sorted(kept.values(), key=lambda m: (m["step"], bool(m.get("evaluation"))))  # one line per write
+    write_atomically(self._path, "".join(json.dumps(m) + "\n" for m in kept))
+    self._evaluated = {m["step"] for m in kept if m.get("evaluation")}
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def evaluated(self, step: int) -> bool:
+    """Whether an evaluation at `step` was written."""
+    return step in self._evaluated
+
+  def write(self, step: int, metrics: dict, evaluation: bool = False) -> None:
+    for name, value in metrics.items():
+      self._tb.add_scalar(name, value, step)
+    line = {"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}
+    if evaluation:
+      line["evaluation"] = True
+      self._evaluated.add(step)
+    with open(self._path, "a") as f:
+      f.write(json.dumps(line) + "\n")
+
+  def close(self):
+    try:
+      self._tb.close()
+    except OSError as e:  # e.g. a full disk: metrics.jsonl holds the same scalars
+      logging.warning("TensorBoard events in %s not flushed: %s", self._tb.logdir, e)
