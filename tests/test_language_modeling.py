@@ -77,8 +77,27 @@ def test_tbptt_batches_continue_the_streams():
   assert text.num_windows(streams, 6) == 4
 
 
+def test_per_stream_losses_equal_each_stream_evaluated_alone():
+  model = LanguageModel(vocab_size=9, hidden_size=8, embed_size=4, num_layers=2)
+  params = model.init(jax.random.PRNGKey(0))
+  ids = np.array(jax.random.randint(jax.random.PRNGKey(1), (3 * 40,), 0, 9))
+  ids[80:120] = 4  # the third stream is one repeated token: it scores unlike the others
+  streams = text.batchify(ids, 3)
+  eval_step = train.make_eval_step(model.loss_fn)
+  nll_B = lm.evaluate_streams(model, eval_step, params, streams, 8)
+  alone = [lm.evaluate_streams(model, eval_step, params, streams[b:b + 1], 8)[0] for b in range(3)]
+  np.testing.assert_allclose(nll_B, alone, rtol=1e-5)
+  # The split's loss is the mean over its tokens, computed here directly from the model's logits.
+  logits, _ = model.apply(params, model.initial_carries(params, 3), jnp.asarray(streams[:, :-1]))
+  direct = -jax.nn.log_softmax(logits)[np.arange(3)[:, None], np.arange(39)[None], streams[:, 1:]]
+  np.testing.assert_allclose(nll_B.mean(), float(direct[:, :32].mean()), rtol=1e-5)  # 4 windows of 8
+  line = lm.stream_summary("valid", nll_B, streams)
+  worst = int(np.argmax(nll_B))
+  assert f"stream {worst}, starting at token {worst * 40}" in line and f"max {nll_B.max():.3f}" in line
+
+
 @pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
-def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype):
+def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype, capsys):
   corpus = tmp_path / "short.txt"
   corpus.write_text(SHORT_TEXT)
   config = _tiny_config(corpus)
@@ -101,6 +120,8 @@ def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype):
   assert greedy == lm.sample_text(model, vocab, params, "the quick", 30, 0.0, seed=2)  # temperature 0: argmax
   assert greedy.startswith("the quick brown fox"), greedy
   evaluated = lm.evaluate_checkpoint(config, str(tmp_path / "run"))
+  assert evaluated["valid_max_stream_loss"] >= evaluated["valid_loss"]
+  assert "valid: 2 streams, nats/token median" in capsys.readouterr().out  # --mode=eval prints the spread
   assert evaluated["valid_loss"] < 0.5 and abs(evaluated["valid_bpc"] - evaluated["valid_loss"] / np.log(2)) < 1e-9
 
 

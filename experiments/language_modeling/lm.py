@@ -143,18 +143,26 @@ def make_model(config, vocab_size: int) -> LanguageModel:
                        matmul_dtype=m.matmul_dtype)
 
 
-def evaluate_stream(model: LanguageModel, eval_step, params, streams, bptt: int) -> float:
-  """Mean NLL (nats/token) over a split's `[B, N]` streams, carrying state across windows as in training."""
+def evaluate_streams(model: LanguageModel, eval_step, params, streams, bptt: int) -> np.ndarray:
+  """`[B]` mean NLL (nats/token) of each of a split's `[B, N]` streams, each read from a zero state and
+  carrying it across windows as in training. Streams are equally long: the split's NLL is their mean."""
   batch_size = streams.shape[0]
   carries = model.initial_carries(params, batch_size)
   reset = np.zeros((batch_size,), bool)
-  total, count = 0.0, 0
-  for index in range(text.num_windows(streams, bptt)):
+  total_B = np.zeros((batch_size,))
+  windows = text.num_windows(streams, bptt)
+  for index in range(windows):
     inputs, targets = text.window(streams, index, bptt)
     metrics, carries = eval_step(params, carries, {"inputs": inputs, "targets": targets, "reset": reset})
-    total += float(metrics["loss"]) * targets.size
-    count += targets.size
-  return total / count
+    total_B += np.asarray(metrics["stream_nll_B"], np.float64)
+  return total_B / windows
+
+
+def stream_summary(split: str, nll_B: np.ndarray, streams) -> str:
+  """One line on how a split's streams spread: median, range, and where the worst one starts."""
+  worst = int(np.argmax(nll_B))
+  return (f"{split}: {len(nll_B)} streams, nats/token median {np.median(nll_B):.3f}, min {nll_B.min():.3f}, "
+          f"max {nll_B[worst]:.3f} (stream {worst}, starting at token {worst * streams.shape[1]})")
 
 
 def build(config, workdir: str):
@@ -197,8 +205,10 @@ def perplexity(nll: float) -> float:
     return math.inf
 
 
-def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
-  """`params -> {"<split>_loss", "<split>_perplexity", "<split>_bpc" (char level)}` over `config.eval_splits`.
+def make_evaluate(model: LanguageModel, config, ids, report: Callable[[str], None] = logging.info
+                  ) -> Callable[[Any], dict]:
+  """`params -> {"<split>_loss", "<split>_max_stream_loss", "<split>_perplexity", "<split>_bpc" (char level)}`
+  over `config.eval_splits`; logs each split's spread over its streams (`stream_summary`).
   Checks now, naming the field, that each split fills `config.data.eval_batch_size` streams."""
   eval_step = train.make_eval_step(model.loss_fn)
   streams = {split: _windows(ids[split], config.data.eval_batch_size, config.data.bptt,
@@ -208,8 +218,11 @@ def make_evaluate(model: LanguageModel, config, ids) -> Callable[[Any], dict]:
   def evaluate(params):
     out = {}
     for split in config.eval_splits:
-      nll = evaluate_stream(model, eval_step, params, streams[split], config.data.bptt)
+      nll_B = evaluate_streams(model, eval_step, params, streams[split], config.data.bptt)
+      nll = float(nll_B.mean())
       out[f"{split}_loss"] = nll
+      out[f"{split}_max_stream_loss"] = float(nll_B.max())
+      report(stream_summary(split, nll_B, streams[split]))
       out[f"{split}_perplexity"] = perplexity(nll)
       if config.data.level == "char":
         out[f"{split}_bpc"] = nll / math.log(2)
@@ -262,6 +275,6 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
   saved.eval_splits, saved.data.eval_batch_size = tuple(config.eval_splits), config.data.eval_batch_size
   validate(saved)
   ids = {name: vocab.encode(body) for name, body in _load_splits(saved.data).items()}
-  metrics = make_evaluate(model, saved, ids)(params)
+  metrics = make_evaluate(model, saved, ids, report=print)(params)
   print(json.dumps(metrics, indent=2))
   return metrics

@@ -88,8 +88,9 @@ class LanguageModel:
     carries = jax.tree.map(lambda c: jnp.where(reset_B[:, None], jnp.zeros_like(c), c), carries)
     carries = jax.lax.stop_gradient(carries)
     logits, carries = self.apply(params, carries, batch["inputs"], rng, train)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"]).mean()
-    return nll, ({}, carries)
+    nll_BxT = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
+    metrics = {} if train else {"stream_nll_B": nll_BxT.mean(axis=1)}  # evaluation's per-stream view
+    return nll_BxT.mean(), (metrics, carries)
 
   def sample(self, params, prime_P, length: int, temperature: float, rng):
     """`[length]` token ids continuing `prime_P` (at least one token), drawn at `temperature` (0: the most
