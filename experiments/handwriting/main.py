@@ -24,6 +24,7 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metr
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  train.distributed.initialize_from(_CONFIG.value)
   handwriting.run(_CONFIG.value, _WORKDIR.value)
 
 

@@ -27,6 +27,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config = _CONFIG.value
+  train.distributed.initialize_from(config)
   if _MODE.value == "train":
     lm.run(config, _WORKDIR.value)
   elif _MODE.value == "eval":

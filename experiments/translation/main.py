@@ -32,6 +32,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   config, workdir = _CONFIG.value, _WORKDIR.value
+  train.distributed.initialize_from(config)
   if _MODE.value == "train":
     experiment.run(config, workdir)
   elif _MODE.value == "eval":

@@ -3,7 +3,8 @@
 from rnn_jax.train.checkpoint import CheckpointError, Checkpointer
 from rnn_jax.train.errors import (DivergedError, Interrupted, NonFiniteLossError, RunError, WorkdirLockedError,
                                   one_line_errors)
-from rnn_jax.train.loop import Task, data_parallel, restore_params, train_loop
+from rnn_jax.train.distributed import data_parallel
+from rnn_jax.train.loop import Task, restore_params, train_loop
 from rnn_jax.train.optim import make_optimizer
 from rnn_jax.train.step import (TrainState, create_train_state, eval_step, make_eval_step, make_train_step,
                                 train_step)

@@ -16,6 +16,7 @@ import shutil
 import zlib
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
@@ -141,17 +142,26 @@ def _shapes(tree) -> dict:
   return {name: describe(leaf) for name, leaf in named_leaves(tree).items()}
 
 
+def _local_value(leaf) -> np.ndarray:
+  """A leaf's whole value in this process. An array spread over several processes (the carries of a batch
+  split over them) is gathered from all: every process calls this for the same leaves in the same order."""
+  if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+    if leaf.is_fully_replicated:
+      return np.asarray(leaf.addressable_data(0))
+    return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+  return np.asarray(jnp.asarray(leaf))
+
+
 def checksums(tree) -> dict:
   """`{leaf name: CRC-32 of its bytes}` for a pytree of arrays (Python scalars as the arrays JAX makes of them,
   which is how they are saved)."""
-  return {name: zlib.crc32(np.asarray(jnp.asarray(leaf)).reshape(-1).view(np.uint8))
-          for name, leaf in named_leaves(tree).items()}
+  return {name: zlib.crc32(_local_value(leaf).reshape(-1).view(np.uint8)) for name, leaf in named_leaves(tree).items()}
 
 
 def non_finite_leaves(tree) -> list[str]:
   """The names of the floating-point leaves of `tree` holding a NaN or an infinity."""
   return [name for name, leaf in named_leaves(tree).items()
-          if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not bool(jnp.isfinite(leaf).all())]
+          if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not np.isfinite(_local_value(leaf)).all()]
 
 
 def _one_line(error: Exception, head: int = 250, tail: int = 150) -> str:

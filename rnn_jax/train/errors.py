@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import sys
 
+import jax
+
 from rnn_jax.data.sources import DataError
 
 
@@ -36,5 +38,6 @@ def one_line_errors(main):
     try:
       return main(argv)
     except (RunError, DataError) as e:
-      sys.exit(f"{type(e).__name__}: {e}")
+      process = f"process {jax.process_index()}: " if jax.process_count() > 1 else ""
+      sys.exit(f"{process}{type(e).__name__}: {e}")
   return main_with_one_line_errors

@@ -1,10 +1,11 @@
 """The one train loop: data -> pure train step -> metrics, checkpoints, logs.
 
 It knows nothing about text, strokes or languages: a `Task` supplies the model's
-init, its loss and its batches. Data parallelism: the batch is sharded over a
-1-D `Mesh` of all devices along its leading axis and the state is replicated; XLA
-inserts the gradient all-reduce. On several hosts, call `jax.distributed.initialize()`
-before anything else and give each host its slice of the batch (see README).
+init, its loss and its batches. Data parallelism (`distributed.data_parallel`): the batch is
+sharded over a 1-D `Mesh` of all devices of all processes along its leading axis and the state
+is replicated; XLA inserts the gradient all-reduce. Several processes (`distributed.initialize`)
+run the same loop in lockstep; process 0 alone holds the workdir's lock and writes its files and
+logs, and every process takes part in checkpoints and evaluations.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ from typing import Any, Callable
 import jax
 import numpy as np
 from absl import logging
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from rnn_jax.train import optim
+from rnn_jax.train import distributed, optim
 from rnn_jax.train import workdir as workdir_lib
 from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves
 from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError
@@ -73,23 +73,6 @@ def restore_params(workdir: str, config, params, model_state=None):
   finally:
     checkpoints.close()
   return state.params
-
-
-def data_parallel(num_devices: int | None = None):
-  """`(shard_batch, replicate)` placing batches split over devices and state replicated."""
-  devices = jax.devices()[:num_devices]
-  mesh = Mesh(np.asarray(devices), ("data",))
-  batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
-  replicated = NamedSharding(mesh, PartitionSpec())
-
-  def shard_batch(batch):
-    def put(x):
-      if np.ndim(x) == 0 or x.shape[0] % len(devices):
-        raise ValueError(f"batch leading dimension {np.shape(x)} must divide evenly over {len(devices)} devices")
-      return jax.device_put(x, batch_sharding)
-    return jax.tree.map(put, batch)
-
-  return shard_batch, lambda tree: jax.device_put(tree, replicated)
 
 
 def _last_good(checkpoints: Checkpointer) -> str:
@@ -183,17 +166,20 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
   compatible. SIGTERM/SIGINT save a checkpoint and raise `Interrupted`.
   """
   validate_config(config)
-  with workdir_lib.locked(workdir), _stop_requests() as stop_requests:
+  primary = distributed.is_primary()
+  lock = workdir_lib.locked(workdir) if primary else contextlib.nullcontext()
+  with lock, _stop_requests() as stop_requests:
     checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
     try:
       rng, init_rng = jax.random.split(jax.random.PRNGKey(config.seed))
       params, model_state = task.init(init_rng)
       optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
       state, rng, metadata = checkpoints.restore_latest(create_train_state(params, optimizer, model_state), rng)
-      workdir_lib.save_config(config, workdir)
-      for name, text in task.files.items():
-        workdir_lib.write_atomically(os.path.join(workdir, name), text)
-      writer = workdir_lib.MetricWriter(workdir, int(state.step))
+      if primary:
+        workdir_lib.save_config(config, workdir)
+        for name, text in task.files.items():
+          workdir_lib.write_atomically(os.path.join(workdir, name), text)
+      writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
       try:
         return _train(task, config, state, rng, metadata, checkpoints, writer, num_devices, stop_requests)
       finally:
@@ -205,15 +191,15 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
 def _train(task: Task, config, state, rng, metadata: dict, checkpoints: Checkpointer,
            writer: workdir_lib.MetricWriter, num_devices: int | None, stop_requests: list):
   """The steps from `state.step` to `config.num_steps`, with logs, checkpoints and evaluations."""
-  shard_batch, replicate = data_parallel(num_devices)
-  state = replicate(state)
+  shard_batch, replicate = distributed.data_parallel(num_devices)
+  state, rng = replicate((state, rng))
   first_step = int(state.step)
   if first_step and task.evaluate is not None and _evaluation_due(first_step, config) \
       and not writer.evaluated(first_step):
     _evaluate(task, state, first_step, writer)  # due when the previous run ended between checkpoint and evaluation
   train_step = make_train_step(task.loss_fn)
-  logging.info("Training steps %d..%d on %d %s device(s)", first_step, config.num_steps,
-               len(jax.devices()[:num_devices]), jax.default_backend())
+  logging.info("Training steps %d..%d on %d %s device(s) in %d process(es)", first_step, config.num_steps,
+               len(jax.devices()[:num_devices]), jax.default_backend(), jax.process_count())
   pending, window_start = [], time.perf_counter()
   for step in range(first_step, config.num_steps):
     state, metrics = train_step(state, shard_batch(task.train_batch(step)), rng)

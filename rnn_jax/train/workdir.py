@@ -106,29 +106,36 @@ class MetricWriter:
   twice.
   """
 
-  def __init__(self, workdir: str, resume_step: int):
+  def __init__(self, workdir: str, resume_step: int, write: bool = True):
+    """`write=False` (every process of a run but the first): reads what was written, writes nothing."""
     self._path = _metrics_path(workdir)
     kept = {(m["step"], bool(m.get("evaluation"))): m for m in read_metrics(workdir) if m["step"] <= resume_step}
     kept = sorted(kept.values(), key=lambda m: (m["step"], bool(m.get("evaluation"))))  # one line per write
-    write_atomically(self._path, "".join(json.dumps(m) + "\n" for m in kept))
     self._evaluated = {m["step"] for m in kept if m.get("evaluation")}
-    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self._tb = SummaryWriter(os.path.join(workdir, "tensorboard")) if write else None
+    if write:
+      write_atomically(self._path, "".join(json.dumps(m) + "\n" for m in kept))
 
   def evaluated(self, step: int) -> bool:
     """Whether an evaluation at `step` was written."""
     return step in self._evaluated
 
   def write(self, step: int, metrics: dict, evaluation: bool = False) -> None:
+    if evaluation:
+      self._evaluated.add(step)
+    if self._tb is None:
+      return
     for name, value in metrics.items():
       self._tb.add_scalar(name, value, step)
     line = {"step": step, "time": time.time(), **{k: float(v) for k, v in metrics.items()}}
     if evaluation:
       line["evaluation"] = True
-      self._evaluated.add(step)
     with open(self._path, "a") as f:
       f.write(json.dumps(line) + "\n")
 
   def close(self):
+    if self._tb is None:
+      return
     try:
       self._tb.close()
     except OSError as e:  # e.g. a full disk: metrics.jsonl holds the same scalars

@@ -1,0 +1,86 @@
+"""Data parallelism over every device of every process, on JAX's own multi-controller runtime.
+
+  distributed.initialize_from(config)          # first, in every process; a one-process run needs nothing
+  shard_batch, replicate = distributed.data_parallel()
+  state = replicate(state)                      # the same values in every process: replicated
+  batch = shard_batch(task.train_batch(step))   # each process keeps its rows of the global batch
+
+One `Mesh` holds the devices of all processes along a "data" axis. Every process computes the same
+global batch from the step (`Task.train_batch` is a pure function of it) and hands its own rows to
+`jax.make_array_from_process_local_data`, so the global batch, the gradient all-reduce XLA inserts,
+and therefore the loss curve are the same whatever the number of processes. Logs and files are
+written by process 0 (`is_primary`); checkpoints by orbax, in which every process takes part.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+from absl import logging
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+
+def initialize(coordinator_address: str = "", num_processes: int = 1, process_id: int = 0,
+               auto: bool = False) -> None:
+  """Joins the processes of one run: with `auto`, from the environment (Cloud TPU, SLURM); with
+  `num_processes` > 1, at `coordinator_address` ("host:port", reachable by all, served by process 0).
+  Nothing for a single process. Must run before any other JAX call of the program."""
+  if not auto and num_processes == 1:
+    return
+  if not auto and not coordinator_address:
+    raise ValueError(f"{num_processes} processes need a coordinator address (host:port of process 0): "
+                     "set config.distributed.coordinator_address")
+  if not auto and not 0 <= process_id < num_processes:
+    raise ValueError(f"config.distributed.process_id must be in [0, {num_processes}), got {process_id}")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' collectives across processes
+  if auto:
+    jax.distributed.initialize()
+  else:
+    jax.distributed.initialize(coordinator_address, num_processes=num_processes, process_id=process_id)
+
+
+def initialize_from(config) -> None:
+  """`initialize` from a run's `config.distributed` (absent: one process); every process but the first
+  then logs warnings and errors only."""
+  if "distributed" in config:
+    initialize(**config.distributed)
+  if not is_primary():
+    logging.set_verbosity(logging.WARNING)
+
+
+def is_primary() -> bool:
+  """Whether this process writes the run's logs and files (process 0)."""
+  return jax.process_index() == 0
+
+
+def process_rows(batch_size: int) -> slice:
+  """This process's rows of a global batch of `batch_size`: a contiguous, equal share."""
+  count, index = jax.process_count(), jax.process_index()
+  if batch_size % count:
+    raise ValueError(f"the global batch of {batch_size} must divide evenly over {count} processes")
+  share = batch_size // count
+  return slice(index * share, (index + 1) * share)
+
+
+def data_parallel(num_devices: int | None = None):
+  """`(shard_batch, replicate)`: `shard_batch(global_batch)` places this process's rows on its devices
+  as one global array split over all devices; `replicate(tree)` places the same values everywhere.
+  `num_devices` (one process only) uses the first that many devices."""
+  if num_devices is not None and jax.process_count() > 1:
+    raise ValueError("num_devices applies to a single process; with several, every device takes part")
+  devices = jax.devices()[:num_devices]
+  mesh = Mesh(np.asarray(devices), ("data",))
+  batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+  replicated = NamedSharding(mesh, PartitionSpec())
+
+  def shard_batch(batch):
+    def put(x):
+      if np.ndim(x) == 0 or x.shape[0] % len(devices):
+        raise ValueError(f"batch leading dimension {np.shape(x)} must divide evenly over {len(devices)} devices")
+      return jax.make_array_from_process_local_data(batch_sharding, np.asarray(x)[process_rows(x.shape[0])])
+    return jax.tree.map(put, batch)
+
+  def replicate(tree):
+    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(replicated, np.asarray(x)), tree)
+
+  return shard_batch, replicate

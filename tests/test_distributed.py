@@ -1,0 +1,83 @@
+"""Several processes on JAX's multi-controller runtime (here two on this machine's CPU, joined over
+127.0.0.1 with gloo collectives): the same loss curve, evaluation and checkpoints as one process,
+one writer, and a resume on another number of processes."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnn_jax import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEXT = "the quick brown fox jumps over the lazy dog.\n" * 60
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _command(workdir, corpus, max_steps, *extra):
+  return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
+          f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.eval_batch_size=2",
+          "--config.data.bptt=16", "--config.model.hidden_size=32", "--config.model.embed_size=16",
+          "--config.model.dropout=0.1", "--config.log_every=1", "--config.eval_every=10", "--config.checkpoint_every=10",
+          "--config.num_epochs=100", f"--config.max_steps={max_steps}", "--config.sample.length=5", *extra]
+
+
+def _run(workdir, corpus, max_steps, processes):
+  """Runs the LM command in `processes` processes; returns their outputs (stdout and stderr together)."""
+  port = _free_port()
+  env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
+  distributed = lambda i: ([f"--config.distributed.num_processes={processes}", f"--config.distributed.process_id={i}",
+                            f"--config.distributed.coordinator_address=127.0.0.1:{port}"] if processes > 1 else [])
+  launched = [subprocess.Popen(_command(workdir, corpus, max_steps, *distributed(i)), cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for i in range(processes)]
+  outputs = [p.communicate(timeout=300)[0] for p in launched]
+  for p, out in zip(launched, outputs):
+    assert p.returncode == 0, out[-3000:]
+  return outputs
+
+
+def _curve(workdir):
+  metrics = train.read_metrics(str(workdir))
+  losses = {m["step"]: m["loss"] for m in metrics if "loss" in m and not m.get("evaluation")}
+  evaluations = {m["step"]: m["valid_loss"] for m in metrics if m.get("evaluation")}
+  return losses, evaluations
+
+
+@pytest.mark.slow
+def test_two_processes_train_as_one_and_resume_on_one(tmp_path):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text(TEXT)
+  _run(tmp_path / "one", corpus, 20, processes=1)
+  outputs = _run(tmp_path / "two", corpus, 10, processes=2)
+  one_losses, one_evaluations = _curve(tmp_path / "one")
+  two_losses, two_evaluations = _curve(tmp_path / "two")
+  assert sorted(two_losses) == list(range(1, 11))  # one writer: every step once
+  np.testing.assert_allclose([two_losses[s] for s in range(1, 11)], [one_losses[s] for s in range(1, 11)], rtol=2e-5)
+  np.testing.assert_allclose(two_evaluations[10], one_evaluations[10], rtol=2e-5)
+  assert "Training steps 0..10 on 2 cpu device(s) in 2 process(es)" in outputs[0]
+  assert "Training steps" not in outputs[1]  # the second process logs warnings and errors only
+  assert json.loads((tmp_path / "two" / "config.json").read_text())["distributed"]["num_processes"] == 2
+
+  # The two-process checkpoint at step 10 resumes in one process, on the one-process curve.
+  _run(tmp_path / "two", corpus, 20, processes=1)
+  resumed_losses, resumed_evaluations = _curve(tmp_path / "two")
+  np.testing.assert_allclose([resumed_losses[s] for s in range(11, 21)], [one_losses[s] for s in range(11, 21)],
+                             rtol=1e-4)
+  np.testing.assert_allclose(resumed_evaluations[20], one_evaluations[20], rtol=1e-4)
+
+
+def test_several_processes_need_a_coordinator(tmp_path):
+  result = subprocess.run(_command(tmp_path / "w", "stdlib", 1, "--config.distributed.num_processes=2"), cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=300)
+  assert result.returncode != 0
+  assert "2 processes need a coordinator address" in result.stderr
