@@ -15,6 +15,7 @@ written by process 0 (`is_primary`); checkpoints by orbax, in which every proces
 from __future__ import annotations
 
 import jax
+import ml_collections
 import numpy as np
 from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -39,11 +40,21 @@ def initialize(coordinator_address: str = "", num_processes: int = 1, process_id
     jax.distributed.initialize(coordinator_address, num_processes=num_processes, process_id=process_id)
 
 
-def initialize_from(config) -> None:
+def config() -> ml_collections.ConfigDict:
+  """The `config.distributed` fields of a run, defaults for one process; `initialize`'s arguments."""
+  c = ml_collections.ConfigDict()
+  c.num_processes = 1              # processes in the run (1: nothing to join)
+  c.process_id = 0                 # this process's index, 0 .. num_processes - 1
+  c.coordinator_address = ""       # host:port served by process 0, reachable by every process
+  c.auto = False                   # True: all three from the environment (Cloud TPU, SLURM)
+  return c
+
+
+def initialize_from(run_config) -> None:
   """`initialize` from a run's `config.distributed` (absent: one process); every process but the first
   then logs warnings and errors only."""
-  if "distributed" in config:
-    initialize(**config.distributed)
+  if "distributed" in run_config:
+    initialize(**run_config.distributed)
   if not is_primary():
     logging.set_verbosity(logging.WARNING)
 

@@ -4,7 +4,7 @@ import string
 
 import ml_collections
 
-from rnn_jax.train import optim
+from rnn_jax.train import distributed, optim
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -18,11 +18,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 500        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 2          # how many recent checkpoints to keep
   c.divergence_factor = 10.0     # stop when the loss exceeds this x |its initial value| (0: never)
-  c.distributed = ml_collections.ConfigDict()  # several processes, one per host or accelerator (README: Training core)
-  c.distributed.num_processes = 1              # processes in the run (1: nothing to join)
-  c.distributed.process_id = 0                 # this process's index, 0 .. num_processes - 1
-  c.distributed.coordinator_address = ""       # host:port served by process 0, reachable by every process
-  c.distributed.auto = False                   # True: all three from the environment (Cloud TPU, SLURM)
+  c.distributed = distributed.config()  # several processes, one per host or accelerator (README: Training core)
   c.batch_size = 32               # sequences per batch (train and eval)
 
   c.data = ml_collections.ConfigDict()

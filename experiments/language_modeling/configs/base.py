@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from rnn_jax.train import optim
+from rnn_jax.train import distributed, optim
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -17,11 +17,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 200        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 3          # how many recent checkpoints to keep
   c.divergence_factor = 10.0     # stop when the loss exceeds this x |its initial value| (0: never)
-  c.distributed = ml_collections.ConfigDict()  # several processes, one per host or accelerator (README: Training core)
-  c.distributed.num_processes = 1              # processes in the run (1: nothing to join)
-  c.distributed.process_id = 0                 # this process's index, 0 .. num_processes - 1
-  c.distributed.coordinator_address = ""       # host:port served by process 0, reachable by every process
-  c.distributed.auto = False                   # True: all three from the environment (Cloud TPU, SLURM)
+  c.distributed = distributed.config()  # several processes, one per host or accelerator (README: Training core)
   c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)
 
   c.data = ml_collections.ConfigDict()
