@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -31,15 +32,20 @@ def _command(workdir, corpus, max_steps, *extra):
           "--config.num_epochs=100", f"--config.max_steps={max_steps}", "--config.sample.length=5", *extra]
 
 
-def _run(workdir, corpus, max_steps, processes):
-  """Runs the LM command in `processes` processes; returns their outputs (stdout and stderr together)."""
+def _launch(workdir, corpus, max_steps, processes, *extra):
+  """The LM command started in `processes` processes (stdout and stderr together)."""
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
   distributed = lambda i: ([f"--config.distributed.num_processes={processes}", f"--config.distributed.process_id={i}",
                             f"--config.distributed.coordinator_address=127.0.0.1:{port}"] if processes > 1 else [])
-  launched = [subprocess.Popen(_command(workdir, corpus, max_steps, *distributed(i)), cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-              for i in range(processes)]
+  return [subprocess.Popen(_command(workdir, corpus, max_steps, *distributed(i), *extra), cwd=REPO, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+          for i in range(processes)]
+
+
+def _run(workdir, corpus, max_steps, processes):
+  """Runs the LM command in `processes` processes; returns their outputs."""
+  launched = _launch(workdir, corpus, max_steps, processes)
   outputs = [p.communicate(timeout=300)[0] for p in launched]
   for p, out in zip(launched, outputs):
     assert p.returncode == 0, out[-3000:]
@@ -81,3 +87,29 @@ def test_several_processes_need_a_coordinator(tmp_path):
                           env={**os.environ, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=300)
   assert result.returncode != 0
   assert "2 processes need a coordinator address" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_process_ends_the_other_in_one_line_and_the_run_resumes(tmp_path):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text(TEXT)
+  workdir = tmp_path / "run"
+  first, second = _launch(workdir, corpus, 100_000, 2, "--config.distributed.heartbeat_timeout_s=10")
+  deadline = time.time() + 240
+  while not (workdir / "checkpoints" / "10").exists():  # killed after a checkpoint, mid-run
+    assert time.time() < deadline and first.poll() is None, first.communicate()[0][-3000:]
+    time.sleep(0.5)
+  second.kill()
+  second.wait()
+  start = time.time()
+  output = first.communicate(timeout=120)[0]
+  assert first.returncode == 1 and time.time() - start < 60
+  last = output.strip().splitlines()[-1]
+  assert last.startswith("process 0: PeerLostError: another process of this run stopped"), output[-3000:]
+  assert "Rerun every process with the same command" in last and "Fatal Python error" not in output
+  checkpointed = train.Checkpointer(str(workdir / "checkpoints"), read_only=True)
+  resumed_from = checkpointed.latest_step()
+  checkpointed.close()
+  assert resumed_from >= 10
+  outputs = _run(workdir, corpus, resumed_from + 5, processes=2)  # the same two-process command resumes
+  assert f"Training steps {resumed_from}..{resumed_from + 5}" in outputs[0]

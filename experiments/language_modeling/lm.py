@@ -168,7 +168,8 @@ def stream_summary(split: str, nll_B: np.ndarray, streams) -> str:
 def build(config, workdir: str):
   """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch` and `config.num_steps`."""
   validate(config)
-  vocab, ids, identity = load_corpus(config, workdir)
+  with train.distributed.primary_first("corpus"):  # process 0 prepares the dataset the others then read
+    vocab, ids, identity = load_corpus(config, workdir)
   model = make_model(config, len(vocab))
   streams = _windows(ids["train"], config.data.batch_size, config.data.bptt, "the training split")
   steps_per_epoch = text.num_windows(streams, config.data.bptt)

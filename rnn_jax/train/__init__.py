@@ -1,7 +1,8 @@
 """Training core: pure train/eval steps, optimizers, checkpoints, the workdir, the generic loop."""
 
 from rnn_jax.train.checkpoint import CheckpointError, Checkpointer
-from rnn_jax.train.errors import (DivergedError, Interrupted, NonFiniteLossError, RunError, WorkdirLockedError,
+from rnn_jax.train.errors import (DivergedError, Interrupted, NonFiniteLossError, PeerLostError, RunError,
+                                  WorkdirLockedError,
                                   one_line_errors)
 from rnn_jax.train.distributed import data_parallel
 from rnn_jax.train.loop import Task, restore_params, train_loop
@@ -10,7 +11,7 @@ from rnn_jax.train.step import (TrainState, create_train_state, eval_step, make_
                                 train_step)
 from rnn_jax.train.workdir import load_config, read_metrics
 
-__all__ = ["CheckpointError", "Checkpointer", "DivergedError", "Interrupted", "NonFiniteLossError", "RunError",
+__all__ = ["CheckpointError", "Checkpointer", "DivergedError", "Interrupted", "NonFiniteLossError", "PeerLostError", "RunError",
            "Task", "TrainState", "WorkdirLockedError", "create_train_state", "data_parallel", "eval_step",
            "load_config", "make_eval_step", "make_optimizer", "make_train_step", "one_line_errors", "read_metrics",
            "restore_params", "train_loop", "train_step"]

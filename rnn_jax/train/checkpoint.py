@@ -73,7 +73,7 @@ class Checkpointer:
     try:  # compare with the stored shapes first: orbax's own mismatch error comes amid its threads' tracebacks
       stored = _shapes(self._manager.item_metadata(step))
     except Exception as e:  # orbax raises many types (ValueError, FileNotFoundError, KeyError, ...)
-      raise self._error(step, f"its metadata cannot be read ({_one_line(e)})") from None
+      raise self._error(step, f"its metadata cannot be read ({one_line(e)})") from None
     differences = _differences(stored, _shapes(target))
     if differences:
       raise self._error(step, "it was written by an incompatible model/optimizer (" + "; ".join(differences) + ")",
@@ -82,7 +82,7 @@ class Checkpointer:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
       metadata = dict(self._manager.metadata(step).custom_metadata or {})
     except Exception as e:
-      raise self._error(step, f"it is corrupt ({_one_line(e)})") from None
+      raise self._error(step, f"it is corrupt ({one_line(e)})") from None
     saved_checksums = metadata.pop("checksums", {})  # checkpoints written without them are not checked
     changed = [name for name, crc in checksums(restored).items() if saved_checksums.get(name, crc) != crc]
     if changed:
@@ -115,7 +115,7 @@ class Checkpointer:
       earlier = self.latest_step()
       kept = f"the last good checkpoint (step {earlier}) is kept" if earlier is not None else "no checkpoint was saved"
       raise CheckpointError(
-          f"cannot save checkpoint step {step} in {self.directory} ({_one_line(e)}); "
+          f"cannot save checkpoint step {step} in {self.directory} ({one_line(e)}); "
           f"{shutil.disk_usage(self.directory).free / 2**20:.1f} MiB free there: free some space or use another "
           f"--workdir; {kept}") from None
     finally:
@@ -164,7 +164,7 @@ def non_finite_leaves(tree) -> list[str]:
           if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not np.isfinite(_local_value(leaf)).all()]
 
 
-def _one_line(error: Exception, head: int = 250, tail: int = 150) -> str:
+def one_line(error: Exception, head: int = 250, tail: int = 150) -> str:
   """The root cause of `error` as `Type: message` on one line, its middle cut if longer than `head + tail`
   characters (orbax wraps TensorStore's error, which names the file and the leaf at its start and the system's
   reason at its end, in a repr spanning many lines)."""

@@ -14,18 +14,22 @@ written by process 0 (`is_primary`); checkpoints by orbax, in which every proces
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import ml_collections
 import numpy as np
 from absl import logging
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
 def initialize(coordinator_address: str = "", num_processes: int = 1, process_id: int = 0,
-               auto: bool = False) -> None:
+               auto: bool = False, heartbeat_timeout_s: int = 100) -> None:
   """Joins the processes of one run: with `auto`, from the environment (Cloud TPU, SLURM); with
   `num_processes` > 1, at `coordinator_address` ("host:port", reachable by all, served by process 0).
-  Nothing for a single process. Must run before any other JAX call of the program."""
+  Nothing for a single process. Must run before any other JAX call of the program. A process that
+  stops answering for `heartbeat_timeout_s` ends the others with an error."""
   if not auto and num_processes == 1:
     return
   if not auto and not coordinator_address:
@@ -35,9 +39,10 @@ def initialize(coordinator_address: str = "", num_processes: int = 1, process_id
     raise ValueError(f"config.distributed.process_id must be in [0, {num_processes}), got {process_id}")
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU devices' collectives across processes
   if auto:
-    jax.distributed.initialize()
+    jax.distributed.initialize(heartbeat_timeout_seconds=heartbeat_timeout_s)
   else:
-    jax.distributed.initialize(coordinator_address, num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(coordinator_address, num_processes=num_processes, process_id=process_id,
+                               heartbeat_timeout_seconds=heartbeat_timeout_s)
 
 
 def config() -> ml_collections.ConfigDict:
@@ -47,6 +52,7 @@ def config() -> ml_collections.ConfigDict:
   c.process_id = 0                 # this process's index, 0 .. num_processes - 1
   c.coordinator_address = ""       # host:port served by process 0, reachable by every process
   c.auto = False                   # True: all three from the environment (Cloud TPU, SLURM)
+  c.heartbeat_timeout_s = 100      # a process silent this long (killed, machine lost) ends the others
   return c
 
 
@@ -57,6 +63,26 @@ def initialize_from(run_config) -> None:
     initialize(**run_config.distributed)
   if not is_primary():
     logging.set_verbosity(logging.WARNING)
+
+
+@contextlib.contextmanager
+def primary_first(name: str):
+  """Runs the block in process 0 first, then in the others: for work that fills a shared cache (preparing
+  a dataset) that concurrent processes would race on. `name` labels the barrier between the two."""
+  if jax.process_count() > 1 and not is_primary():
+    multihost_utils.sync_global_devices(f"{name}: process 0 done")
+  yield
+  if jax.process_count() > 1 and is_primary():
+    multihost_utils.sync_global_devices(f"{name}: process 0 done")
+
+
+_LOST_PEER_SIGNS = ("Gloo", "heartbeat timeout", "CoordinationService", "Connection reset by peer")
+
+
+def lost_peer(error: Exception) -> bool:
+  """Whether `error` is a collective or the coordination service failing because another process of the run
+  stopped (its message is the runtime's; these are the signs it gives on CPU and GPU alike)."""
+  return jax.process_count() > 1 and any(sign in str(error) for sign in _LOST_PEER_SIGNS)
 
 
 def is_primary() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 
 import jax
@@ -26,6 +27,10 @@ class DivergedError(RunError):
   """The loss rose past `config.divergence_factor` times its initial value; the last good checkpoint is kept."""
 
 
+class PeerLostError(RunError):
+  """Another process of a multi-process run stopped (killed, machine lost): this one cannot go on alone."""
+
+
 class Interrupted(RunError):
   """SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first."""
 
@@ -39,5 +44,8 @@ def one_line_errors(main):
       return main(argv)
     except (RunError, DataError) as e:
       process = f"process {jax.process_index()}: " if jax.process_count() > 1 else ""
+      if isinstance(e, PeerLostError):  # skip JAX's exit handlers: their shutdown barrier would wait for the lost peer
+        print(f"{process}{type(e).__name__}: {e}", file=sys.stderr, flush=True)
+        os._exit(1)  # pylint: disable=protected-access
       sys.exit(f"{process}{type(e).__name__}: {e}")
   return main_with_one_line_errors

@@ -25,8 +25,8 @@ from absl import logging
 
 from rnn_jax.train import distributed, optim
 from rnn_jax.train import workdir as workdir_lib
-from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves
-from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError
+from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves, one_line
+from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError, PeerLostError
 from rnn_jax.train.step import LossFn, create_train_state, make_train_step
 
 
@@ -182,6 +182,11 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
       writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
       try:
         return _train(task, config, state, rng, metadata, checkpoints, writer, num_devices, stop_requests)
+      except Exception as e:  # pylint: disable=broad-except
+        if not distributed.lost_peer(e):
+          raise
+        raise PeerLostError(f"another process of this run stopped ({one_line(e)}). "
+                            f"{_last_good(checkpoints)} Rerun every process with the same command.") from None
       finally:
         writer.close()
     finally:
