@@ -24,6 +24,13 @@ def _free_port() -> int:
     return s.getsockname()[1]
 
 
+TRANSLATION = ["--config.num_steps=6", "--config.log_every=1", "--config.eval_every=6", "--config.checkpoint_every=6",
+               "--config.data.num_train=400", "--config.data.num_valid=20", "--config.data.num_test=20",
+               "--config.data.batch_size=8", "--config.model.embed_size=16", "--config.model.encoder_size=16",
+               "--config.model.decoder_size=16", "--config.model.attention_size=16", "--config.model.output_size=16",
+               "--config.decode.beam_size=2", "--config.eval.valid_examples=10", "--config.eval.heatmaps=0"]
+
+
 def _command(workdir, corpus, max_steps, *extra):
   return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
           f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.eval_batch_size=2",
@@ -33,18 +40,21 @@ def _command(workdir, corpus, max_steps, *extra):
 
 
 def _launch(workdir, corpus, max_steps, processes, *extra):
-  """The LM command started in `processes` processes (stdout and stderr together)."""
+  """The LM command (translation's if `corpus` is None) started in `processes` processes (stdout and stderr
+  together)."""
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
   distributed = lambda i: ([f"--config.distributed.num_processes={processes}", f"--config.distributed.process_id={i}",
                             f"--config.distributed.coordinator_address=127.0.0.1:{port}"] if processes > 1 else [])
-  return [subprocess.Popen(_command(workdir, corpus, max_steps, *distributed(i), *extra), cwd=REPO, env=env,
+  command = _command(workdir, corpus, max_steps) if corpus else [
+      sys.executable, "-m", "experiments.translation.main", f"--workdir={workdir}", *TRANSLATION]
+  return [subprocess.Popen(command + distributed(i) + list(extra), cwd=REPO, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
           for i in range(processes)]
 
 
 def _run(workdir, corpus, max_steps, processes):
-  """Runs the LM command in `processes` processes; returns their outputs."""
+  """Runs the LM command (translation's if `corpus` is None) in `processes` processes; returns their outputs."""
   launched = _launch(workdir, corpus, max_steps, processes)
   outputs = [p.communicate(timeout=300)[0] for p in launched]
   for p, out in zip(launched, outputs):
@@ -52,10 +62,10 @@ def _run(workdir, corpus, max_steps, processes):
   return outputs
 
 
-def _curve(workdir):
+def _curve(workdir, evaluated="valid_loss"):
   metrics = train.read_metrics(str(workdir))
   losses = {m["step"]: m["loss"] for m in metrics if "loss" in m and not m.get("evaluation")}
-  evaluations = {m["step"]: m["valid_loss"] for m in metrics if m.get("evaluation")}
+  evaluations = {m["step"]: m[evaluated] for m in metrics if m.get("evaluation")}
   return losses, evaluations
 
 
@@ -113,3 +123,17 @@ def test_a_killed_process_ends_the_other_in_one_line_and_the_run_resumes(tmp_pat
   assert resumed_from >= 10
   outputs = _run(workdir, corpus, resumed_from + 5, processes=2)  # the same two-process command resumes
   assert f"Training steps {resumed_from}..{resumed_from + 5}" in outputs[0]
+
+
+@pytest.mark.slow
+def test_translation_in_two_processes_trains_and_scores_as_one(tmp_path):
+  _run(tmp_path / "one", None, None, processes=1)
+  _run(tmp_path / "two", None, None, processes=2)
+  one_losses, _ = _curve(tmp_path / "one", "valid_nll")
+  two_losses, two_evaluations = _curve(tmp_path / "two", "valid_nll")
+  assert sorted(two_losses) == list(range(1, 7))
+  np.testing.assert_allclose([two_losses[s] for s in range(1, 7)], [one_losses[s] for s in range(1, 7)], rtol=2e-5)
+  one_results = json.loads((tmp_path / "one" / "results.json").read_text())
+  two_results = json.loads((tmp_path / "two" / "results.json").read_text())
+  assert two_results["greedy"]["bleu"] == pytest.approx(one_results["greedy"]["bleu"])
+  assert two_results["beam"]["bleu"] == pytest.approx(one_results["beam"]["bleu"])

@@ -165,8 +165,9 @@ def build(config, workdir: str) -> Experiment:
   """Data, tokenizers, model and the Task for `train.train_loop`; fills `config.steps_per_epoch`."""
   validate(config)
   start = time.perf_counter()
-  splits = data.load_splits(config)
-  source_tok, target_tok = data.tokenizers(config, splits, workdir)
+  with train.distributed.primary_first("data"):  # process 0 prepares the data and saves the tokenizers first
+    splits = data.load_splits(config)
+    source_tok, target_tok = data.tokenizers(config, splits, workdir)
   encoded = {split: parallel.encode_pairs(pairs, source_tok, target_tok, config.data.max_tokens)
              for split, pairs in splits.items()}
   model = make_model(config, source_tok.vocab_size, target_tok.vocab_size)
@@ -218,6 +219,15 @@ def final_evaluation(exp: Experiment, params, config, workdir: str, split: str =
     results["beam"].update(beam_size=config.decode.beam_size, alpha=config.decode.alpha)
   else:
     beam_tr = greedy_tr
+  if train.distributed.is_primary():  # every process decoded; one writes
+    _write_figures(results, pairs, greedy_tr, beam_tr, config, workdir)
+  summary = {k: round(v["bleu"], 2) for k, v in results.items() if isinstance(v, dict)}
+  logging.info("%s BLEU %s; exact match greedy %.4f", split, summary, greedy_metrics["exact_match"])
+  return results
+
+
+def _write_figures(results: dict, pairs, greedy_tr, beam_tr, config, workdir: str) -> None:
+  """results.json, samples.txt and the attention heatmaps of `final_evaluation`."""
   with open(os.path.join(workdir, "results.json"), "w") as f:
     json.dump(results, f, indent=2)
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
@@ -227,9 +237,6 @@ def final_evaluation(exp: Experiment, params, config, workdir: str, split: str =
     for i, t in enumerate(beam_tr[:config.eval.heatmaps]):
       plots.attention_heatmap(t.attention, t.source_tokens, t.output_tokens,
                               os.path.join(workdir, f"attention_{i}.png"), title=t.text)
-  summary = {k: round(v["bleu"], 2) for k, v in results.items() if isinstance(v, dict)}
-  logging.info("%s BLEU %s; exact match greedy %.4f", split, summary, greedy_metrics["exact_match"])
-  return results
 
 
 def run(config, workdir: str) -> dict:
@@ -241,8 +248,9 @@ def run(config, workdir: str) -> dict:
   results = final_evaluation(exp, state.params, config, workdir)
   results["train_seconds_this_session"] = train_seconds
   results["num_steps"] = config.num_steps
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+  if train.distributed.is_primary():
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=2)
   return results
 
 
