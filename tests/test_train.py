@@ -153,6 +153,8 @@ def test_corrupt_or_incompatible_checkpoint_gives_clear_error(tmp_path):
 def test_bad_loop_config_is_named():
   with pytest.raises(ValueError, match="config.log_every must be a positive integer"):
     train.train_loop(_regression_task(), _config(log_every=0), "/tmp/unused")
+  with pytest.raises(ValueError, match=r"config.divergence_factor must be above 1 \(or 0: never stop\), got 0.5"):
+    train.train_loop(_regression_task(), _config(divergence_factor=0.5), "/tmp/unused")
 
 
 def test_four_devices_give_the_same_losses_as_one(tmp_path):

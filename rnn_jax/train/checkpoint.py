@@ -39,6 +39,8 @@ class _QuietOrbax(py_logging.Filter):
 
 logging.get_absl_logger().addFilter(_QuietOrbax())
 
+_METADATA_BYTES = 1 << 20  # room a checkpoint needs beside its arrays (orbax's metadata files)
+
 
 class CheckpointError(RunError):
   """A checkpoint that cannot be restored into the current run's state, or cannot be saved."""
@@ -105,6 +107,9 @@ class Checkpointer:
     if self._manager.latest_step() == step:
       return False
     item = {"state": state, "rng": rng}
+    needed = sum(jnp.asarray(leaf).nbytes for leaf in jax.tree.leaves(item)) + _METADATA_BYTES
+    if self._free_bytes() < needed:  # refuse before writing: a write failing midway also prints TensorStore's noise
+      raise self._save_error(step, f"it needs about {needed / 2**20:.1f} MiB")
     _QuietOrbax.saving = True
     try:
       self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
@@ -112,15 +117,21 @@ class Checkpointer:
       self._manager.wait_until_finished()
     except Exception as e:  # orbax raises many types; a full disk is a ValueError from TensorStore
       gc.collect()  # finalise orbax's abandoned writes now, not amid the interpreter's shutdown
-      earlier = self.latest_step()
-      kept = f"the last good checkpoint (step {earlier}) is kept" if earlier is not None else "no checkpoint was saved"
-      raise CheckpointError(
-          f"cannot save checkpoint step {step} in {self.directory} ({one_line(e)}); "
-          f"{shutil.disk_usage(self.directory).free / 2**20:.1f} MiB free there: free some space or use another "
-          f"--workdir; {kept}") from None
+      raise self._save_error(step, one_line(e)) from None
     finally:
       _QuietOrbax.saving = False
     return True
+
+  def _free_bytes(self) -> int:
+    return shutil.disk_usage(self.directory).free
+
+  def _save_error(self, step: int, problem: str) -> CheckpointError:
+    """The one-line error for a save of `step` that cannot be done, with the free space and what is kept."""
+    earlier = self.latest_step()
+    kept = f"the last good checkpoint (step {earlier}) is kept" if earlier is not None else "no checkpoint was saved"
+    return CheckpointError(f"cannot save checkpoint step {step} in {self.directory} ({problem}); "
+                           f"{self._free_bytes() / 2**20:.1f} MiB free there: free some space or use another "
+                           f"--workdir; {kept}")
 
   def close(self):
     self._manager.close()
