@@ -13,6 +13,7 @@ import gc
 import logging as py_logging
 import os
 import shutil
+import sys
 import zlib
 
 import jax
@@ -26,18 +27,35 @@ from rnn_jax.train.errors import RunError
 
 
 class _QuietOrbax(py_logging.Filter):
-  """Keeps orbax's per-save INFO chatter out of training logs (warnings still pass), and during a save all of
-  its records: a save that fails raises CheckpointError with the root cause instead of its threads' tracebacks."""
+  """Keeps orbax's per-save INFO chatter out of training logs (warnings still pass), and while a save or restore
+  runs or fails all of its records and asyncio's reports of its failed tasks: a failure raises CheckpointError
+  with the root cause instead of its threads' tracebacks."""
 
-  saving = False
+  quiet = False
+  failed = False  # a save or restore failed: the run ends with its CheckpointError
 
   def filter(self, record):
+    if record.name == "asyncio":
+      return not _QuietOrbax.quiet
     if "/orbax/" not in record.pathname:
       return True
-    return record.levelno >= py_logging.WARNING and not _QuietOrbax.saving
+    return record.levelno >= py_logging.WARNING and not _QuietOrbax.quiet
 
 
 logging.get_absl_logger().addFilter(_QuietOrbax())
+py_logging.getLogger("asyncio").addFilter(_QuietOrbax())
+
+
+def _drop_failed_orbax_coroutines(unraisable, report=sys.unraisablehook):
+  """After a failed save or restore, orbax's abandoned coroutines raise again when collected ("Exception ignored
+  in: <coroutine ...>"): their error is the CheckpointError already raised. Anything else is reported."""
+  code = getattr(unraisable.object, "cr_code", None)
+  if _QuietOrbax.failed and code is not None and "/orbax/" in code.co_filename:
+    return
+  report(unraisable)
+
+
+sys.unraisablehook = _drop_failed_orbax_coroutines
 
 _METADATA_BYTES = 1 << 20  # room a checkpoint needs beside its arrays (orbax's metadata files)
 
@@ -80,11 +98,16 @@ class Checkpointer:
     if differences:
       raise self._error(step, "it was written by an incompatible model/optimizer (" + "; ".join(differences) + ")",
                         corrupt=False)
+    _QuietOrbax.quiet = True
     try:
       restored = self._manager.restore(step, args=ocp.args.StandardRestore(target))
       metadata = dict(self._manager.metadata(step).custom_metadata or {})
     except Exception as e:
+      _QuietOrbax.failed = True
+      gc.collect()  # finalise orbax's failed reads now (asyncio reports them when collected), not at shutdown
       raise self._error(step, f"it is corrupt ({one_line(e)})") from None
+    finally:
+      _QuietOrbax.quiet = False
     saved_checksums = metadata.pop("checksums", {})  # checkpoints written without them are not checked
     changed = [name for name, crc in checksums(restored).items() if saved_checksums.get(name, crc) != crc]
     if changed:
@@ -110,16 +133,17 @@ class Checkpointer:
     needed = sum(jnp.asarray(leaf).nbytes for leaf in jax.tree.leaves(item)) + _METADATA_BYTES
     if self._free_bytes() < needed:  # refuse before writing: a write failing midway also prints TensorStore's noise
       raise self._save_error(step, f"it needs about {needed / 2**20:.1f} MiB")
-    _QuietOrbax.saving = True
+    _QuietOrbax.quiet = True
     try:
       self._manager.save(step, args=ocp.args.StandardSave(item), force=True,
                          custom_metadata={**(metadata or {}), "checksums": checksums(item)})
       self._manager.wait_until_finished()
     except Exception as e:  # orbax raises many types; a full disk is a ValueError from TensorStore
+      _QuietOrbax.failed = True
       gc.collect()  # finalise orbax's abandoned writes now, not amid the interpreter's shutdown
       raise self._save_error(step, one_line(e)) from None
     finally:
-      _QuietOrbax.saving = False
+      _QuietOrbax.quiet = False
     return True
 
   def _free_bytes(self) -> int:
