@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+from typing import Callable
 
 import tensorflow_datasets as tfds
 
@@ -46,6 +48,24 @@ def catalog_source(name: str, split: str, data_dir: str, download: bool):
         raise
   raise MissingDataError(f"tfds:{name} is not prepared in {data_dir}: add --config.data.download=True to let "
                          "TFDS download and prepare it (needs internet)")
+
+
+def prepared(make_builder: Callable[[], tfds.core.DatasetBuilder], **prepare_kwargs) -> tfds.core.DatasetBuilder:
+  """`make_builder()` prepared as array_record, quietly: no progress bars, terminal escape codes or
+  "Downloading and preparing" lines (local files take seconds); errors still raise."""
+  with _absl_errors_only(), _no_progress_bars(), contextlib.redirect_stdout(io.StringIO()):
+    builder = make_builder()
+    builder.download_and_prepare(file_format="array_record", **prepare_kwargs)
+  return builder
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+  tfds.display_progress_bar(False)
+  try:
+    yield
+  finally:
+    tfds.display_progress_bar(True)
 
 
 @contextlib.contextmanager
