@@ -73,3 +73,37 @@ def test_unprepared_tfds_catalog_dataset_fails_in_one_line(tmp_path):
                                         "--config.data.download=True to let TFDS download and prepare it "
                                         "(needs internet)"]
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("module,flag,line", [
+    ("language_modeling", "--config.model.hiden_size=10",
+     "--config.model.hiden_size: config.model has no field 'hiden_size'; did you mean config.model.hidden_size?"),
+    ("translation", "--config.modle.attention=none",
+     "--config.modle.attention: config has no field 'modle'; did you mean config.model?"),
+    ("handwriting", "--config.eval.bias=1",
+     "--config.eval.bias: config.eval has no field 'bias'; did you mean config.eval.biases?"),
+])
+def test_config_typo_is_one_line_naming_the_closest_field(module, flag, line, tmp_path):
+  result = _launch(module, f"--workdir={tmp_path}", flag)
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [line]
+
+
+def test_default_lm_run_first_screen_is_short_and_plain(tmp_path):
+  """The first screen of the README's first command: no progress bars or escape codes (the embedded corpus is
+  prepared afresh here), and only the data, model, workdir and device lines before training starts."""
+  env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}  # let JAX probe its backends, as a user's would
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={tmp_path / 'run'}",
+       f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.max_steps=2", "--config.log_every=1",
+       "--config.eval_every=2", "--config.sample.length=5"],
+      cwd=REPO, env=dict(env, PYTHONPATH=REPO), capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  output = result.stderr + result.stdout
+  assert "\x1b" not in output and "\r" not in output
+  lines = result.stderr.splitlines()
+  first_screen = lines[:next(i for i, line in enumerate(lines) if "Training steps" in line) + 1]
+  assert len(first_screen) <= 10, first_screen
+  text = "\n".join(first_screen)
+  assert "corpus: stdlib" in text and "parameters" in text and f"workdir {tmp_path / 'run'}" in text
+  assert "cpu device" in text or "gpu device" in text

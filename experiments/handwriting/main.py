@@ -5,17 +5,13 @@ chosen by `config.task`. Trains (resuming from the workdir), evaluates on the te
 writes results.json and PNGs into the workdir. Override fields: `--config.num_steps=200`.
 """
 
-import os
-
 from absl import app, flags
-from ml_collections import config_flags
 
 from rnn_jax.data import fetch
+from experiments import command_line
 from experiments.handwriting import handwriting
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "recognize_synthetic.py"),
-    "Config file (see configs/).")
+_CONFIG = command_line.config_flag(__file__, "recognize_synthetic")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metrics, TensorBoard, results, PNGs.")
 
 
@@ -27,4 +23,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)
