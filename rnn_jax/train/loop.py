@@ -23,7 +23,7 @@ from absl import logging
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tensorboardX import SummaryWriter
 
-from rnn_jax.train import optim
+from rnn_jax.train import hparams, optim
 from rnn_jax.train.checkpoint import Checkpointer
 from rnn_jax.train.step import LossFn, create_train_state, make_train_step
 
@@ -164,6 +164,7 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
   state = replicate(state)
   first_step = int(state.step)
   writer = MetricWriter(workdir, first_step)
+  hparams.write(config, os.path.join(workdir, "tensorboard"))
   train_step = make_train_step(task.loss_fn)
   logging.info("Training steps %d..%d on %d %s device(s)", first_step, config.num_steps,
                len(jax.devices()[:num_devices]), jax.default_backend())
