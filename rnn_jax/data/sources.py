@@ -9,6 +9,7 @@ import os
 from typing import Callable
 
 import tensorflow_datasets as tfds
+from absl import logging as absl_logging
 
 from rnn_jax.data.fetch import MissingDataError
 
@@ -51,12 +52,22 @@ def catalog_source(name: str, split: str, data_dir: str, download: bool):
 
 
 def prepared(make_builder: Callable[[], tfds.core.DatasetBuilder], **prepare_kwargs) -> tfds.core.DatasetBuilder:
-  """`make_builder()` prepared as array_record, quietly: no progress bars, terminal escape codes or
-  "Downloading and preparing" lines (local files take seconds); errors still raise."""
-  with _absl_errors_only(), _no_progress_bars(), contextlib.redirect_stdout(io.StringIO()):
+  """`make_builder()` prepared as array_record without TFDS's progress bars, terminal escape codes and
+  "Downloading and preparing" lines: one line says when a dataset is prepared; errors still raise."""
+  with _quiet_tfds():
     builder = make_builder()
+    fresh = not builder.is_prepared()
+  if fresh:
+    absl_logging.info("preparing %s in %s (once: later runs read it from there)", builder.name, builder.data_dir)
+  with _quiet_tfds():
     builder.download_and_prepare(file_format="array_record", **prepare_kwargs)
   return builder
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+  with _absl_errors_only(), _no_progress_bars(), contextlib.redirect_stdout(io.StringIO()):
+    yield
 
 
 @contextlib.contextmanager
