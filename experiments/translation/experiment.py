@@ -22,7 +22,7 @@ from absl import logging
 
 from rnn_jax import cells, decoding, train
 from rnn_jax.data import parallel
-from experiments import command_line
+from experiments import command_line, progress
 from experiments.translation import data, plots
 from experiments.translation.model import ATTENTIONS, Seq2Seq
 
@@ -110,6 +110,7 @@ def translate(model: Seq2Seq, params, source_tok, target_tok, sentences, decode_
   if max_tokens:
     ids = [x[:max_tokens] for x in ids]
   out: list = [None] * len(sentences)
+  report, done = progress.Progress(f"translating sentences (beam {beam_size})", len(sentences)), 0
   for rows, batch in parallel.eval_batches(ids, None, batch_size, pad_to):
     dec = jax.device_get(decode_batch(
         model, params, jnp.asarray(batch["source"]), jnp.asarray(batch["source_lengths"]), beam_size=beam_size,
@@ -123,6 +124,8 @@ def translate(model: Seq2Seq, params, source_tok, target_tok, sentences, decode_
           source_tokens=[source_tok.id_to_token(int(t)) for t in ids[row]],
           output_tokens=[target_tok.id_to_token(int(t)) for t in tokens],
           attention=np.asarray(dec.attention[j, :n, :s]), score=float(dec.scores[j]))
+    done += len(rows)
+    report.update(done)
   return out
 
 
