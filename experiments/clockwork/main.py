@@ -17,6 +17,7 @@ import os
 from absl import app, flags
 import numpy as np
 
+from experiments import command_line
 from experiments.clockwork import waveform
 
 _LENGTH = flags.DEFINE_integer("length", 320, "Steps of the target waveform.", lower_bound=2)
@@ -76,4 +77,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

@@ -17,6 +17,7 @@ import os
 
 from absl import app, flags
 
+from experiments import command_line
 from experiments.long_range import benchmark
 
 _TASKS = flags.DEFINE_list("tasks", list(benchmark.TASKS), "Tasks: adding, copy.")
@@ -75,4 +76,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

@@ -12,6 +12,7 @@ import os
 
 from absl import app, flags
 
+from experiments import command_line
 from experiments.reservoir import esn
 
 _RESERVOIR_SIZE = flags.DEFINE_integer("reservoir_size", 1000, "Reservoir units N.", lower_bound=1)
@@ -56,4 +57,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

@@ -17,6 +17,7 @@ import os
 from absl import app, flags
 import numpy as np
 
+from experiments import command_line
 from experiments.tree import arithmetic
 from rnn_jax.data import expressions
 
@@ -73,4 +74,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)
