@@ -80,6 +80,34 @@ def _no_field_line(flag: str, parent: str, name: str, fields: Sequence[str]) -> 
   return f"{flag}: {parent} has no field {name!r}; {hint}"
 
 
+EXTRA_MODULES = ("matplotlib", "sacrebleu", "sentencepiece", "num2words")  # what `.[experiments]` installs
+
+
+def missing_extra_message(modules: Sequence[str] = EXTRA_MODULES) -> str:
+  """One line naming the `modules` that cannot be imported and the install command that brings them; ""
+  when all import."""
+  missing = [name for name in modules if not _importable(name)]
+  if not missing:
+    return ""
+  return f"this experiment needs {', '.join(missing)}: pip install -e '.[experiments]' (the experiments extra)"
+
+
+def _importable(module: str) -> bool:
+  try:
+    importlib.import_module(module)
+  except ImportError:
+    return False
+  return True
+
+
+def require_experiments_extra(modules: Sequence[str] = EXTRA_MODULES) -> None:
+  """Exits at once with `missing_extra_message` when some of `modules` are not installed (rather than after
+  training, when the plots are drawn)."""
+  message = missing_extra_message(modules)
+  if message:
+    sys.exit(message)
+
+
 def quiet_library_logs() -> None:
   """Hides JAX's report of each accelerator backend it probes and does not find (one INFO line per
   command); warnings, such as a GPU without a CUDA-enabled jaxlib, still show."""

@@ -107,3 +107,15 @@ def test_default_lm_run_first_screen_is_short_and_plain(tmp_path):
   text = "\n".join(first_screen)
   assert "corpus: stdlib" in text and "parameters" in text and f"workdir {tmp_path / 'run'}" in text
   assert "cpu device" in text or "gpu device" in text
+
+
+@pytest.mark.parametrize("module,blocked", [("translation", "sacrebleu"), ("reservoir", "matplotlib")])
+def test_without_the_experiments_extra_a_run_stops_at_once_in_one_line(module, blocked):
+  """As in an install without `.[experiments]`: the module cannot be imported."""
+  launch = (f"import runpy, sys; sys.modules[{blocked!r}] = None; sys.argv = ['main']; "
+            f"runpy.run_module('experiments.{module}.main', run_name='__main__')")
+  result = subprocess.run([sys.executable, "-c", launch], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [f"this experiment needs {blocked}: pip install -e '.[experiments]' "
+                                        "(the experiments extra)"]

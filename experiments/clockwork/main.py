@@ -35,6 +35,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/clockwork", "Where results and t
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:

@@ -9,7 +9,10 @@ from absl import app, flags
 
 from rnn_jax.data import fetch
 from experiments import command_line
-from experiments.handwriting import handwriting
+
+command_line.require_experiments_extra(("matplotlib",))
+
+from experiments.handwriting import handwriting  # pylint: disable=wrong-import-position  # after the check
 
 _CONFIG = command_line.config_flag(__file__, "recognize_synthetic")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metrics, TensorBoard, results, PNGs.")

@@ -33,6 +33,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/long_range", "Where results and 
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   variants, tasks = benchmark.VARIANTS, benchmark.TASKS

@@ -34,6 +34,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/reservoir", "Where results.json 
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _SPECTRAL_RADIUS.value <= 0:

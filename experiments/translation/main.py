@@ -13,7 +13,10 @@ from absl import app, flags
 
 from rnn_jax.data import fetch
 from experiments import command_line
-from experiments.translation import experiment
+
+command_line.require_experiments_extra()
+
+from experiments.translation import experiment  # pylint: disable=wrong-import-position  # after the check
 
 _CONFIG = command_line.config_flag(__file__, "numbers")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/translation", "Checkpoints, vocabularies, metrics, figures.")

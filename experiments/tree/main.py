@@ -38,6 +38,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/tree", "Where results and the pl
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   unknown = sorted(set(_MODELS.value) - set(arithmetic.MODELS))
