@@ -1,4 +1,5 @@
-"""What the experiments' command lines share: the config flag, quiet library logs, the run's first lines."""
+"""What the experiments' command lines share: the config flag, the experiments-extra check, quiet library logs,
+the model line."""
 
 from __future__ import annotations
 
@@ -114,9 +115,9 @@ def quiet_library_logs() -> None:
   py_logging.getLogger("jax._src.xla_bridge").setLevel(py_logging.WARNING)
 
 
-def parameter_count(init, key=None) -> int:
+def parameter_count(init) -> int:
   """How many parameters `init(key) -> (params, model_state)` makes, counted without computing them."""
-  shapes = jax.eval_shape(init, jax.random.PRNGKey(0) if key is None else key)
+  shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
   return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes[0]))
 
 

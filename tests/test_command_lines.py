@@ -8,7 +8,10 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import pytest
+
+from experiments import command_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,3 +122,8 @@ def test_without_the_experiments_extra_a_run_stops_at_once_in_one_line(module, b
   assert result.returncode == 1
   assert result.stderr.splitlines() == [f"this experiment needs {blocked}: pip install -e '.[experiments]' "
                                         "(the experiments extra)"]
+
+
+def test_parameter_count_counts_the_params_and_not_the_model_state():
+  init = lambda key: ({"w": jnp.zeros((3, 4)), "b": jnp.zeros(4)}, jnp.zeros(100))
+  assert command_line.parameter_count(init) == 16
