@@ -1,4 +1,5 @@
-"""The experiments' command lines refuse bad input by name, before any training.
+"""The experiments' command lines refuse bad input by name, before any training, and start with a short, plain
+first screen.
 
 Each case would otherwise train first (the step counts here are large) and fail or mislead afterwards; the
 subprocess timeout makes a case that trains before failing fail the test.
