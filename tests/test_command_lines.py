@@ -1,4 +1,5 @@
-"""The experiments' command lines refuse bad input by name, before any training.
+"""The experiments' command lines refuse bad input by name, before any training, and start with a short, plain
+first screen.
 
 Each case would otherwise train first (the step counts here are large) and fail or mislead afterwards; the
 subprocess timeout makes a case that trains before failing fail the test.
@@ -8,7 +9,10 @@ import os
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import pytest
+
+from experiments import command_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,3 +77,54 @@ def test_unprepared_tfds_catalog_dataset_fails_in_one_line(tmp_path):
                                         "--config.data.download=True to let TFDS download and prepare it "
                                         "(needs internet)"]
   assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("module,flag,line", [
+    ("language_modeling", "--config.model.hiden_size=10",
+     "--config.model.hiden_size: config.model has no field 'hiden_size'; did you mean config.model.hidden_size?"),
+    ("translation", "--config.modle.attention=none",
+     "--config.modle.attention: config has no field 'modle'; did you mean config.model?"),
+    ("handwriting", "--config.eval.bias=1",
+     "--config.eval.bias: config.eval has no field 'bias'; did you mean config.eval.biases?"),
+])
+def test_config_typo_is_one_line_naming_the_closest_field(module, flag, line, tmp_path):
+  result = _launch(module, f"--workdir={tmp_path}", flag)
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [line]
+
+
+def test_default_lm_run_first_screen_is_short_and_plain(tmp_path):
+  """The first screen of the README's first command: no progress bars or escape codes (the embedded corpus is
+  prepared afresh here), and only the data, model, workdir and device lines before training starts."""
+  env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}  # let JAX probe its backends, as a user's would
+  result = subprocess.run(
+      [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={tmp_path / 'run'}",
+       f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.max_steps=2", "--config.log_every=1",
+       "--config.eval_every=2", "--config.sample.length=5"],
+      cwd=REPO, env=dict(env, PYTHONPATH=REPO), capture_output=True, text=True, timeout=300, check=False)
+  assert result.returncode == 0, result.stderr[-2000:]
+  output = result.stderr + result.stdout
+  assert "\x1b" not in output and "\r" not in output
+  lines = result.stderr.splitlines()
+  first_screen = lines[:next(i for i, line in enumerate(lines) if "Training steps" in line) + 1]
+  assert len(first_screen) <= 10, first_screen
+  text = "\n".join(first_screen)
+  assert "corpus: stdlib" in text and "parameters" in text and f"workdir {tmp_path / 'run'}" in text
+  assert "cpu device" in text or "gpu device" in text
+
+
+@pytest.mark.parametrize("module,blocked", [("translation", "sacrebleu"), ("reservoir", "matplotlib")])
+def test_without_the_experiments_extra_a_run_stops_at_once_in_one_line(module, blocked):
+  """As in an install without `.[experiments]`: the module cannot be imported."""
+  launch = (f"import runpy, sys; sys.modules[{blocked!r}] = None; sys.argv = ['main']; "
+            f"runpy.run_module('experiments.{module}.main', run_name='__main__')")
+  result = subprocess.run([sys.executable, "-c", launch], cwd=REPO, env=dict(os.environ, PYTHONPATH=REPO),
+                          capture_output=True, text=True, timeout=120, check=False)
+  assert result.returncode == 1
+  assert result.stderr.splitlines() == [f"this experiment needs {blocked}: pip install -e '.[experiments]' "
+                                        "(the experiments extra)"]
+
+
+def test_parameter_count_counts_the_params_and_not_the_model_state():
+  init = lambda key: ({"w": jnp.zeros((3, 4)), "b": jnp.zeros(4)}, jnp.zeros(100))
+  assert command_line.parameter_count(init) == 16

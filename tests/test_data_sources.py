@@ -1,5 +1,7 @@
 """Batched reads of prepared TFDS sources equal reading every record by index."""
 
+import logging
+
 import tensorflow_datasets as tfds
 
 from rnn_jax.data import sources, text
@@ -23,3 +25,21 @@ def test_mock_data_sources_are_read_one_by_one():
     source = tfds.data_source("tiny_shakespeare", split="train")
     records = sources.read_all(source)
   assert len(records) == 5 and all(isinstance(sources.as_str(r["text"]), str) for r in records)
+
+
+def test_first_preparation_says_so_and_how_long_it_runs_without_tfds_chatter(tmp_path, monkeypatch, caplog):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("".join(f"line {i} of the corpus\n" for i in range(40_000)))
+  monkeypatch.setattr(sources, "HEARTBEAT_S", 0.01)  # the real interval is 10 s
+  make = lambda: text.LocalText(config=text._config_for(str(corpus), (0.9, 0.05, 0.05)),
+                                data_dir=str(tmp_path / "tfds"))
+  with caplog.at_level(logging.INFO, logger="absl"):
+    sources.prepared(make)
+  messages = [r.getMessage() for r in caplog.records]
+  assert messages[0].startswith("preparing local_text in ")
+  assert len(messages) > 1 and all(m.startswith("preparing local_text: ") and m.endswith(" s so far")
+                                   for m in messages[1:])
+  caplog.clear()
+  with caplog.at_level(logging.INFO, logger="absl"):
+    sources.prepared(make)  # prepared already: nothing to say
+  assert not caplog.records

@@ -1,6 +1,7 @@
 """Handwriting: stroke representation, Hershey synthesiser, TFDS builders, and small learning runs."""
 
 import json
+import logging
 import os
 import string
 
@@ -11,6 +12,7 @@ import pytest
 
 from rnn_jax import mdn, scan
 from rnn_jax.data import hershey, strokes
+from experiments import progress
 from experiments.handwriting import handwriting, input_pipeline, model
 from experiments.handwriting.configs import base as base_config
 from experiments.handwriting.configs import recognize_synthetic
@@ -209,6 +211,18 @@ def test_small_synthesis_model_learns_and_draws(tmp_path):
   assert history[-1] < float(total / count) - 0.5, (history, float(total / count))
   assert np.isfinite(results["test_nll_per_point"])
   assert os.path.getsize(results["pictures"][0]) > 10_000
+
+
+def test_final_decoding_logs_its_progress_with_an_eta(tmp_path, monkeypatch, caplog):
+  monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line per batch: the small setting decodes in seconds
+  c = _tiny_config("recognition", tmp_path)
+  c.model.hidden_size, c.model.num_layers = 16, 1
+  c.num_steps = c.eval_every = 2
+  with caplog.at_level(logging.INFO, logger="absl"):
+    handwriting.run(c, str(tmp_path / "rec"))
+  lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("decoding test sequences: ")]
+  assert [line.split(",")[0] for line in lines] == ["decoding test sequences: 24/48", "decoding test sequences: 48/48"]
+  assert all("ETA" in line for line in lines)
 
 
 def test_synthesis_end_rule():

@@ -121,6 +121,33 @@ def test_loop_learns_writes_metrics_and_resumes(tmp_path):
     train.restore_params(str(tmp_path / "empty"), _config(), {"w": jnp.zeros(4)}, jnp.zeros(()))
 
 
+def _hparams_in(logdir) -> dict:
+  """The hparams (name -> value) of the session-start summaries in `logdir`'s event files."""
+  from tensorboardX.proto import event_pb2, plugin_hparams_pb2  # pylint: disable=g-import-not-at-top
+  found = {}
+  for name in os.listdir(logdir):
+    blob = (logdir / name).read_bytes()
+    while blob:  # TFRecord framing: length (8 bytes), its CRC (4), the event, its CRC (4)
+      length = int.from_bytes(blob[:8], "little")
+      event = event_pb2.Event.FromString(blob[12:12 + length])
+      blob = blob[16 + length:]
+      for value in event.summary.value:
+        if value.tag == "_hparams_/session_start_info":
+          content = plugin_hparams_pb2.HParamsPluginData.FromString(value.metadata.plugin_data.content)
+          for key, hparam in content.session_start_info.hparams.items():
+            found[key] = getattr(hparam, hparam.WhichOneof("kind"))
+  return found
+
+
+def test_run_config_is_written_as_tensorboard_hparams(tmp_path):
+  config = _config(num_steps=2)
+  config.tags = ("a", "b")
+  train.train_loop(_regression_task(), config, str(tmp_path))
+  written = _hparams_in(tmp_path / "tensorboard")
+  assert written["optimizer.name"] == "sgd" and written["optimizer.learning_rate"] == pytest.approx(0.1)
+  assert written["num_steps"] == 2 and written["tags"] == "('a', 'b')"
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
   with pytest.raises(train.NonFiniteLossError, match=r"non-finite loss = nan at step 4.*step 2"):
     train.train_loop(_regression_task(nan_at_step=3), _config(), str(tmp_path))

@@ -17,6 +17,7 @@ import os
 from absl import app, flags
 import numpy as np
 
+from experiments import command_line
 from experiments.clockwork import waveform
 
 _LENGTH = flags.DEFINE_integer("length", 320, "Steps of the target waveform.", lower_bound=2)
@@ -34,6 +35,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/clockwork", "Where results and t
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   try:
@@ -76,4 +78,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

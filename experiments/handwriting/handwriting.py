@@ -21,6 +21,7 @@ import numpy as np
 from absl import logging
 
 from rnn_jax import cells, ctc, train
+from experiments import command_line, progress
 from experiments.handwriting import input_pipeline, model, plots
 
 TASKS = ("recognition", "generation")
@@ -64,6 +65,20 @@ def _batch_fn(data, config, keys):
   return (lambda step: {k: v for k, v in batch_at(step).items() if k in keys}), per_epoch
 
 
+def points_per_batch(data, config) -> int:
+  """Pen points (the models' time steps) in a training batch on average: the "tokens" of tokens/s."""
+  return int(config.batch_size * np.mean([len(sample.points) for sample in data.splits["train"]]))
+
+
+def describe_model(config) -> str:
+  """E.g. "2 x 128 bidirectional lstm + CTC" or "3 x 400 lstm + 20-Gaussian MDN, 10-Gaussian text window"."""
+  m = config.model
+  if config.task == "recognition":
+    return f"{m.num_layers} x {m.hidden_size} bidirectional {m.cell} + CTC"
+  window = f", {m.window_components}-Gaussian text window" if m.window_components else ""
+  return f"{m.num_layers} x {m.hidden_size} {m.cell} + {m.num_mixtures}-Gaussian MDN{window}"
+
+
 def _eval_batches(data, config, split):
   return input_pipeline.eval_batches(data.splits[split], len(data.alphabet.chars), data.max_label_length,
                                      config.batch_size, config.data.pad_multiple)
@@ -91,6 +106,7 @@ def recognition_task(config, data):
     """`(refs, best-path hyps, beam hyps or None, per-example log-probs and frame lengths)` in split order."""
     examples = data.splits[split]
     hyps, beams, outputs = [None] * len(examples), [None] * len(examples), [None] * len(examples)
+    report, done = progress.Progress(f"decoding {split} sequences", len(examples)), 0
     for batch, _, idx in _eval_batches(data, config, split):
       log_probs, lengths = jax.device_get(log_probs_fn(params, batch["points"], batch["lengths"]))
       best = ctc.best_path(log_probs[:len(idx)], lengths[:len(idx)])
@@ -100,6 +116,8 @@ def recognition_task(config, data):
         outputs[i] = (log_probs[k, :lengths[k]], best.frames[k])
         if beam_size:
           beams[i] = beam[k]
+      done += len(idx)
+      report.update(done)
     refs = [e.labels.tolist() for e in examples]
     return refs, hyps, (beams if beam_size else None), outputs
 
@@ -110,7 +128,7 @@ def recognition_task(config, data):
   batch_fn, per_epoch = _batch_fn(data, config, ("points", "lengths", "labels", "label_lengths"))
   task = train.Task(init=lambda key: (model.init_recognizer(key, m, data.alphabet.num_classes), None),
                     loss_fn=loss_fn, train_batch=batch_fn, evaluate=evaluate,
-                    tokens_per_batch=config.batch_size)
+                    tokens_per_batch=points_per_batch(data, config))
   return task, per_epoch, decode_split
 
 
@@ -154,11 +172,13 @@ def generation_task(config, data):
                                                              batch["points"], batch["lengths"]))
 
   def split_nll(params, split):
-    total, count = 0.0, 0
-    for batch, weights, _ in _eval_batches(data, config, split):
+    total, count, done = 0.0, 0, 0
+    report = progress.Progress(f"{split} NLL sequences", len(data.splits[split]))
+    for batch, weights, idx in _eval_batches(data, config, split):
       batch["lengths"] = np.where(weights > 0, batch["lengths"], 0)   # padding rows count no points
       t, c = jax.device_get(nll_fn(params, batch))
-      total, count = total + float(t), count + int(c)
+      total, count, done = total + float(t), count + int(c), done + len(idx)
+      report.update(done)
     return total / count
 
   def evaluate(params):
@@ -166,7 +186,7 @@ def generation_task(config, data):
 
   batch_fn, per_epoch = _batch_fn(data, config, ("points", "lengths", "text") if conditional else ("points", "lengths"))
   task = train.Task(init=lambda key: (model.init_generator(key, m, alphabet_size), None), loss_fn=loss_fn,
-                    train_batch=batch_fn, evaluate=evaluate, tokens_per_batch=config.batch_size)
+                    train_batch=batch_fn, evaluate=evaluate, tokens_per_batch=points_per_batch(data, config))
   return task, per_epoch, split_nll
 
 
@@ -248,6 +268,7 @@ def train_model(config, workdir: str) -> Trained:
                [len(data.splits[s]) for s in ("train", "valid", "test")])
   make_task = recognition_task if config.task == "recognition" else generation_task
   task, per_epoch, evaluator = make_task(config, data)
+  command_line.log_model_and_workdir(describe_model(config), task.init, workdir)
   config.steps_per_epoch = per_epoch
   data_s = time.perf_counter() - start
   state = train.train_loop(task, config, workdir)

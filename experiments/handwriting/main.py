@@ -5,18 +5,17 @@ chosen by `config.task`. Trains (resuming from the workdir), evaluates on the te
 writes results.json and PNGs into the workdir. Override fields: `--config.num_steps=200`.
 """
 
-import os
-
 from absl import app, flags
-from ml_collections import config_flags
 
 from rnn_jax.data import fetch
-from experiments.handwriting import handwriting
 from rnn_jax import train
+from experiments import command_line
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "recognize_synthetic.py"),
-    "Config file (see configs/).")
+command_line.require_experiments_extra(("matplotlib",))
+
+from experiments.handwriting import handwriting  # pylint: disable=wrong-import-position  # after the check
+
+_CONFIG = command_line.config_flag(__file__, "recognize_synthetic")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/handwriting", "Checkpoints, metrics, TensorBoard, results, PNGs.")
 
 
@@ -29,4 +28,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(train.one_line_errors(main))

@@ -23,6 +23,7 @@ from absl import logging
 from rnn_jax import cells, train
 from rnn_jax.data import text
 from rnn_jax.train import optim
+from experiments import command_line
 from experiments.language_modeling.model import LanguageModel
 
 
@@ -235,6 +236,8 @@ def make_evaluate(model: LanguageModel, config, ids, report: Callable[[str], Non
 def run(config, workdir: str):
   """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample."""
   task, model, vocab, _ = build(config, workdir)
+  m = config.model
+  command_line.log_model_and_workdir(f"{m.num_layers} x {m.hidden_size} {m.cell}", task.init, workdir)
   state = train.train_loop(task, config, workdir)
   print(sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
                     config.sample.temperature, config.seed))

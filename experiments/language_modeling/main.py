@@ -6,18 +6,14 @@ sample the `sample` fields and `seed`, from the command line.
 Override any config field: `--config.model.hidden_size=512 --config.data.path=input.txt`.
 """
 
-import os
-
 from absl import app, flags
-from ml_collections import config_flags
 
 from rnn_jax.data import fetch
+from experiments import command_line
 from experiments.language_modeling import lm
 from rnn_jax import train
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "char_default.py"),
-    "Config file (see configs/).")
+_CONFIG = command_line.config_flag(__file__, "char_default")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/language_modeling", "Checkpoints, vocab, metrics, TensorBoard.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to do.")
 
@@ -40,4 +36,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(train.one_line_errors(main))

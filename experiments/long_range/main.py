@@ -17,6 +17,7 @@ import os
 
 from absl import app, flags
 
+from experiments import command_line
 from experiments.long_range import benchmark
 
 _TASKS = flags.DEFINE_list("tasks", list(benchmark.TASKS), "Tasks: adding, copy.")
@@ -32,6 +33,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/long_range", "Where results and 
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   variants, tasks = benchmark.VARIANTS, benchmark.TASKS
@@ -75,4 +77,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

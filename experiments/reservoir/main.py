@@ -12,6 +12,7 @@ import os
 
 from absl import app, flags
 
+from experiments import command_line
 from experiments.reservoir import esn
 
 _RESERVOIR_SIZE = flags.DEFINE_integer("reservoir_size", 1000, "Reservoir units N.", lower_bound=1)
@@ -33,6 +34,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/reservoir", "Where results.json 
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if _SPECTRAL_RADIUS.value <= 0:
@@ -56,4 +58,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

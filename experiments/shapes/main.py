@@ -12,6 +12,7 @@ import os
 
 from absl import app, flags
 
+from experiments import command_line
 from experiments.shapes import examples
 
 _STEPS = flags.DEFINE_integer("steps", 1500, "Training steps per task.", lower_bound=1)
@@ -35,4 +36,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

@@ -22,6 +22,7 @@ from absl import logging
 
 from rnn_jax import cells, decoding, train
 from rnn_jax.data import parallel
+from experiments import command_line, progress
 from experiments.translation import data, plots
 from experiments.translation.model import ATTENTIONS, Seq2Seq
 
@@ -69,6 +70,13 @@ def make_model(config, source_vocab: int, target_vocab: int) -> Seq2Seq:
                  reverse_source=m.reverse_source, dropout=m.dropout)
 
 
+def describe_model(config) -> str:
+  """E.g. "lstm encoder 1 x 128 bidirectional, decoder 1 x 256, bahdanau attention"."""
+  m = config.model
+  encoder = f"{m.cell} encoder {m.encoder_layers} x {m.encoder_size}{' bidirectional' if m.bidirectional else ''}"
+  return f"{encoder}, decoder {m.decoder_layers} x {m.decoder_size}, {m.attention} attention"
+
+
 # ----------------------------------------------------------------------------- decoding and scoring
 
 
@@ -102,6 +110,7 @@ def translate(model: Seq2Seq, params, source_tok, target_tok, sentences, decode_
   if max_tokens:
     ids = [x[:max_tokens] for x in ids]
   out: list = [None] * len(sentences)
+  report, done = progress.Progress(f"translating sentences (beam {beam_size})", len(sentences)), 0
   for rows, batch in parallel.eval_batches(ids, None, batch_size, pad_to):
     dec = jax.device_get(decode_batch(
         model, params, jnp.asarray(batch["source"]), jnp.asarray(batch["source_lengths"]), beam_size=beam_size,
@@ -115,6 +124,8 @@ def translate(model: Seq2Seq, params, source_tok, target_tok, sentences, decode_
           source_tokens=[source_tok.id_to_token(int(t)) for t in ids[row]],
           output_tokens=[target_tok.id_to_token(int(t)) for t in tokens],
           attention=np.asarray(dec.attention[j, :n, :s]), score=float(dec.scores[j]))
+    done += len(rows)
+    report.update(done)
   return out
 
 
@@ -179,7 +190,8 @@ def build(config, workdir: str) -> Experiment:
                target_tok.vocab_size, config.data.tokenizer, batches.steps_per_epoch, time.perf_counter() - start)
 
   def loss_fn(params, model_state, batch, rng, train_mode):
-    loss, metrics = model.loss(params, batch, rng, train_mode, config.label_smoothing)
+    """Training optimises the (label-smoothed) loss; evaluation measures the plain NLL per token."""
+    loss, metrics = model.loss(params, batch, rng, train_mode, config.label_smoothing if train_mode else 0.0)
     return loss, (metrics, model_state)
 
   eval_step = train.make_eval_step(loss_fn)
@@ -194,7 +206,7 @@ def build(config, workdir: str) -> Experiment:
       batch = dict(batch, target_lengths=(batch["target_lengths"] * keep).astype(np.int32))
       metrics, _ = eval_step(params, None, batch)
       n = int(batch["target_lengths"].sum())
-      total, tokens = total + float(metrics["nll"]) * n, tokens + n
+      total, tokens = total + float(metrics["loss"]) * n, tokens + n
     out = {"valid_nll": total / max(tokens, 1)}
     if valid_pairs:
       greedy_metrics, _ = score(model, params, source_tok, target_tok, valid_pairs, config, beam_size=1)
@@ -242,6 +254,7 @@ def _write_figures(results: dict, pairs, greedy_tr, beam_tr, config, workdir: st
 def run(config, workdir: str) -> dict:
   """Trains (resuming if `workdir` holds a checkpoint), then evaluates on test; returns the results."""
   exp = build(config, workdir)
+  command_line.log_model_and_workdir(describe_model(config), exp.task.init, workdir)
   start = time.perf_counter()
   state = train.train_loop(exp.task, config, workdir)
   train_seconds = time.perf_counter() - start

@@ -7,19 +7,19 @@ the workdir's checkpoint; beam size and length limits from --config.decode.*), c
 Override any config field: `--config.model.attention=none --config.data.source=a.fr --config.data.target=a.en`.
 """
 
-import os
 import sys
 
 from absl import app, flags
-from ml_collections import config_flags
 
 from rnn_jax.data import fetch
-from experiments.translation import experiment
 from rnn_jax import train
+from experiments import command_line
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "numbers.py"),
-    "Config file (see configs/).")
+command_line.require_experiments_extra()
+
+from experiments.translation import experiment  # pylint: disable=wrong-import-position  # after the check
+
+_CONFIG = command_line.config_flag(__file__, "numbers")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/translation", "Checkpoints, vocabularies, metrics, figures.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "translate", "compare"], "What to do.")
 _INPUT = flags.DEFINE_string("input", "", "translate: file of source sentences, one per line (default: stdin).")
@@ -55,4 +55,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(train.one_line_errors(main))

@@ -216,18 +216,17 @@ class Seq2Seq:
   def loss(self, params, batch, rng=None, train: bool = False, label_smoothing: float = 0.0):
     """Mean per-token cross-entropy over real target tokens (padding masked): `(loss, metrics)`.
 
-    With `label_smoothing` the loss is against smoothed labels (optax.smooth_labels);
-    `nll` is always the plain negative log-likelihood per token.
+    Without `label_smoothing` the loss is the negative log-likelihood per token. With it, the loss is against
+    smoothed labels (optax.smooth_labels) and `metrics["nll"]` is the plain negative log-likelihood per token.
     """
     logits_BxTxV, _ = self.teacher_forced(params, batch, rng, train)
     mask_BxT = attn_lib.mask_from_lengths(batch["target_lengths"], logits_BxTxV.shape[1]).astype(jnp.float32)
     labels_BxTxV = jax.nn.one_hot(batch["target_out"], self.target_vocab)
     nll_BxT = optax.softmax_cross_entropy(logits_BxTxV, labels_BxTxV)
-    if label_smoothing > 0:
-      loss_BxT = optax.softmax_cross_entropy(logits_BxTxV, optax.smooth_labels(labels_BxTxV, label_smoothing))
-    else:
-      loss_BxT = nll_BxT
     tokens = jnp.maximum(jnp.sum(mask_BxT), 1.0)
     correct_BxT = (jnp.argmax(logits_BxTxV, axis=-1) == batch["target_out"]).astype(jnp.float32)
-    metrics = {"nll": jnp.sum(nll_BxT * mask_BxT) / tokens, "token_accuracy": jnp.sum(correct_BxT * mask_BxT) / tokens}
-    return jnp.sum(loss_BxT * mask_BxT) / tokens, metrics
+    metrics = {"token_accuracy": jnp.sum(correct_BxT * mask_BxT) / tokens}
+    if label_smoothing <= 0:
+      return jnp.sum(nll_BxT * mask_BxT) / tokens, metrics
+    loss_BxT = optax.softmax_cross_entropy(logits_BxTxV, optax.smooth_labels(labels_BxTxV, label_smoothing))
+    return jnp.sum(loss_BxT * mask_BxT) / tokens, dict(metrics, nll=jnp.sum(nll_BxT * mask_BxT) / tokens)

@@ -17,6 +17,7 @@ import os
 from absl import app, flags
 import numpy as np
 
+from experiments import command_line
 from experiments.tree import arithmetic
 from rnn_jax.data import expressions
 
@@ -37,6 +38,7 @@ _OUT_DIR = flags.DEFINE_string("out_dir", "runs/tree", "Where results and the pl
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   unknown = sorted(set(_MODELS.value) - set(arithmetic.MODELS))
@@ -73,4 +75,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(main)

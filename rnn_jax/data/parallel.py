@@ -167,9 +167,8 @@ def local_pairs(source: str = "", target: str = "", tsv: str = "", valid: Sequen
   for path in (p for paths in files.values() for p in paths):
     if not os.path.isfile(path):
       raise FileNotFoundError(f"parallel text file {path!r} does not exist")
-  builder = LocalParallel(config=LocalParallelConfig(name=_fingerprint(files), files=json.dumps(files)),
-                          data_dir=data_dir or DEFAULT_DATA_DIR)
-  builder.download_and_prepare(file_format="array_record")
+  builder = sources.prepared(lambda: LocalParallel(
+      config=LocalParallelConfig(name=_fingerprint(files), files=json.dumps(files)), data_dir=data_dir or DEFAULT_DATA_DIR))
   return {split: _read_source(builder.as_data_source(split=split), "source", "target") for split in files}
 
 
@@ -205,9 +204,8 @@ def tatoeba_pairs(zip_path: str, source_lang: str = "fr", data_dir: str | None =
   zip_path = fetch.resolve(zip_path)
   if not os.path.isfile(zip_path):
     raise FileNotFoundError(f"Tatoeba archive {zip_path!r} does not exist")
-  builder = TatoebaFraEng(data_dir=data_dir or DEFAULT_DATA_DIR)
-  builder.download_and_prepare(
-      file_format="array_record",
+  builder = sources.prepared(
+      lambda: TatoebaFraEng(data_dir=data_dir or DEFAULT_DATA_DIR),
       download_config=tfds.download.DownloadConfig(manual_dir=os.path.dirname(os.path.abspath(zip_path))))
   return _read_source(builder.as_data_source(split="train"), source_lang, "en" if source_lang == "fr" else "fr")
 

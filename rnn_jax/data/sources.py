@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
+import threading
+import time
+from typing import Callable
 
 import tensorflow_datasets as tfds
+from absl import logging as absl_logging
 
 from rnn_jax.data.fetch import MissingDataError
 
@@ -50,6 +55,66 @@ def catalog_source(name: str, split: str, data_dir: str, download: bool):
         raise
   raise MissingDataError(f"tfds:{name} is not prepared in {data_dir}: add --config.data.download=True to let "
                          "TFDS download and prepare it (needs internet)")
+
+
+def prepared(make_builder: Callable[[], tfds.core.DatasetBuilder], **prepare_kwargs) -> tfds.core.DatasetBuilder:
+  """`make_builder()` prepared as array_record without TFDS's progress bars, terminal escape codes and
+  "Downloading and preparing" lines: a first preparation says so, then how long it has run every
+  `HEARTBEAT_S` seconds; errors still raise."""
+  with _quiet_tfds():
+    builder = make_builder()
+    fresh = not builder.is_prepared()
+  if fresh:
+    absl_logging.info("preparing %s in %s (once: later runs read it from there)", builder.name, builder.data_dir)
+  with _quiet_tfds(), (_heartbeat(f"preparing {builder.name}") if fresh else contextlib.nullcontext()):
+    builder.download_and_prepare(file_format="array_record", **prepare_kwargs)
+  return builder
+
+
+HEARTBEAT_S = 10.0  # seconds between "still preparing" lines
+
+
+@contextlib.contextmanager
+def _heartbeat(what: str):
+  """Logs `what: N s so far` every HEARTBEAT_S seconds while the block runs."""
+  finished, start = threading.Event(), time.perf_counter()
+
+  def beat():
+    while not finished.wait(HEARTBEAT_S):
+      absl_logging.info("%s: %.0f s so far", what, time.perf_counter() - start)
+
+  thread = threading.Thread(target=beat, daemon=True)
+  thread.start()
+  try:
+    yield
+  finally:
+    finished.set()
+    thread.join()
+
+
+@contextlib.contextmanager
+def _quiet_tfds():
+  """TFDS's own log records below ERROR, progress bars and printed lines are dropped; other logs pass."""
+  logger = logging.getLogger("absl")
+  logger.addFilter(_not_tfds_chatter)
+  try:
+    with _no_progress_bars(), contextlib.redirect_stdout(io.StringIO()):
+      yield
+  finally:
+    logger.removeFilter(_not_tfds_chatter)
+
+
+def _not_tfds_chatter(record: logging.LogRecord) -> bool:
+  return "tensorflow_datasets" not in record.pathname or record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+  tfds.display_progress_bar(False)
+  try:
+    yield
+  finally:
+    tfds.display_progress_bar(True)
 
 
 @contextlib.contextmanager

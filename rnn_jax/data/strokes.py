@@ -323,6 +323,22 @@ class IamOnDB(tfds.core.GeneratorBasedBuilder):
 # ------------------------------------------------------------------ loading
 
 
+def _builder(source: str, path: str, data_dir: str, config_fields: dict) -> tfds.core.DatasetBuilder:
+  """The (unprepared) builder of a stroke dataset; see `load_splits`."""
+  if source == "synthetic":
+    return SyntheticHandwriting(config=synthetic_config(**config_fields), data_dir=data_dir)
+  if source not in ("uji", "iam"):
+    raise ValueError(f"unknown stroke data source {source!r}; expected 'synthetic', 'uji' or 'iam'")
+  path = fetch.resolve(path)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{source} data not found at {path!r}")
+  abspath = os.path.abspath(path)
+  name = _name({"stamp": [abspath, os.path.getmtime(abspath), config_fields]})
+  if source == "uji":
+    return UjiDigits(config=UjiConfig(name=name, path=abspath, **config_fields), data_dir=data_dir)
+  return IamOnDB(config=IamConfig(name=name, path=abspath, **config_fields), data_dir=data_dir)
+
+
 def load_splits(source: str = "synthetic", path: str = "", data_dir: str | None = None,
                 **config_fields) -> dict[str, list[Sample]]:
   """Prepares (once, cached in `data_dir`) and reads a stroke dataset: `{"train", "valid", "test"} -> samples`.
@@ -330,24 +346,7 @@ def load_splits(source: str = "synthetic", path: str = "", data_dir: str | None 
   source: "synthetic" (fields of SyntheticConfig as keyword arguments), "uji" (`path` to
     the JSON or "fetched:uji_pen_digits"; `valid_writers`, `test_writers`) or "iam" (`path` to the manual dir).
   """
-  data_dir = data_dir or DEFAULT_DATA_DIR
-  if source == "synthetic":
-    builder = SyntheticHandwriting(config=synthetic_config(**config_fields), data_dir=data_dir)
-  elif source in ("uji", "iam"):
-    path = fetch.resolve(path)
-    if not os.path.exists(path):
-      raise FileNotFoundError(f"{source} data not found at {path!r}")
-    abspath = os.path.abspath(path)
-    stamp = [abspath, os.path.getmtime(abspath), config_fields]
-    if source == "uji":
-      builder = UjiDigits(config=UjiConfig(name=_name({"stamp": stamp}), path=abspath, **config_fields),
-                          data_dir=data_dir)
-    else:
-      builder = IamOnDB(config=IamConfig(name=_name({"stamp": stamp}), path=abspath, **config_fields),
-                        data_dir=data_dir)
-  else:
-    raise ValueError(f"unknown stroke data source {source!r}; expected 'synthetic', 'uji' or 'iam'")
-  builder.download_and_prepare(file_format="array_record")
+  builder = sources.prepared(lambda: _builder(source, path, data_dir or DEFAULT_DATA_DIR, config_fields))
   out = {}
   for split in SPLITS:
     if split not in builder.info.splits:

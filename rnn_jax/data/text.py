@@ -170,8 +170,7 @@ def load_text_splits(source: str = "stdlib", data_dir: str | None = None,
       out[ours] = _join_source(sources.catalog_source(name, theirs, data_dir, download), "\n")
     return out
   path = _stdlib_file(data_dir) if source == "stdlib" else fetch.resolve(source)
-  builder = LocalText(config=_config_for(path, fractions, encoding), data_dir=data_dir)
-  builder.download_and_prepare(file_format="array_record")
+  builder = sources.prepared(lambda: LocalText(config=_config_for(path, fractions, encoding), data_dir=data_dir))
   return {split: _join_source(builder.as_data_source(split=split), "") for split in SPLITS}
 
 

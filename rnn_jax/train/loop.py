@@ -23,7 +23,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from rnn_jax.train import distributed, optim
+from rnn_jax.train import distributed, hparams, optim
 from rnn_jax.train import workdir as workdir_lib
 from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves, one_line
 from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError, PeerLostError
@@ -180,6 +180,8 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
         for name, text in task.files.items():
           workdir_lib.write_atomically(os.path.join(workdir, name), text)
       writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
+      if primary:
+        hparams.write(config, os.path.join(workdir, "tensorboard"))
       try:
         return _train(task, config, state, rng, metadata, checkpoints, writer, num_devices, stop_requests)
       except Exception as e:  # pylint: disable=broad-except

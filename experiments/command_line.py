@@ -1,0 +1,127 @@
+"""What the experiments' command lines share: the config flag, the experiments-extra check, quiet library logs,
+the model line."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import logging as py_logging
+import os
+import re
+import sys
+from typing import Sequence
+
+import jax
+import numpy as np
+from absl import flags, logging
+from ml_collections import config_flags
+
+
+def config_flag(main_file: str, default_config: str) -> flags.FlagHolder:
+  """`--config` (default: `configs/<default_config>.py` beside `main_file`) with `--config.<field>` overrides.
+
+  An override naming no field of the config exits at once with one line naming it and the closest field.
+  """
+  default = os.path.join(os.path.dirname(os.path.abspath(main_file)), "configs", f"{default_config}.py")
+  message = unknown_field_message(_load_config(_config_argument(sys.argv) or default), _override_paths(sys.argv))
+  if message:
+    sys.exit(message)
+  return config_flags.DEFINE_config_file("config", default, "Config file (see configs/).")
+
+
+def _config_argument(argv: Sequence[str]) -> str:
+  """The value of `--config=PATH` (or `--config PATH`) in `argv`, or ""."""
+  for i, arg in enumerate(argv):
+    if arg.startswith(("--config=", "-config=")):
+      return arg.split("=", 1)[1]
+    if arg in ("--config", "-config") and i + 1 < len(argv):
+      return argv[i + 1]
+  return ""
+
+
+def _override_paths(argv: Sequence[str]) -> list[str]:
+  """The field paths of `--config.a.b=...` (and `--noconfig.a.b`) arguments, in order."""
+  found = (re.match(r"^--?(?:no)?config\.([^=]+)", arg) for arg in argv)
+  return [match.group(1) for match in found if match]
+
+
+def _load_config(path: str):
+  """The config `path` (`file.py` or `file.py:argument`) defines, or None when it cannot be loaded (the
+  config flag then reports that itself)."""
+  file_name, *argument = path.split(":", 1)
+  try:
+    spec = importlib.util.spec_from_file_location("_checked_config", file_name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(*argument)
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def unknown_field_message(config, paths: Sequence[str]) -> str:
+  """One line naming the first of `paths` (dotted, below `config`) that is not a field, with the closest
+  field; "" when every path is a field."""
+  if config is None:
+    return ""
+  for path in paths:
+    node, walked = config, "config"
+    for name in path.split("."):
+      fields = list(node.keys()) if hasattr(node, "keys") else []
+      if name not in fields:
+        return _no_field_line(f"--config.{path}", walked, name, fields)
+      node, walked = node[name], f"{walked}.{name}"
+  return ""
+
+
+def _no_field_line(flag: str, parent: str, name: str, fields: Sequence[str]) -> str:
+  if not fields:
+    return f"{flag}: {parent} is a value, not a group of fields"
+  closest = difflib.get_close_matches(name, fields, n=1)
+  hint = f"did you mean {parent}.{closest[0]}?" if closest else f"its fields: {', '.join(sorted(fields))}"
+  return f"{flag}: {parent} has no field {name!r}; {hint}"
+
+
+EXTRA_MODULES = ("matplotlib", "sacrebleu", "sentencepiece", "num2words")  # what `.[experiments]` installs
+
+
+def missing_extra_message(modules: Sequence[str] = EXTRA_MODULES) -> str:
+  """One line naming the `modules` that cannot be imported and the install command that brings them; ""
+  when all import."""
+  missing = [name for name in modules if not _importable(name)]
+  if not missing:
+    return ""
+  return f"this experiment needs {', '.join(missing)}: pip install -e '.[experiments]' (the experiments extra)"
+
+
+def _importable(module: str) -> bool:
+  try:
+    importlib.import_module(module)
+  except ImportError:
+    return False
+  return True
+
+
+def require_experiments_extra(modules: Sequence[str] = EXTRA_MODULES) -> None:
+  """Exits at once with `missing_extra_message` when some of `modules` are not installed (rather than after
+  training, when the plots are drawn)."""
+  message = missing_extra_message(modules)
+  if message:
+    sys.exit(message)
+
+
+def quiet_library_logs() -> None:
+  """Hides JAX's report of each accelerator backend it probes and does not find (one INFO line per
+  command); warnings, such as a GPU without a CUDA-enabled jaxlib, still show."""
+  py_logging.getLogger("jax._src.xla_bridge").setLevel(py_logging.WARNING)
+
+
+def parameter_count(init) -> int:
+  """How many parameters `init(key) -> (params, model_state)` makes, counted without computing them."""
+  shapes = jax.eval_shape(init, jax.random.PRNGKey(0))
+  return sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes[0]))
+
+
+def log_model_and_workdir(description: str, init, workdir: str) -> None:
+  """The run's model line: what it is, its parameter count, where its files go."""
+  logging.info("model: %s, %s parameters; workdir %s", description, f"{parameter_count(init):,}",
+               os.path.abspath(workdir))
