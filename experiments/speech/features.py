@@ -77,7 +77,8 @@ def num_frames(num_samples, spec: Spec):
 def _log_mel(waves_BxN, spec: Spec):
   steps = int(num_frames(waves_BxN.shape[1], spec))
   index_TxW = np.arange(steps)[:, None] * spec.hop + np.arange(spec.window)[None, :]
-  frames_BxTxW = waves_BxN[:, index_TxW] * jnp.asarray(np.hamming(spec.window), waves_BxN.dtype)
+  window_1x1xW = np.hamming(spec.window).astype(np.float32).reshape(1, 1, -1)
+  frames_BxTxW = waves_BxN[:, index_TxW] * window_1x1xW
   power = jnp.abs(jnp.fft.rfft(frames_BxTxW, n=spec.fft_size)) ** 2
   return jnp.log(power @ jnp.asarray(mel_filterbank(spec)) + LOG_FLOOR)
 
@@ -120,7 +121,8 @@ class Normalizer:
 
   def apply(self, feats_BxTxF, frames_B):
     valid_BxTx1 = (jnp.arange(feats_BxTxF.shape[1])[None, :] < frames_B[:, None])[..., None]
-    return jnp.where(valid_BxTx1, (feats_BxTxF - self.mean) / self.std, 0.0)
+    normed = (feats_BxTxF - self.mean.reshape(1, 1, -1)) / self.std.reshape(1, 1, -1)
+    return jnp.where(valid_BxTx1, normed, 0.0)
 
   def save(self, path: str) -> None:
     with open(path, "w") as f:

@@ -113,6 +113,8 @@ def read_recordings(folder: str) -> dict[str, dict[int, list[np.ndarray]]]:
 
 def split_speakers(speakers, cfg) -> dict[str, list[str]]:
   """Speaker-disjoint splits: `cfg.fsdd.valid_speakers`, `cfg.fsdd.test_speakers`, the rest train."""
+  if not cfg.fsdd.valid_speakers or not cfg.fsdd.test_speakers:
+    raise ValueError("config.data.fsdd: valid_speakers and test_speakers each need at least one speaker")
   held_out = list(cfg.fsdd.valid_speakers) + list(cfg.fsdd.test_speakers)
   unknown = sorted(set(held_out) - set(speakers))
   if unknown:

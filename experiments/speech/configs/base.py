@@ -8,7 +8,7 @@ from rnn_jax.train import optim
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                      # seeds init and dropout -- a run is reproducible from it and data.seed
-  c.num_steps = 600               # optimizer steps
+  c.num_steps = 400               # optimizer steps
   c.steps_per_epoch = 0           # derived at start from data.sizes[0] and batch_size
   c.log_every = 50                # steps between log lines / metric writes
   c.eval_every = 200              # steps between validation evaluations (also at the end)
@@ -20,7 +20,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.source = "dtmf"          # "dtmf" (synthetic keypad tones, embedded) or "fsdd" (spoken digit recordings)
   c.data.path = ""                # fsdd: the folder of {digit}_{speaker}_{index}.wav recordings
   c.data.seed = 0                 # the corpus: utterance i of split s is seeded by (seed, s, i)
-  c.data.sizes = (100000, 300, 300)  # train, valid, test utterances (train is generated as it is read)
+  c.data.sizes = (100000, 300, 1000)  # train, valid, test utterances (train is generated as it is read)
   c.data.min_digits = 1           # digits per utterance
   c.data.max_digits = 7
   c.data.pause_ms = (40.0, 250.0)  # silence between digits (uniform range)
