@@ -165,6 +165,7 @@ def run(config, workdir: str) -> dict:
   results = {"source": config.data.source, "num_steps": config.num_steps, "data_seconds": data_s,
              "train_seconds": train_s, "test_decode_seconds": time.perf_counter() - start,
              "median_steps_per_s": float(np.median(speeds)) if speeds else None, "test_utterances": len(refs),
+             "test_digits": sum(map(len, refs)),
              **scores(refs, best, "test_best_path"), **scores(refs, beams, "test_beam"), "machine": _machine(),
              "history": [h for h in history if any(k.startswith("valid") for k in h)]}
   with open(os.path.join(workdir, "results.json"), "w") as f:
