@@ -5,9 +5,9 @@
 
 DTMF (embedded, no download): each digit is its telephone-keypad pair of sine tones (ITU-T Q.23) with a random
 duration, level twist and slow frequency drift, separated by random pauses, at a random amplitude, in white noise
-at a random SNR. Connected FSDD digits: 1-7 recordings of one speaker of the split, each scaled to a random peak,
-joined by random short pauses, in light white noise. Recordings are read from a folder of
-`{digit}_{speaker}_{index}.wav` files (Free Spoken Digit Dataset, 8 kHz mono).
+`snr_db` below amplitude / sqrt(2). Connected FSDD digits: 1-7 recordings of one speaker of the split, each scaled
+to a random peak, joined by random short pauses, in white noise `snr_db` below the lowest peak. Recordings are
+read from a folder of `{digit}_{speaker}_{index}.wav` files (Free Spoken Digit Dataset, 8 kHz mono).
 """
 
 from __future__ import annotations

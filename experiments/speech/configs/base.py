@@ -25,7 +25,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.max_digits = 7
   c.data.pause_ms = (40.0, 250.0)  # silence between digits (uniform range)
   c.data.edge_ms = (0.0, 300.0)   # silence before the first and after the last digit
-  c.data.snr_db = (10.0, 30.0)    # white noise level below the speech (uniform range)
+  c.data.snr_db = (10.0, 30.0)    # white noise RMS this many dB below amplitude/sqrt(2) (dtmf) or fsdd.peak[0]
   c.data.pad_frames = 32          # pad batches to a multiple of this many frames (fewer compiled shapes)
   c.data.stats_examples = 256     # training utterances whose features give the normalising mean and std
   c.data.dtmf = ml_collections.ConfigDict()

@@ -22,7 +22,7 @@ def get_config():
   c.model.num_layers = 3
   c.model.subsample = 3
   c.model.dropout = 0.2
-  c.num_steps = 1500
-  c.eval_every = 500
-  c.checkpoint_every = 500
+  c.num_steps = 800
+  c.eval_every = 400
+  c.checkpoint_every = 400
   return c
