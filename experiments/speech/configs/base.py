@@ -1,0 +1,63 @@
+"""Defaults shared by the speech configs; each named config overrides a few fields."""
+
+import ml_collections
+
+from rnn_jax.train import optim
+
+
+def base_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0                      # seeds init and dropout -- a run is reproducible from it and data.seed
+  c.num_steps = 400               # optimizer steps
+  c.steps_per_epoch = 0           # derived at start from data.sizes[0] and batch_size
+  c.log_every = 50                # steps between log lines / metric writes
+  c.eval_every = 200              # steps between validation evaluations (also at the end)
+  c.checkpoint_every = 200        # steps between checkpoints (also at the end)
+  c.keep_checkpoints = 2          # how many recent checkpoints to keep
+  c.batch_size = 32               # utterances per batch (train and eval)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.source = "dtmf"          # "dtmf" (synthetic keypad tones, embedded) or "fsdd" (spoken digit recordings)
+  c.data.path = ""                # fsdd: the folder of {digit}_{speaker}_{index}.wav recordings
+  c.data.seed = 0                 # the corpus: utterance i of split s is seeded by (seed, s, i)
+  c.data.sizes = (100000, 300, 1000)  # train, valid, test utterances (train is generated as it is read)
+  c.data.min_digits = 1           # digits per utterance
+  c.data.max_digits = 7
+  c.data.pause_ms = (40.0, 250.0)  # silence between digits (uniform range)
+  c.data.edge_ms = (0.0, 300.0)   # silence before the first and after the last digit
+  c.data.snr_db = (10.0, 30.0)    # white noise RMS this many dB below amplitude/sqrt(2) (dtmf) or fsdd.peak[0]
+  c.data.pad_frames = 32          # pad batches to a multiple of this many frames (fewer compiled shapes)
+  c.data.stats_examples = 256     # training utterances whose features give the normalising mean and std
+  c.data.dtmf = ml_collections.ConfigDict()
+  c.data.dtmf.tone_ms = (60.0, 200.0)  # duration of a digit's tone
+  c.data.dtmf.drift = 0.015       # largest relative frequency offset at a tone's start and end
+  c.data.dtmf.amplitude = (0.05, 0.9)  # peak of the tones
+  c.data.fsdd = ml_collections.ConfigDict()
+  c.data.fsdd.valid_speakers = ("lucas",)  # held out for validation
+  c.data.fsdd.test_speakers = ("theo",)    # held out for the test: a voice the model never heard
+  c.data.fsdd.peak = (0.3, 0.9)   # each recording is scaled to a random peak in this range
+
+  c.features = ml_collections.ConfigDict()
+  c.features.sample_rate = 8000   # Hz (the data's rate)
+  c.features.window_ms = 25.0     # analysis window
+  c.features.hop_ms = 10.0        # frame step
+  c.features.num_mels = 40        # mel filterbank bands
+  c.features.delta_order = 2      # 0: log-mels, 1: + deltas, 2: + delta-deltas
+
+  c.model = ml_collections.ConfigDict()
+  c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
+  c.model.matmul_dtype = "float32"  # "bfloat16": bf16 matmul operands, float32 accumulation, params and carries
+  c.model.hidden_size = 64        # units per layer (and direction)
+  c.model.num_layers = 2          # stacked layers
+  c.model.bidirectional = True    # False: forward-only layers
+  c.model.subsample = 2           # concatenate this many consecutive frames per step
+  c.model.dropout = 0.0           # dropout between layers
+
+  c.optimizer = optim.default_config()
+  c.optimizer.learning_rate = 3e-3
+  c.optimizer.schedule = "cosine"
+  c.optimizer.clip_norm = 1.0
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.beam_size = 8            # prefix beam search width on the test split
+  return c

@@ -1,0 +1,43 @@
+"""Speech: `python -m experiments.speech.main [--config=...] [--workdir=...] [--mode=...]`.
+
+Modes: train (default; resumes from the workdir, then scores the test split into results.json), recognize
+(prints the digits of `--input`, a WAV file or a folder of them), eval (scores `--input`, a folder of
+`{digits}_{speaker}_{index}.wav` recordings). recognize and eval use the model the workdir's run saved.
+Override any config field: `--config.model.num_layers=3 --config.model.cell=gru`.
+"""
+
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from rnn_jax.data import fetch
+from experiments.speech import recognize, speech
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "dtmf.py"),
+    "Config file (see configs/).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/speech", "Checkpoints, metrics, TensorBoard, results.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "recognize", "eval"], "What to do.")
+_INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; eval: a folder of recordings.")
+
+
+@fetch.exit_on_missing_data
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if _MODE.value == "train":
+    speech.run(_CONFIG.value, _WORKDIR.value)
+    return
+  if not _INPUT.value:
+    raise app.UsageError(f"--mode={_MODE.value} needs --input=FILE.wav or a folder")
+  recognizer = recognize.load(_WORKDIR.value)
+  if _MODE.value == "recognize":
+    for path, digits in recognize.recognize_paths(recognizer, recognize.wav_paths(_INPUT.value)):
+      print(f"{path}\t{digits}")
+  else:
+    print(recognize.evaluate_folder(recognizer, _INPUT.value, _WORKDIR.value))
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,149 @@
+"""Spoken-digit utterances, each deterministic per (seed, split, index): synthetic keypad tones or FSDD recordings.
+
+  source = make_source(config.data)          # (split, index) -> Utterance
+  utt = source("train", 12)                  # utt.wave (float32, 8 kHz), utt.digits, utt.spans
+
+DTMF (embedded, no download): each digit is its telephone-keypad pair of sine tones (ITU-T Q.23) with a random
+duration, level twist and slow frequency drift, separated by random pauses, at a random amplitude, in white noise
+`snr_db` below amplitude / sqrt(2). Connected FSDD digits: 1-7 recordings of one speaker of the split, each scaled
+to a random peak, joined by random short pauses, in white noise `snr_db` below the lowest peak. Recordings are
+read from a folder of `{digit}_{speaker}_{index}.wav` files (Free Spoken Digit Dataset, 8 kHz mono).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Callable, NamedTuple
+
+import numpy as np
+from scipy.io import wavfile
+
+SAMPLE_RATE = 8000
+SPLITS = ("train", "valid", "test")
+KEYPAD_HZ = {1: (697, 1209), 2: (697, 1336), 3: (697, 1477), 4: (770, 1209), 5: (770, 1336), 6: (770, 1477),
+             7: (852, 1209), 8: (852, 1336), 9: (852, 1477), 0: (941, 1336)}
+RECORDING_NAME = re.compile(r"^(\d+)_([^_]+)_(\d+)\.wav$")
+
+
+class Utterance(NamedTuple):
+  wave: np.ndarray    # [N] float32 samples at SAMPLE_RATE
+  digits: np.ndarray  # [L] int32, 0-9
+  spans: np.ndarray   # [L, 2] the start and end sample of each digit
+
+
+def rng_for(seed: int, split: str, index: int) -> np.random.Generator:
+  return np.random.default_rng([seed, SPLITS.index(split), index])
+
+
+def _ms(rng, bounds) -> int:
+  return int(rng.uniform(*bounds) * SAMPLE_RATE / 1000)
+
+
+def _join(rng, pieces, cfg, noise_rms: float) -> tuple[np.ndarray, np.ndarray]:
+  """Pieces joined by pauses of `cfg.pause_ms` and framed by `cfg.edge_ms` of silence, plus white noise."""
+  parts, spans = [np.zeros(_ms(rng, cfg.edge_ms), np.float32)], []
+  at = len(parts[0])
+  for i, piece in enumerate(pieces):
+    if i:
+      parts.append(np.zeros(_ms(rng, cfg.pause_ms), np.float32))
+      at += len(parts[-1])
+    parts.append(piece.astype(np.float32))
+    spans.append((at, at + len(piece)))
+    at += len(piece)
+  parts.append(np.zeros(_ms(rng, cfg.edge_ms), np.float32))
+  wave = np.concatenate(parts)
+  wave += (noise_rms * rng.standard_normal(len(wave))).astype(np.float32)
+  return wave, np.asarray(spans, np.int64).reshape(-1, 2)
+
+
+def _digits(rng, cfg) -> np.ndarray:
+  return rng.integers(0, 10, rng.integers(cfg.min_digits, cfg.max_digits + 1)).astype(np.int32)
+
+
+def dtmf_tone(rng, digit: int, num_samples: int, drift: float) -> np.ndarray:
+  """The keypad tone pair of `digit`, unit peak; each frequency drifts linearly by up to `drift` (relative)."""
+  t = np.arange(num_samples) / SAMPLE_RATE
+  wave = np.zeros(num_samples)
+  for hz, level in zip(KEYPAD_HZ[digit], (1.0, 10 ** (rng.uniform(-3, 3) / 20))):
+    start, end = hz * (1 + rng.uniform(-drift, drift, 2))
+    phase = 2 * np.pi * (start * t + (end - start) * t ** 2 / (2 * t[-1] + 1e-9)) + rng.uniform(0, 2 * np.pi)
+    wave += level * np.sin(phase)
+  return wave / np.abs(wave).max()
+
+
+def dtmf_utterance(cfg, split: str, index: int) -> Utterance:
+  """Keypad tones of 1..max_digits random digits (`cfg`: config.data)."""
+  rng = rng_for(cfg.seed, split, index)
+  digits = _digits(rng, cfg)
+  amplitude = rng.uniform(*cfg.dtmf.amplitude)
+  tones = [amplitude * dtmf_tone(rng, int(d), _ms(rng, cfg.dtmf.tone_ms), cfg.dtmf.drift) for d in digits]
+  noise_rms = amplitude / np.sqrt(2) / 10 ** (rng.uniform(*cfg.snr_db) / 20)
+  wave, spans = _join(rng, tones, cfg, noise_rms)
+  return Utterance(wave, digits, spans)
+
+
+def read_wav(path: str) -> np.ndarray:
+  """A mono 8 kHz WAV as float32 in [-1, 1]; one-line error for another rate or several channels."""
+  rate, samples = wavfile.read(path)
+  if rate != SAMPLE_RATE or samples.ndim != 1:
+    raise ValueError(f"{path}: need mono {SAMPLE_RATE} Hz audio, got {rate} Hz with shape {samples.shape}; "
+                     f"convert it first (e.g. sox IN -r {SAMPLE_RATE} -c 1 OUT.wav)")
+  if np.issubdtype(samples.dtype, np.integer):
+    return (samples / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
+  return samples.astype(np.float32)
+
+
+def read_recordings(folder: str) -> dict[str, dict[int, list[np.ndarray]]]:
+  """`{speaker: {digit: [wave, ...] in index order}}` from `{digit}_{speaker}_{index}.wav` single-digit files."""
+  found = {}
+  for path in glob.glob(os.path.join(folder, "*.wav")):
+    match = RECORDING_NAME.match(os.path.basename(path))
+    if match and len(match.group(1)) == 1:
+      found[(match.group(2), int(match.group(1)), int(match.group(3)))] = path
+  if not found:
+    raise FileNotFoundError(f"no {{digit}}_{{speaker}}_{{index}}.wav recordings in {folder!r}: "
+                            "set --config.data.path to the Free Spoken Digit Dataset's recordings/ folder")
+  recordings = {}
+  for speaker, digit, _ in sorted(found):
+    recordings.setdefault(speaker, {}).setdefault(digit, []).append(read_wav(found[(speaker, digit, _)]))
+  return recordings
+
+
+def split_speakers(speakers, cfg) -> dict[str, list[str]]:
+  """Speaker-disjoint splits: `cfg.fsdd.valid_speakers`, `cfg.fsdd.test_speakers`, the rest train."""
+  if not cfg.fsdd.valid_speakers or not cfg.fsdd.test_speakers:
+    raise ValueError("config.data.fsdd: valid_speakers and test_speakers each need at least one speaker")
+  held_out = list(cfg.fsdd.valid_speakers) + list(cfg.fsdd.test_speakers)
+  unknown = sorted(set(held_out) - set(speakers))
+  if unknown:
+    raise ValueError(f"config.data.fsdd: speakers {unknown} have no recordings; present: {sorted(speakers)}")
+  train = sorted(set(speakers) - set(held_out))
+  if not train:
+    raise ValueError("config.data.fsdd: every speaker is held out; leave at least one for training")
+  return {"train": train, "valid": list(cfg.fsdd.valid_speakers), "test": list(cfg.fsdd.test_speakers)}
+
+
+def connected_utterance(recordings, speakers_by_split, cfg, split: str, index: int) -> Utterance:
+  """1..max_digits recordings of one of the split's speakers, joined by pauses, in light noise."""
+  rng = rng_for(cfg.seed, split, index)
+  speaker = speakers_by_split[split][rng.integers(len(speakers_by_split[split]))]
+  digits = _digits(rng, cfg)
+  pieces = []
+  for digit in digits:
+    takes = recordings[speaker][int(digit)]
+    take = takes[rng.integers(len(takes))]
+    pieces.append(take * (rng.uniform(*cfg.fsdd.peak) / max(np.abs(take).max(), 1e-6)))
+  noise_rms = cfg.fsdd.peak[0] / 10 ** (rng.uniform(*cfg.snr_db) / 20)
+  wave, spans = _join(rng, pieces, cfg, noise_rms)
+  return Utterance(wave, digits, spans)
+
+
+def make_source(cfg) -> Callable[[str, int], Utterance]:
+  """`(split, index) -> Utterance` for `cfg.source` ("dtmf" or "fsdd"; `cfg`: config.data)."""
+  if cfg.source == "dtmf":
+    return lambda split, index: dtmf_utterance(cfg, split, index)
+  recordings = read_recordings(cfg.path)
+  speakers = split_speakers(recordings, cfg)
+  return lambda split, index: connected_utterance(recordings, speakers, cfg, split, index)

@@ -1,0 +1,196 @@
+"""Speech: log-mel features against a direct NumPy computation, the utterance generators, a small learning run,
+and recognition of WAV files written by the test."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.io import wavfile
+
+from experiments.speech import features, recognize, speech, utterances
+from experiments.speech.configs import base as base_config
+
+SPEC = features.Spec(sample_rate=8000, window_ms=25.0, hop_ms=10.0, num_mels=40, delta_order=0)
+
+
+def _direct_log_mel_frame(wave, frame, spec):
+  """One frame's log-mel energies from the definitions: Hamming window, DFT sum, HTK-mel triangles."""
+  w, hop, n_fft = 200, 80, 256
+  n = np.arange(w)
+  x = wave[frame * hop:frame * hop + w] * (0.54 - 0.46 * np.cos(2 * np.pi * n / (w - 1)))
+  k = np.arange(n_fft // 2 + 1)
+  power = np.abs(np.exp(-2j * np.pi * np.outer(k, n) / n_fft) @ x) ** 2
+  mel = lambda hz: 2595 * np.log10(1 + hz / 700)
+  edges = [700 * (10 ** (m / 2595) - 1) for m in np.linspace(0, mel(4000.0), spec.num_mels + 2)]
+  energies = []
+  for b in range(spec.num_mels):
+    lo, mid, hi = edges[b], edges[b + 1], edges[b + 2]
+    weight = 0.0 * power
+    for i, hz in enumerate(k * 8000 / n_fft):
+      if lo < hz <= mid:
+        weight[i] = (hz - lo) / (mid - lo)
+      elif mid < hz < hi:
+        weight[i] = (hi - hz) / (hi - mid)
+    energies.append(weight @ power)
+  return np.log(np.asarray(energies) + features.LOG_FLOOR)
+
+
+def test_log_mel_frames_match_direct_numpy_and_ignore_padding():
+  rng = np.random.default_rng(0)
+  t = np.arange(2000) / 8000
+  wave = (0.5 * np.sin(2 * np.pi * 440 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+  longer = rng.standard_normal(3000).astype(np.float32)
+  batch = np.zeros((2, 3000), np.float32)
+  batch[0, :2000], batch[1] = wave, longer
+  feats, frames = features.features(jnp.asarray(batch), jnp.asarray([2000, 3000]), SPEC)
+  feats = np.asarray(feats)
+  assert feats.shape == (2, 36, 40) and list(frames) == [23, 36]
+  for frame in (0, 7, 22):
+    np.testing.assert_allclose(feats[0, frame], _direct_log_mel_frame(wave, frame, SPEC), atol=2e-3)
+  assert np.all(feats[0, 23:] == 0)
+  assert np.argmax(feats[0, 7]) == np.argmax(_direct_log_mel_frame(wave, 7, SPEC))   # the 440 Hz band
+
+
+def test_deltas_are_the_regression_formula_with_each_utterances_edges_repeated():
+  rng = np.random.default_rng(1)
+  x = rng.standard_normal((9, 3)).astype(np.float32)
+  padded = np.concatenate([x, 100 + rng.standard_normal((5, 3)).astype(np.float32)])   # junk past the length
+  got = np.asarray(features.deltas(jnp.asarray(padded[None]), jnp.asarray([9])))[0, :9]
+  edge = np.concatenate([x[:1], x[:1], x, x[-1:], x[-1:]])
+  want = np.stack([(1 * (edge[t + 3] - edge[t + 1]) + 2 * (edge[t + 4] - edge[t])) / 10 for t in range(9)])
+  np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_normalizer_uses_valid_frames_only():
+  rng = np.random.default_rng(2)
+  feats = rng.normal(3.0, 2.0, (4, 50, 6)).astype(np.float32)
+  frames = np.asarray([50, 20, 35, 10])
+  for row, n in zip(feats, frames):
+    row[n:] = 1e6
+  normalizer = features.Normalizer.fit(feats, frames)
+  valid = np.concatenate([f[:n] for f, n in zip(feats, frames)])
+  np.testing.assert_allclose(normalizer.mean, valid.mean(0), rtol=1e-5)
+  out = np.asarray(normalizer.apply(jnp.asarray(feats), jnp.asarray(frames)))
+  assert np.all(out[1, 20:] == 0)
+  normed = np.concatenate([f[:n] for f, n in zip(out, frames)])
+  np.testing.assert_allclose(normed.std(0), 1.0, rtol=1e-4)
+
+
+_LOW_HZ, _HIGH_HZ = (697, 770, 852, 941), (1209, 1336, 1477)
+_KEYS = {(0, 0): 1, (0, 1): 2, (0, 2): 3, (1, 0): 4, (1, 1): 5, (1, 2): 6, (2, 0): 7, (2, 1): 8, (2, 2): 9,
+         (3, 1): 0}
+
+
+def _keypad_digit(segment):
+  """The digit whose row and column tones are the strongest in `segment` (the keypad of ITU-T Q.23)."""
+  spectrum = np.abs(np.fft.rfft(segment, 8000))   # 1 Hz bins
+  row = int(np.argmax([spectrum[hz - 15:hz + 16].max() for hz in _LOW_HZ]))
+  column = int(np.argmax([spectrum[hz - 20:hz + 21].max() for hz in _HIGH_HZ]))
+  return _KEYS[(row, column)]
+
+
+def test_dtmf_utterances_are_deterministic_and_their_tones_are_their_labels():
+  cfg = base_config.base_config().data
+  a, b = utterances.dtmf_utterance(cfg, "train", 3), utterances.dtmf_utterance(cfg, "train", 3)
+  np.testing.assert_array_equal(a.wave, b.wave)
+  assert not np.array_equal(a.wave[:1000], utterances.dtmf_utterance(cfg, "test", 3).wave[:1000])
+  lengths = set()
+  for index in range(12):
+    utt = utterances.dtmf_utterance(cfg, "valid", index)
+    lengths.add(len(utt.digits))
+    assert 1 <= len(utt.digits) <= 7 and len(utt.spans) == len(utt.digits)
+    assert [_keypad_digit(utt.wave[s:e]) for s, e in utt.spans] == utt.digits.tolist()
+    gaps = np.concatenate([utt.wave[e:s] for (_, e), (s, _) in zip(utt.spans[:-1], utt.spans[1:])] + [[0.0]])
+    tones = np.concatenate([utt.wave[s:e] for s, e in utt.spans])
+    assert np.sqrt(np.mean(tones ** 2)) > 2 * np.sqrt(np.mean(gaps ** 2))
+  assert len(lengths) > 3
+
+
+def _write_recordings(folder, speakers, takes=2):
+  """Distinct random 'recordings' per (speaker, digit, take); returns {(speaker, digit): [waves]}."""
+  rng = np.random.default_rng(3)
+  written = {}
+  for speaker in speakers:
+    for digit in range(10):
+      for take in range(takes):
+        wave = (rng.uniform(-0.5, 0.5, rng.integers(1500, 3000)) * 32767).astype(np.int16)
+        wavfile.write(os.path.join(folder, f"{digit}_{speaker}_{take}.wav"), 8000, wave)
+        written.setdefault((speaker, digit), []).append(wave / 32768.0)
+  return written
+
+
+def test_connected_digits_are_deterministic_and_concatenate_the_speakers_recordings(tmp_path):
+  written = _write_recordings(str(tmp_path), ("amy", "bob", "cid"))
+  cfg = base_config.base_config().data
+  cfg.source, cfg.path, cfg.snr_db = "fsdd", str(tmp_path), (200.0, 200.0)   # noise far below the samples
+  cfg.fsdd.valid_speakers, cfg.fsdd.test_speakers = ("bob",), ("cid",)
+  source = utterances.make_source(cfg)
+  np.testing.assert_array_equal(source("test", 4).wave, source("test", 4).wave)
+  for split, speaker in (("train", "amy"), ("test", "cid")):
+    for index in range(6):
+      utt = source(split, index)
+      for digit, (start, end) in zip(utt.digits, utt.spans):
+        segment = utt.wave[start:end]
+        matches = [take for take in written[(speaker, int(digit))] if len(take) == len(segment)
+                   and np.corrcoef(take, segment)[0, 1] > 0.9999]
+        assert matches, (split, index, digit)
+
+
+def test_one_line_errors_before_compute(tmp_path):
+  wavfile.write(str(tmp_path / "1_x_0.wav"), 16000, np.zeros(800, np.int16))
+  with pytest.raises(ValueError, match="need mono 8000 Hz"):
+    utterances.read_wav(str(tmp_path / "1_x_0.wav"))
+  config = base_config.base_config()
+  config.data.source = "fsdd"
+  with pytest.raises(ValueError, match="config.data.path"):
+    speech.validate(config)
+  config.data.path = str(tmp_path / "empty")
+  with pytest.raises(FileNotFoundError, match="no .*recordings"):
+    utterances.make_source(config.data)
+
+
+@pytest.fixture(scope="module")
+def trained_workdir(tmp_path_factory):
+  """A small BLSTM trained on 1-3 keypad digits (about 60 s on 2 CPU cores)."""
+  config = base_config.base_config()
+  config.data.max_digits = 3
+  config.data.sizes = (100000, 64, 64)
+  config.data.pad_frames = 64
+  config.model.hidden_size = 32
+  config.model.num_layers = 1
+  config.batch_size = 16
+  config.optimizer.learning_rate = 1e-2
+  config.num_steps, config.eval_every, config.checkpoint_every, config.log_every = 300, 300, 300, 50
+  workdir = str(tmp_path_factory.mktemp("speech"))
+  return workdir, speech.run(config, workdir)
+
+
+def test_small_model_learns_keypad_digits(trained_workdir):
+  workdir, results = trained_workdir
+  with open(os.path.join(workdir, "results.json")) as f:
+    assert json.load(f)["test_beam_der"] == results["test_beam_der"]
+  assert results["test_best_path_der"] < 0.05 and results["test_beam_der"] < 0.05
+  assert results["test_beam_string_acc"] > 0.9
+
+
+def test_recognize_and_eval_on_written_wavs(trained_workdir, tmp_path):
+  workdir, _ = trained_workdir
+  cfg = base_config.base_config().data
+  cfg.max_digits = 3
+  names = []
+  for index in range(6):
+    utt = utterances.dtmf_utterance(cfg, "test", 1000 + index)
+    names.append("".join(map(str, utt.digits)) + f"_tones_{index}.wav")
+    wavfile.write(str(tmp_path / names[-1]), 8000, (utt.wave * 32767).astype(np.int16))
+  out = subprocess.run([sys.executable, "-m", "experiments.speech.main", "--mode=recognize",
+                        f"--workdir={workdir}", f"--input={tmp_path}"], capture_output=True, text=True, check=True)
+  printed = dict(line.split("\t") for line in out.stdout.strip().splitlines())
+  right = sum(printed[str(tmp_path / name)] == name.split("_")[0] for name in names)
+  assert right >= 5, out.stdout
+  scores = recognize.evaluate_folder(recognize.load(workdir), str(tmp_path), workdir)
+  assert scores["files"] == 6 and scores["string_acc"] == right / 6
+  assert os.path.exists(os.path.join(workdir, "eval.json"))
