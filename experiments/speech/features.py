@@ -124,9 +124,9 @@ class Normalizer:
     normed = (feats_BxTxF - self.mean.reshape(1, 1, -1)) / self.std.reshape(1, 1, -1)
     return jnp.where(valid_BxTx1, normed, 0.0)
 
-  def save(self, path: str) -> None:
-    with open(path, "w") as f:
-      json.dump({"mean": self.mean.tolist(), "std": self.std.tolist()}, f)
+  def to_json(self) -> str:
+    """What `load` reads (the train loop writes it into the workdir once the run is accepted)."""
+    return json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist()})
 
   @classmethod
   def load(cls, path: str) -> "Normalizer":

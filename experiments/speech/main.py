@@ -11,6 +11,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from rnn_jax import train
 from rnn_jax.data import fetch
 from experiments.speech import recognize, speech
 
@@ -40,4 +41,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(train.one_line_errors(main))

@@ -112,6 +112,9 @@ def _split_batches(source, split, count, spec, normalizer, config):
   return batches, [model.digits_to_labels(u.digits) for u in utts]
 
 
+NORMALIZER_FILE = "normalizer.json"  # the training split's feature statistics, in the workdir
+
+
 def make_task(config, source, spec, normalizer):
   """`(Task, valid batches and refs, log_probs)` for BLSTM-CTC digit recognition."""
   m = config.model
@@ -135,12 +138,13 @@ def make_task(config, source, spec, normalizer):
     return scores(valid_refs, decode(log_probs, params, valid_batches)[0], "valid")
 
   task = train.Task(init=lambda key: (model.init(key, m, spec.size), None), loss_fn=loss_fn,
-                    train_batch=train_batch, evaluate=evaluate, tokens_per_batch=config.batch_size)
+                    train_batch=train_batch, evaluate=evaluate, tokens_per_batch=config.batch_size,
+                    files={NORMALIZER_FILE: normalizer.to_json()})
   return task, log_probs
 
 
 def normalizer_path(workdir):
-  return os.path.join(workdir, "normalizer.json")
+  return os.path.join(workdir, NORMALIZER_FILE)
 
 
 def run(config, workdir: str) -> dict:
@@ -151,8 +155,6 @@ def run(config, workdir: str) -> dict:
   source = utterances.make_source(config.data)
   normalizer = fit_normalizer(source, spec, config)
   config.steps_per_epoch = max(1, config.data.sizes[0] // config.batch_size)
-  train.save_config(config, workdir)
-  normalizer.save(normalizer_path(workdir))
   task, log_probs = make_task(config, source, spec, normalizer)
   data_s = time.perf_counter() - start
   params = jax.device_get(train.train_loop(task, config, workdir).params)

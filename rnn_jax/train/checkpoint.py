@@ -63,6 +63,8 @@ _METADATA_BYTES = 1 << 20  # room a checkpoint needs beside its arrays (orbax's 
 class CheckpointError(RunError):
   """A checkpoint that cannot be restored into the current run's state, or cannot be saved."""
 
+  ends_at_once = True  # orbax's abandoned threads would report their closed event loop at the interpreter's exit
+
 
 class Checkpointer:
   """Thin wrapper over `ocp.CheckpointManager` with clear errors."""

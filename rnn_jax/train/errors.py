@@ -14,6 +14,8 @@ from rnn_jax.data.sources import DataError
 class RunError(Exception):
   """A run refused or stopped for a reason its one-line message names, with what to do about it."""
 
+  ends_at_once = False  # the command line exits without the interpreter's exit handlers (see one_line_errors)
+
 
 class WorkdirLockedError(RunError):
   """Another run holds the workdir."""
@@ -30,6 +32,8 @@ class DivergedError(RunError):
 class PeerLostError(RunError):
   """Another process of a multi-process run stopped (killed, machine lost): this one cannot go on alone."""
 
+  ends_at_once = True  # JAX's shutdown barrier would wait for the lost peer
+
 
 class Interrupted(RunError):
   """SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first."""
@@ -44,7 +48,8 @@ def one_line_errors(main):
       return main(argv)
     except (RunError, DataError) as e:
       process = f"process {jax.process_index()}: " if jax.process_count() > 1 else ""
-      if isinstance(e, PeerLostError):  # skip JAX's exit handlers: their shutdown barrier would wait for the lost peer
+      if getattr(e, "ends_at_once", False):
+        # The run's files are closed by now; what the interpreter's exit would run waits or reports noise.
         print(f"{process}{type(e).__name__}: {e}", file=sys.stderr, flush=True)
         os._exit(1)  # pylint: disable=protected-access
       sys.exit(f"{process}{type(e).__name__}: {e}")

@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from rnn_jax.train import optim
+from rnn_jax.train import distributed, optim
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -15,6 +15,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 200        # steps between checkpoints (also at the end)
   c.keep_checkpoints = 2          # how many recent checkpoints to keep
   c.batch_size = 32               # utterances per batch (train and eval)
+  c.divergence_factor = 10.0      # stop when the loss exceeds this x |its initial value| (0: never)
+  c.distributed = distributed.config()  # several processes, one per host or accelerator (docs/training.md)
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "dtmf"          # "dtmf" (synthetic keypad tones, embedded) or "fsdd" (spoken digit recordings)
