@@ -10,7 +10,6 @@ Each run writes `results.json` and its PNGs into the workdir.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import time
 from typing import Any, Callable, NamedTuple
@@ -279,18 +278,7 @@ def run(config, workdir: str) -> dict:
   """Trains (resuming from `workdir`), evaluates on the test split, draws pictures; returns and saves results."""
   trained = train_model(config, workdir)
   report = _recognition_report if config.task == "recognition" else _generation_report
-  history = train.read_metrics(workdir)
-  speeds = [h["steps_per_s"] for h in history if "steps_per_s" in h]
-  results = {"task": config.task, "source": config.data.source, "num_steps": config.num_steps,
-             "data_seconds": trained.data_seconds, "train_seconds": trained.train_seconds,
-             "median_steps_per_s": float(np.median(speeds)) if speeds else None, "machine": _machine(),
-             **report(config, trained.data, trained.params, trained.evaluator, workdir)}
-  results["history"] = [h for h in history if any(k.startswith("valid") for k in h)]
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  logging.info("results: %s", {k: v for k, v in results.items() if k != "history"})
-  return results
-
-
-def _machine() -> str:
-  return f"{os.cpu_count()} CPU cores, jax {jax.__version__} on {jax.default_backend()}"
+  return train.write_results(workdir, {
+      "task": config.task, "source": config.data.source, "num_steps": config.num_steps,
+      "data_seconds": trained.data_seconds, "train_seconds": trained.train_seconds,
+      **report(config, trained.data, trained.params, trained.evaluator, workdir)})

@@ -8,14 +8,12 @@ Digit error rate = edit distance / reference length over the split; string accur
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from rnn_jax import cells, ctc, train
 from experiments.speech import features, model, utterances
@@ -162,19 +160,7 @@ def run(config, workdir: str) -> dict:
   test_batches, refs = _split_batches(source, "test", config.data.sizes[2], spec, normalizer, config)
   start = time.perf_counter()
   best, beams = decode(log_probs, params, test_batches, config.eval.beam_size)
-  history = train.read_metrics(workdir)
-  speeds = [h["steps_per_s"] for h in history if "steps_per_s" in h]
-  results = {"source": config.data.source, "num_steps": config.num_steps, "data_seconds": data_s,
-             "train_seconds": train_s, "test_decode_seconds": time.perf_counter() - start,
-             "median_steps_per_s": float(np.median(speeds)) if speeds else None, "test_utterances": len(refs),
-             "test_digits": sum(map(len, refs)),
-             **scores(refs, best, "test_best_path"), **scores(refs, beams, "test_beam"), "machine": _machine(),
-             "history": [h for h in history if any(k.startswith("valid") for k in h)]}
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  logging.info("results: %s", {k: v for k, v in results.items() if k != "history"})
-  return results
-
-
-def _machine() -> str:
-  return f"{os.cpu_count()} CPU cores, jax {jax.__version__} on {jax.default_backend()}"
+  return train.write_results(workdir, {
+      "source": config.data.source, "num_steps": config.num_steps, "data_seconds": data_s, "train_seconds": train_s,
+      "test_decode_seconds": time.perf_counter() - start, "test_utterances": len(refs),
+      "test_digits": sum(map(len, refs)), **scores(refs, best, "test_best_path"), **scores(refs, beams, "test_beam")})

@@ -197,8 +197,8 @@ def checksums(tree) -> dict:
 
 def non_finite_leaves(tree) -> list[str]:
   """The names of the floating-point leaves of `tree` holding a NaN or an infinity."""
-  return [name for name, leaf in named_leaves(tree).items()
-          if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not np.isfinite(_local_value(leaf)).all()]
+  return [name for name, leaf in named_leaves(tree).items()  # on the device: one bool per leaf comes back
+          if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not bool(jnp.isfinite(leaf).all())]
 
 
 def one_line(error: Exception, head: int = 250, tail: int = 150) -> str:

@@ -179,9 +179,8 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
         workdir_lib.save_config(config, workdir)
         for name, text in task.files.items():
           workdir_lib.write_atomically(os.path.join(workdir, name), text)
-      writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
-      if primary:
         hparams.write(config, os.path.join(workdir, "tensorboard"))
+      writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
       try:
         return _train(task, config, state, rng, metadata, checkpoints, writer, num_devices, stop_requests)
       except Exception as e:  # pylint: disable=broad-except

@@ -15,7 +15,9 @@ import os
 import socket
 import time
 
+import jax
 import ml_collections
+import numpy as np
 from absl import logging
 from tensorboardX import SummaryWriter
 
@@ -95,6 +97,19 @@ def read_metrics(workdir: str) -> list[dict]:
     return []
   with open(path) as f:  # a last line without its newline is a write a crash cut short
     return [json.loads(line) for line in f if line.endswith("\n")]
+
+
+def write_results(workdir: str, results: dict) -> dict:
+  """`results` with the run's median speed, machine and evaluation history (from `metrics.jsonl`), written to
+  `workdir/results.json` and returned."""
+  history = read_metrics(workdir)
+  speeds = [h["steps_per_s"] for h in history if "steps_per_s" in h]
+  results = {**results, "median_steps_per_s": float(np.median(speeds)) if speeds else None,
+             "machine": f"{os.cpu_count()} CPU cores, jax {jax.__version__} on {jax.default_backend()}",
+             "history": [h for h in history if any(k.startswith("valid") for k in h)]}
+  write_atomically(os.path.join(workdir, "results.json"), json.dumps(results, indent=1))
+  logging.info("results: %s", {k: v for k, v in results.items() if k != "history"})
+  return results
 
 
 class MetricWriter:
