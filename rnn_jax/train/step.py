@@ -8,6 +8,7 @@ so it is checkpointed and restored with the params.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -53,3 +54,29 @@ def make_train_step(loss_fn: LossFn, donate: bool = True):
 
 def make_eval_step(loss_fn: LossFn):
   return jax.jit(functools.partial(eval_step, loss_fn))
+
+
+@dataclasses.dataclass
+class SyntheticStep:
+  """An experiment's whole train step on a synthetic batch of a given shape, for timing.
+
+  Every experiment exposes `synthetic_train_step(batch, length, variant=..., **overrides) -> SyntheticStep`
+  from its package; the benchmark harness finds it by the experiment's name.
+  """
+  name: str
+  loss_fn: LossFn      # as a Task's loss_fn
+  state: TrainState
+  batch: Any
+  tokens: int          # time steps x sequences per step
+  description: str
+
+
+def supervised_step(name: str, loss: Callable, params, optimizer: optax.GradientTransformation, batch,
+                    tokens: int, description: str) -> SyntheticStep:
+  """A SyntheticStep for `loss(params, batch) -> scalar`: no metrics, no model state carried."""
+
+  def loss_fn(params, model_state, batch, rng, is_training):
+    del rng, is_training
+    return loss(params, batch), ({}, model_state)
+
+  return SyntheticStep(name, loss_fn, create_train_state(params, optimizer), batch, tokens, description)
