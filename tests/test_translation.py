@@ -331,6 +331,15 @@ def test_learns_the_number_task_and_translates_from_the_command_line(tmp_path):
       env={**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"})
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert proc.stdout.splitlines() == ["sept cent douze", "", "quatre-vingt-onze"]  # a blank line stays blank
+  # --mode=eval re-scores the checkpoint into its own file; the training run's results.json stays as written
+  with open(os.path.join(workdir, "results.json")) as f:
+    trained = f.read()
+  evaluated = experiment.evaluate_checkpoint(_small_numbers_config(), workdir)
+  assert evaluated["greedy"]["bleu"] == pytest.approx(results["greedy"]["bleu"])
+  with open(os.path.join(workdir, "results_numbers.json")) as f:
+    assert json.load(f)["greedy"]["exact_match"] == pytest.approx(results["greedy"]["exact_match"])
+  with open(os.path.join(workdir, "results.json")) as f:
+    assert f.read() == trained and "history" in json.loads(trained)
 
 
 def test_users_files_train_and_evaluate(tmp_path):

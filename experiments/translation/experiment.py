@@ -232,16 +232,14 @@ def final_evaluation(exp: Experiment, params, config, workdir: str, split: str =
   else:
     beam_tr = greedy_tr
   if train.distributed.is_primary():  # every process decoded; one writes
-    _write_figures(results, pairs, greedy_tr, beam_tr, config, workdir)
+    _write_figures(pairs, greedy_tr, beam_tr, config, workdir)
   summary = {k: round(v["bleu"], 2) for k, v in results.items() if isinstance(v, dict)}
   logging.info("%s BLEU %s; exact match greedy %.4f", split, summary, greedy_metrics["exact_match"])
   return results
 
 
-def _write_figures(results: dict, pairs, greedy_tr, beam_tr, config, workdir: str) -> None:
-  """results.json, samples.txt and the attention heatmaps of `final_evaluation`."""
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=2)
+def _write_figures(pairs, greedy_tr, beam_tr, config, workdir: str) -> None:
+  """samples.txt and the attention heatmaps of `final_evaluation`."""
   with open(os.path.join(workdir, "samples.txt"), "w", encoding="utf-8") as f:
     for (source, reference), g, b in zip(pairs[:50], greedy_tr, beam_tr):
       f.write(f"source:    {source}\nreference: {reference}\ngreedy:    {g.text}\nbeam:      {b.text}\n\n")
@@ -262,8 +260,7 @@ def run(config, workdir: str) -> dict:
   results["train_seconds_this_session"] = train_seconds
   results["num_steps"] = config.num_steps
   if train.distributed.is_primary():
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=2)
+    results = train.write_results(workdir, results)
   return results
 
 
@@ -282,7 +279,11 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
   saved.decode, saved.eval = config.decode, config.eval
   splits = data.load_splits(saved)
   exp = Experiment(task=None, model=model, source_tok=source_tok, target_tok=target_tok, splits=splits)
-  return final_evaluation(exp, params, saved, workdir)
+  results = final_evaluation(exp, params, saved, workdir)
+  if train.distributed.is_primary():  # beside the run's own results.json, which stays as training wrote it
+    train.workdir.write_atomically(os.path.join(workdir, f"results_{data.dataset_name(saved)}.json"),
+                                   json.dumps(results, indent=1))
+  return results
 
 
 def compare(workdirs: dict[str, str], path: str, decoder: str = "beam") -> dict:
