@@ -205,3 +205,11 @@ def test_four_devices_give_the_same_losses_as_one(tmp_path):
   losses = json.loads(result.stdout.strip().splitlines()[-1])
   assert len(losses["1"]) == 5
   np.testing.assert_allclose(losses["4"], losses["1"], rtol=1e-5, atol=1e-6)
+
+
+def test_reading_a_workdir_read_only_logs_nothing(tmp_path, caplog):
+  """Restoring a trained workdir (eval, sample, notebooks) shows no orbax warnings about its read-only mode."""
+  train.Checkpointer(str(tmp_path / "checkpoints")).save(3, {"w": jnp.ones(2)}, jax.random.PRNGKey(0))
+  with caplog.at_level("INFO"):
+    assert train.Checkpointer(str(tmp_path / "checkpoints"), read_only=True).latest_step() == 3
+  assert not [r for r in caplog.records if r.levelname == "WARNING"], caplog.text

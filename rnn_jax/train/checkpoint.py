@@ -73,11 +73,15 @@ class Checkpointer:
     """`read_only`: for reading a workdir that a run may be writing (no folder created, no partial save removed);
     otherwise the caller holds the workdir, and a save a crash left unfinished is removed."""
     self.directory = os.path.abspath(directory)
-    self._manager = ocp.CheckpointManager(
-        self.directory, item_handlers=ocp.StandardCheckpointHandler(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
-                                             cleanup_tmp_directories=not read_only,
-                                             enable_async_checkpointing=False))
+    _QuietOrbax.quiet = read_only  # orbax warns that a read-only manager saves nothing: that is the point
+    try:
+      self._manager = ocp.CheckpointManager(
+          self.directory, item_handlers=ocp.StandardCheckpointHandler(),
+          options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=not read_only, read_only=read_only,
+                                               cleanup_tmp_directories=not read_only,
+                                               enable_async_checkpointing=False))
+    finally:
+      _QuietOrbax.quiet = False
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
