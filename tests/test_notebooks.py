@@ -21,3 +21,14 @@ def test_notebook_executes(path, tmp_path, monkeypatch):
   errors = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])
             if o.get("output_type") == "error"]
   assert not errors
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+def test_notebook_is_saved_with_outputs_and_a_figure(path):
+  """A reader opening the file (e.g. on GitHub) sees what it computes without running it."""
+  notebook = nbformat.read(path, as_version=4)
+  code = [c for c in notebook.cells if c.cell_type == "code"]
+  assert all(c.execution_count is not None for c in code), "some cells were never executed"
+  assert not [o for c in code for o in c.outputs if o.output_type == "error"]
+  figures = [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+  assert figures, "no inline figure"
