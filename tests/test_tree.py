@@ -71,7 +71,7 @@ def test_batched_padded_trees_match_one_at_a_time(composer):
   for i in range(6):
     n = int(trees.num_nodes[i])
     alone = Trees(trees.tokens[i:i + 1, :n], trees.left[i:i + 1, :n], trees.right[i:i + 1, :n],
-                       trees.num_nodes[i:i + 1])
+                  trees.num_nodes[i:i + 1])
     root_alone, _ = tree.run(composer, params, alone)
     np.testing.assert_allclose(roots[i], root_alone[0], atol=1e-6)
     assert np.all(np.asarray(nodes[i, n:]) == 0)

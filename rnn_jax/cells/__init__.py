@@ -87,6 +87,19 @@ def _fits_default(name: str, params) -> bool:
     return False
 
 
+class WithCell:
+  """Mixin for a model (a frozen dataclass or a flax module) whose field `cell` names a registered cell or holds a
+  built one, with its options in the fields `matmul_dtype` and `cell_options` (a dict) where the model has them:
+  `model.pure_cell` is that cell."""
+
+  @property
+  def pure_cell(self) -> Cell:
+    options = dict(getattr(self, "cell_options", None) or {})
+    if getattr(self, "matmul_dtype", None) is not None:
+      options["matmul_dtype"] = self.matmul_dtype
+    return get(self.cell, **options)
+
+
 def check_params(cell: Cell, params) -> None:
   """Raises ValueError unless `params` are of the form `cell.init` gives, naming the registered cells (default
   options) whose params they look like, e.g. a GRU's params passed to an LSTM. Checks the cells that declare
@@ -106,4 +119,5 @@ register("gru", GRU)
 register("clockwork", Clockwork)
 register("reservoir", Reservoir)
 
-__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "Reservoir", "check_params", "from_config", "get", "names", "register"]
+__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "Reservoir", "WithCell", "check_params", "from_config", "get",
+           "names", "register"]
