@@ -18,7 +18,7 @@ Reservoir update (leak rate `a`, `x` the cell input = external input then fed-ba
 
 During training the fed-back output is the teacher's `d(t-1)`; when generating it is
 the network's own `y(t-1)`. Collecting states is one `lax.scan` over `cell.recur` with the input
-projection hoisted out of it (no lengths, no gradients: nothing of the runner is needed); generation is
+projection hoisted out of it (no lengths, no fast path: the runner would add nothing); generation is
 an autoregressive `lax.scan` over `cell.step`.
 Ridge solves need float64 for large reservoirs: run under `jax.enable_x64(True)`,
 where every array this module creates is float64.
