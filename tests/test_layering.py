@@ -108,7 +108,8 @@ def violations(path: str, source: str, concrete: set[str]) -> list[str]:
 
 
 def _modules():
-  return sorted(p.relative_to(ROOT).as_posix() for top in ("rnn_jax", "experiments") for p in (ROOT / top).rglob("*.py"))
+  paths = [p for top in ("rnn_jax", "experiments") for p in (ROOT / top).rglob("*.py")]
+  return sorted(p.relative_to(ROOT).as_posix() for p in paths)
 
 
 def test_the_concrete_cells_are_found():
