@@ -2,6 +2,7 @@
 
   params = attention.init(key, "bahdanau", query_size=Q, memory_size=M, attention_size=A)
   keys_BxSxA = attention.prepare("bahdanau", params, memory_BxSxM)    # once per source
+  mask_BxS = rnn_jax.ops.mask_from_lengths(memory_lengths_B, S)
   context_BxM, weights_BxS = attention.attend("bahdanau", params, query_BxQ, memory_BxSxM,
                                               keys_BxSxA, mask_BxS)
 
@@ -23,7 +24,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cells.base import along_last, glorot_uniform
+from rnn_jax.layers import glorot_uniform
+from rnn_jax.ops import along_last
 
 Params = Any
 KINDS = ("bahdanau", "luong_dot", "luong_general")
@@ -51,11 +53,6 @@ def init(key: jax.Array, kind: str, query_size: int, memory_size: int, attention
           "w_k": glorot_uniform(kk, (memory_size, attention_size)),
           "b": jnp.zeros((attention_size,)),
           "v": jax.random.normal(kv, (attention_size,)) / jnp.sqrt(attention_size)}
-
-
-def mask_from_lengths(lengths_B: jax.Array, size: int) -> jax.Array:
-  """`[B, size]` boolean, True at positions `< lengths[b]`."""
-  return jnp.arange(size)[None, :] < lengths_B[:, None]
 
 
 def prepare(kind: str, params: Params, memory_BxSxM: jax.Array) -> jax.Array:
@@ -95,4 +92,4 @@ def attend(kind: str, params: Params, query_BxQ: jax.Array, memory_BxSxM: jax.Ar
   return context_BxM, weights_BxS
 
 
-__all__ = ["KINDS", "init", "mask_from_lengths", "prepare", "scores", "masked_softmax", "attend"]
+__all__ = ["KINDS", "init", "prepare", "scores", "masked_softmax", "attend"]

@@ -21,10 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rnn_jax import ops
+
 
 def paddings(lengths_B: jax.Array, size: int) -> jax.Array:
   """`[B, size]` float paddings (1.0 past each length), as optax expects."""
-  return (jnp.arange(size)[None, :] >= jnp.asarray(lengths_B)[:, None]).astype(jnp.float32)
+  return jnp.logical_not(ops.mask_from_lengths(lengths_B, size)).astype(jnp.float32)
 
 
 def ctc_loss(logits_BxTxV: jax.Array, lengths_B: jax.Array, labels_BxL: jax.Array, label_lengths_B: jax.Array,

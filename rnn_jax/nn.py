@@ -15,7 +15,7 @@ import flax.linen as nn
 from rnn_jax import cells, scan
 
 
-class RNN(nn.Module):
+class RNN(cells.WithCell, nn.Module):
   """A (stacked, optionally bidirectional) recurrent network over `[B, T, I]` inputs.
 
   Attributes:
@@ -41,12 +41,9 @@ class RNN(nn.Module):
   cell_options: Any = None
   runner_options: Any = None
 
-  def pure_cell(self) -> cells.Cell:
-    return cells.get(self.cell, **dict(self.cell_options or {}))
-
   @nn.compact
   def __call__(self, xs_BxTxI, *, lengths=None, initial_carries=None, deterministic: bool = True):
-    cell = self.pure_cell()
+    cell = self.pure_cell
     layers = self.param("layers", lambda key: scan.init_stack(
         key, cell, xs_BxTxI.shape[-1], self.hidden_size, self.num_layers, self.bidirectional, self.merge))
     use_dropout = self.dropout_rate > 0.0 and not deterministic
@@ -59,7 +56,7 @@ class RNN(nn.Module):
 
   def initial_carries(self, variables, batch_shape):
     """Zero carries for `__call__`, given the module's variables."""
-    return scan.initial_stack_carry(self.pure_cell(), variables["params"]["layers"], batch_shape)
+    return scan.initial_stack_carry(self.pure_cell, variables["params"]["layers"], batch_shape)
 
 
 __all__ = ["RNN"]

@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import fused
+from rnn_jax import fused, ops
 from rnn_jax.cells import check_params
 from rnn_jax.cells.base import Cell
 from rnn_jax.fused import cudnn, policy
@@ -53,16 +53,10 @@ Params = Any
 Carry = Any
 
 
-def _length_mask(t, lengths, like):
-  """`[B, 1, ...]` boolean, True where step `t` is inside the sequence; broadcasts to `like`."""
-  valid_B = t < lengths
-  return valid_B.reshape(valid_B.shape + (1,) * (like.ndim - 1))
-
-
 def _padding_mask(lengths_B, ys, time_major):
   """`[B, T, 1]` (or `[T, B, 1]`) boolean, True on valid steps."""
   steps = ys.shape[0] if time_major else ys.shape[1]
-  valid_BxT = jnp.arange(steps)[None, :] < lengths_B[:, None]
+  valid_BxT = ops.mask_from_lengths(lengths_B, steps)
   return (valid_BxT.T if time_major else valid_BxT)[..., None]
 
 
@@ -183,9 +177,9 @@ def _scan_layer(cell: Cell, params: Params, xs_TxBxI, carry, lengths, *, reverse
     t, input_BxG = t_and_input
     new_carry, y_BxH = advance(params, carry, input_BxG)
     if lengths is not None:
-      new_carry = jax.tree.map(lambda new, old: jnp.where(_length_mask(t, lengths, new), new, old),
+      new_carry = jax.tree.map(lambda new, old: jnp.where(ops.valid_at(t, lengths, new), new, old),
                                new_carry, carry)
-      y_BxH = jnp.where(_length_mask(t, lengths, y_BxH), y_BxH, 0)
+      y_BxH = jnp.where(ops.valid_at(t, lengths, y_BxH), y_BxH, 0)
     return new_carry, y_BxH
 
   if remat:

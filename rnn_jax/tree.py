@@ -5,7 +5,7 @@ combines its two children (Socher et al. 2011, recursive NN; Tai et al. 2015, bi
 Tree-LSTM). Trees are batched as arrays with their nodes in topological order
 (children before parents, e.g. post-order):
 
-  trees = Trees(tokens_BxN, left_BxN, right_BxN, num_nodes_B)
+  trees = Trees(tokens_BxN, left_BxN, right_BxN, num_nodes_B)    # rnn_jax.data.trees
     tokens: a leaf's symbol (indexes `num_leaf_tokens`), or an internal node's
             composition type, e.g. its operator (indexes `num_ops`; 1 for unlabelled trees)
     left, right: child node indices (< the node's own index), -1 for leaves
@@ -28,15 +28,8 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.cells import base
-
-
-class Trees(NamedTuple):
-  """A batch of binary trees as arrays; see the module docstring."""
-  tokens: jax.Array     # [B, N] int
-  left: jax.Array       # [B, N] int, -1 at leaves
-  right: jax.Array      # [B, N] int, -1 at leaves
-  num_nodes: jax.Array  # [B] int
+from rnn_jax import layers, ops
+from rnn_jax.data.trees import Trees
 
 
 class TreeLSTMState(NamedTuple):
@@ -65,12 +58,12 @@ class RecursiveNN:
     k_e, k_w, k_v = jax.random.split(key, 3)
     params = {
         "embed": jax.random.normal(k_e, (num_leaf_tokens, hidden_size)) / jnp.sqrt(hidden_size),
-        "w": jax.vmap(lambda k: base.glorot_uniform(k, (2 * hidden_size, hidden_size)))(
+        "w": jax.vmap(lambda k: layers.glorot_uniform(k, (2 * hidden_size, hidden_size)))(
             jax.random.split(k_w, num_ops)),
         "b": jnp.zeros((num_ops, hidden_size)),
     }
     if self.hidden_layers:
-      params["v"] = base.glorot_uniform(k_v, (hidden_size, hidden_size))
+      params["v"] = layers.glorot_uniform(k_v, (hidden_size, hidden_size))
       params["c"] = jnp.zeros((hidden_size,))
     return params
 
@@ -87,7 +80,7 @@ class RecursiveNN:
     if not self.hidden_layers:
       return jnp.tanh(z_BxH)
     hidden_BxH = jax.nn.relu(z_BxH) @ params["v"]
-    return jnp.tanh(hidden_BxH + base.along_last(params["c"], hidden_BxH))
+    return jnp.tanh(hidden_BxH + ops.along_last(params["c"], hidden_BxH))
 
   def hidden(self, state):
     return state
@@ -112,8 +105,8 @@ class TreeLSTM:
     return {
         "embed": jax.random.normal(k_e, (num_leaf_tokens, gates)) / jnp.sqrt(hidden_size),
         "op_embed": jax.random.normal(k_o, (num_ops, gates)) / jnp.sqrt(hidden_size),
-        "u_l": base.orthogonal_blocks(k_l, hidden_size, 5),
-        "u_r": base.orthogonal_blocks(k_r, hidden_size, 5),
+        "u_l": layers.orthogonal_blocks(k_l, hidden_size, 5),
+        "u_r": layers.orthogonal_blocks(k_r, hidden_size, 5),
         "b": jnp.zeros((gates,)).at[hidden_size:3 * hidden_size].set(self.forget_bias),
     }
 
@@ -123,10 +116,10 @@ class TreeLSTM:
 
   def _cell(self, params, x_Bx5H, left, right):
     z = x_Bx5H + left.h @ params["u_l"] + right.h @ params["u_r"]
-    i, f_l, f_r, o, u = jnp.split(z + base.along_last(params["b"], z), 5, axis=-1)
-    c = (base.fast_sigmoid(i) * jnp.tanh(u) + base.fast_sigmoid(f_l) * left.c
-         + base.fast_sigmoid(f_r) * right.c)
-    return TreeLSTMState(c, base.fast_sigmoid(o) * jnp.tanh(c))
+    i, f_l, f_r, o, u = jnp.split(z + ops.along_last(params["b"], z), 5, axis=-1)
+    c = (ops.fast_sigmoid(i) * jnp.tanh(u) + ops.fast_sigmoid(f_l) * left.c
+         + ops.fast_sigmoid(f_r) * right.c)
+    return TreeLSTMState(c, ops.fast_sigmoid(o) * jnp.tanh(c))
 
   def leaf(self, params, tokens_B):
     zero = self.zero_state(params, tokens_B.shape)

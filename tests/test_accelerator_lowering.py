@@ -17,7 +17,8 @@ import pytest
 from experiments.benchmark import train_steps
 from experiments.translation import experiment
 from experiments.translation.configs import numbers
-from rnn_jax import cells, reservoir, scan, train, tree
+from rnn_jax import cells, scan, train, tree
+from rnn_jax.cells import reservoir
 from rnn_jax.data import expressions
 
 BACKEND = {"cuda": "gpu", "tpu": "tpu"}
@@ -40,7 +41,8 @@ def _lower(fn, *args, platform: str) -> str:
 
 CELL_OPTIONS = {"lstm": [{}, {"peepholes": True}, {"layer_norm": True}, {"matmul_dtype": "bfloat16"}],
                 "gru": [{}, {"reset_after": False}, {"matmul_dtype": "bfloat16"}],
-                "elman": [{}, {"activation": "relu"}], "rnn": [{}], "irnn": [{}], "clockwork": [{"periods": (1, 2)}]}
+                "elman": [{}, {"activation": "relu"}], "rnn": [{}], "irnn": [{}], "clockwork": [{"periods": (1, 2)}],
+                "reservoir": [{"connectivity": 0.5}]}
 
 
 def test_every_registered_cell_is_covered():

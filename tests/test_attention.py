@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import attention
+from rnn_jax import attention, ops
 from tests.conftest import float64
 
 B, S, Q, M, A = 3, 6, 5, 5, 4
@@ -42,7 +42,7 @@ def test_matches_reference_and_masks_padding(kind, maybe_jit):
   params, query, memory = _setup(kind)
   if kind == "bahdanau":  # a nonzero bias so that it is tested too
     params["b"] = jnp.linspace(-1.0, 1.0, A)
-  mask = attention.mask_from_lengths(jnp.asarray(LENGTHS), S)
+  mask = ops.mask_from_lengths(jnp.asarray(LENGTHS), S)
   keys = attention.prepare(kind, params, memory)
   context, weights = maybe_jit(attention.attend, static_argnums=0)(kind, params, query, memory, keys, mask)
   ref = _reference_scores(kind, params, query, memory)
@@ -59,7 +59,7 @@ def test_matches_reference_and_masks_padding(kind, maybe_jit):
 def test_padding_content_does_not_matter(kind):
   """Changing what lies in the padded positions changes neither context nor weights nor gradients."""
   params, query, memory = _setup(kind)
-  mask = attention.mask_from_lengths(jnp.asarray(LENGTHS), S)
+  mask = ops.mask_from_lengths(jnp.asarray(LENGTHS), S)
   garbage = jnp.where(mask[:, :, None], memory, 1e3 * jax.random.normal(jax.random.PRNGKey(9), memory.shape))
 
   def loss(params, query, memory):
@@ -75,7 +75,7 @@ def test_padding_content_does_not_matter(kind):
 def test_unpadded_equals_padded():
   """A sentence alone (no padding) attends exactly as it does inside a padded batch."""
   params, query, memory = _setup("bahdanau")
-  mask = attention.mask_from_lengths(jnp.asarray(LENGTHS), S)
+  mask = ops.mask_from_lengths(jnp.asarray(LENGTHS), S)
   context, weights = attention.attend("bahdanau", params, query, memory,
                                       attention.prepare("bahdanau", params, memory), mask)
   n = LENGTHS[1]
@@ -88,7 +88,7 @@ def test_unpadded_equals_padded():
 
 def test_empty_row_gives_zeros_and_finite_gradients():
   params, query, memory = _setup("luong_general")
-  mask = attention.mask_from_lengths(jnp.array([0, 3, 6]), S)
+  mask = ops.mask_from_lengths(jnp.array([0, 3, 6]), S)
 
   def loss(query):
     context, weights = attention.attend("luong_general", params, query, memory,
@@ -104,7 +104,7 @@ def test_empty_row_gives_zeros_and_finite_gradients():
 def test_gradient_matches_finite_differences():
   with float64():
     params, query, memory = jax.tree.map(lambda x: x.astype(jnp.float64), _setup("bahdanau"))
-    mask = attention.mask_from_lengths(jnp.asarray(LENGTHS), S)
+    mask = ops.mask_from_lengths(jnp.asarray(LENGTHS), S)
 
     def loss(w_q):
       p = dict(params, w_q=w_q)

@@ -6,7 +6,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from rnn_jax import cells, scan
+from rnn_jax import cells, ops, scan
 
 B, T, I, H = 3, 6, 5, 8
 
@@ -92,16 +92,16 @@ def test_every_matmul_reads_bfloat16_and_accumulates_float32(backward):
 
   collect(jax.make_jaxpr(step)(params, xs).jaxpr)
   assert len(dots) >= 4  # projection, recurrence, and the backward's
-  for operands, out in dots:  # backward passes cast the cotangents too (fused and base.matmul's VJP)
+  for operands, out in dots:  # backward passes cast the cotangents too (fused and ops.matmul's VJP)
     assert (operands, out) == ([jnp.bfloat16, jnp.bfloat16], jnp.float32), dots
 
 
 def test_mixed_matmul_vjp_matches_a_bfloat16_operand_reference():
-  # base.matmul's own VJP: cotangent and operands rounded to bfloat16, products summed in float32.
+  # ops.matmul's own VJP: cotangent and operands rounded to bfloat16, products summed in float32.
   x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 16))
   w = jax.random.normal(jax.random.PRNGKey(1), (16, 24))
   d = jax.random.normal(jax.random.PRNGKey(2), (4, 3, 24))
-  out, vjp = jax.vjp(lambda x, w: cells.base.matmul(x, w, "bfloat16"), x, w)
+  out, vjp = jax.vjp(lambda x, w: ops.matmul(x, w, "bfloat16"), x, w)
   dx, dw = vjp(d)
   assert out.dtype == dx.dtype == dw.dtype == jnp.float32
   np.testing.assert_allclose(out, _bf16(x) @ _bf16(w), rtol=1e-5, atol=1e-5)

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import reservoir
+from rnn_jax.cells import reservoir
 from rnn_jax.data import mackey_glass as mg
 from tests.conftest import float64
 

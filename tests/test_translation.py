@@ -20,7 +20,7 @@ from experiments.translation import data, experiment
 from experiments.translation.configs import numbers
 from experiments.translation.model import ATTENTIONS, Seq2Seq, reverse_within_lengths
 from rnn_jax import decoding
-from rnn_jax.data import parallel
+from rnn_jax.data import parallel, parallel_batches, tokenizers
 from tests.conftest import fetched_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,31 +54,31 @@ def test_split_by_source_keeps_held_out_sources_out_of_train():
 
 def test_word_tokenizer_roundtrip_and_vocab_limit(tmp_path):
   texts = ["Qu'est-ce que c'est ?", "Il a vingt-trois ans.", "Il a vingt ans."]
-  tok = parallel.WordTokenizer.train(texts, max_size=10)
-  assert tok.vocab_size == 10 and tok.words[:4] == parallel.SPECIALS
+  tok = tokenizers.WordTokenizer.train(texts, max_size=10)
+  assert tok.vocab_size == 10 and tok.words[:4] == tokenizers.SPECIALS
   assert tok.words[4:6] == ("'", "est")  # most frequent first (ties by first occurrence)
   ids = tok.encode("Il a cent ans.")
-  assert parallel.UNK in ids.tolist()
-  full = parallel.WordTokenizer.train(texts)
+  assert tokenizers.UNK in ids.tolist()
+  full = tokenizers.WordTokenizer.train(texts)
   for text in texts:
     assert sacrebleu.corpus_bleu([full.decode(full.encode(text))], [[text]]).score == pytest.approx(100.0)
-  again = parallel.load_tokenizer(full.save(str(tmp_path / "target")))
+  again = tokenizers.load_tokenizer(full.save(str(tmp_path / "target")))
   np.testing.assert_array_equal(again.encode(texts[0]), full.encode(texts[0]))
-  assert full.decode(np.concatenate([full.encode(texts[1]), [parallel.EOS, 5, 6]])) == "Il a vingt-trois ans."
+  assert full.decode(np.concatenate([full.encode(texts[1]), [tokenizers.EOS, 5, 6]])) == "Il a vingt-trois ans."
 
 
 def test_sentencepiece_tokenizer_roundtrip(tmp_path):
   texts = [b for _, b in parallel.number_pairs(num_train=400, num_valid=1, num_test=1)["train"]]
-  tok = parallel.SentencePieceTokenizer.train(texts, vocab_size=60)
-  assert tok._sp.pad_id() == parallel.PAD and tok._sp.eos_id() == parallel.EOS
+  tok = tokenizers.SentencePieceTokenizer.train(texts, vocab_size=60)
+  assert tok._sp.pad_id() == tokenizers.PAD and tok._sp.eos_id() == tokenizers.EOS
   for text in texts[:20]:
     assert tok.decode(tok.encode(text)) == text
-  again = parallel.load_tokenizer(tok.save(str(tmp_path / "source")))
+  again = tokenizers.load_tokenizer(tok.save(str(tmp_path / "source")))
   np.testing.assert_array_equal(again.encode(texts[0]), tok.encode(texts[0]))
 
 
 def test_pad_batch_layout():
-  batch = parallel.pad_batch([np.array([5, 6, 7]), np.array([8])], [np.array([9, 10]), np.array([11, 12, 13])],
+  batch = parallel_batches.pad_batch([np.array([5, 6, 7]), np.array([8])], [np.array([9, 10]), np.array([11, 12, 13])],
                              pad_to_multiple=4)
   np.testing.assert_array_equal(batch["source"], [[5, 6, 7, 0], [8, 0, 0, 0]])
   np.testing.assert_array_equal(batch["source_lengths"], [3, 1])
@@ -90,7 +90,7 @@ def test_pad_batch_layout():
 def test_train_batches_are_a_function_of_the_step_and_cover_an_epoch():
   sources = [np.arange(1 + i % 9) + 4 for i in range(50)]
   targets = [np.arange(1 + i % 5) + 4 for i in range(50)]
-  make = lambda: parallel.TrainBatches(sources, targets, batch_size=8, seed=2, bucket_batches=2)
+  make = lambda: parallel_batches.TrainBatches(sources, targets, batch_size=8, seed=2, bucket_batches=2)
   a, b = make(), make()
   for step in (3, 0, 9, 3):  # any order, any instance: same batch
     for k, v in a(step).items():
@@ -100,7 +100,7 @@ def test_train_batches_are_a_function_of_the_step_and_cover_an_epoch():
     batch = a(step)
     seen.update(int(x) for x in batch["source_lengths"])
   assert sum(seen.values()) == 48  # 6 full batches of 8
-  fixed = parallel.TrainBatches(sources, targets, batch_size=8, pad_to_multiple=0)
+  fixed = parallel_batches.TrainBatches(sources, targets, batch_size=8, pad_to_multiple=0)
   assert {fixed(s)["source"].shape for s in range(6)} == {(8, 9)}
 
 
@@ -159,7 +159,7 @@ def _batch(seed=0, batch=4, source_len=7, target_len=6):
   target_lengths = np.array([6, 3, 1, 4])[:batch]
   sources = [rng.integers(4, 13, n) for n in source_lengths]
   targets = [rng.integers(4, 11, n - 1) for n in target_lengths]
-  out = parallel.pad_batch(sources, targets, pad_to_multiple=1)
+  out = parallel_batches.pad_batch(sources, targets, pad_to_multiple=1)
   assert out["source"].shape == (batch, source_len) and out["target_in"].shape == (batch, target_len)
   return jax.tree.map(jnp.asarray, out)
 
@@ -280,7 +280,7 @@ def test_bleu_matches_sacrebleu_and_the_formula():
 def test_bleu_is_computed_on_detokenised_output():
   """Tokenised hypotheses ("c ' est") would lose BLEU; decode() restores the text sacrebleu expects."""
   refs = ["Qu'est-ce que c'est ?", "Je n'ai pas vingt-trois ans."]
-  tok = parallel.WordTokenizer.train(refs)
+  tok = tokenizers.WordTokenizer.train(refs)
   hyps = [tok.decode(tok.encode(r)) for r in refs]
   assert experiment.bleu(hyps, refs) == pytest.approx(100.0)
   assert experiment.bleu([" ".join(tok.tokens(r)) for r in refs], refs) < 100.0
@@ -390,8 +390,8 @@ def test_translating_many_sentences_logs_progress_with_an_eta(monkeypatch, caplo
   monkeypatch.setattr(progress, "EVERY_S", 0.0)  # a line per batch
   model = _model()
   params = model.init(jax.random.PRNGKey(0))
-  source_tok = parallel.WordTokenizer.train(["a b c d"])
-  target_tok = parallel.WordTokenizer.train(["e f g h i j k l m n o"])  # covers the model's 11 output ids
+  source_tok = tokenizers.WordTokenizer.train(["a b c d"])
+  target_tok = tokenizers.WordTokenizer.train(["e f g h i j k l m n o"])  # covers the model's 11 output ids
   with caplog.at_level(logging.INFO, logger="absl"):
     experiment.translate(model, params, source_tok, target_tok, ["a b", "c", "d a"], numbers.get_config().decode,
                          beam_size=1, batch_size=2)

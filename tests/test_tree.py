@@ -8,11 +8,12 @@ import pytest
 
 from rnn_jax import tree
 from rnn_jax.data import expressions
+from rnn_jax.data.trees import Trees
 from tests.conftest import float64
 
 # (3 + 5) * 2 in post-order: 3, 5, +, 2, *; operator indices: + = 0, * = 2.
-TINY = tree.Trees(tokens=jnp.array([[3, 5, 0, 2, 2]]), left=jnp.array([[-1, -1, 0, -1, 2]]),
-                  right=jnp.array([[-1, -1, 1, -1, 3]]), num_nodes=jnp.array([5]))
+TINY = Trees(tokens=jnp.array([[3, 5, 0, 2, 2]]), left=jnp.array([[-1, -1, 0, -1, 2]]),
+             right=jnp.array([[-1, -1, 1, -1, 3]]), num_nodes=jnp.array([5]))
 H = 4
 
 
@@ -69,8 +70,8 @@ def test_batched_padded_trees_match_one_at_a_time(composer):
   roots, nodes = jax.jit(lambda p, t: tree.run(composer, p, t))(params, trees)
   for i in range(6):
     n = int(trees.num_nodes[i])
-    alone = tree.Trees(trees.tokens[i:i + 1, :n], trees.left[i:i + 1, :n], trees.right[i:i + 1, :n],
-                       trees.num_nodes[i:i + 1])
+    alone = Trees(trees.tokens[i:i + 1, :n], trees.left[i:i + 1, :n], trees.right[i:i + 1, :n],
+                  trees.num_nodes[i:i + 1])
     root_alone, _ = tree.run(composer, params, alone)
     np.testing.assert_allclose(roots[i], root_alone[0], atol=1e-6)
     assert np.all(np.asarray(nodes[i, n:]) == 0)

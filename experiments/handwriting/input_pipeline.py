@@ -16,7 +16,9 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from rnn_jax.data import strokes
+from rnn_jax.data import buckets, strokes
+
+BUCKET_BATCHES = 16  # batches per length-sorted chunk
 
 
 class Example(NamedTuple):
@@ -120,46 +122,19 @@ def augment(points_Nx3: np.ndarray, rng: np.random.Generator, strength: float) -
   return out
 
 
-def epoch_batches(lengths: Sequence[int], batch_size: int, rng: np.random.Generator, bucket_batches: int = 16):
-  """One epoch of index batches: shuffled, sorted by length within chunks of `bucket_batches` batches
-  (less padding), batch order shuffled again. Drops the last incomplete batch."""
-  order = rng.permutation(len(lengths))
-  chunk = batch_size * bucket_batches
-  batches = []
-  for start in range(0, len(order), chunk):
-    part = order[start:start + chunk]
-    part = part[np.argsort([lengths[i] for i in part], kind="stable")]
-    batches += [part[i:i + batch_size] for i in range(0, len(part) - batch_size + 1, batch_size)]
-  return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def steps_per_epoch(num_examples: int, batch_size: int, bucket_batches: int = 16) -> int:
-  chunk = batch_size * bucket_batches
-  full, rest = divmod(num_examples, chunk)
-  return full * bucket_batches + rest // batch_size
-
-
 def train_batches(examples: Sequence[Example], alphabet_size: int, max_label_length: int, batch_size: int,
                   seed: int, pad_multiple: int, augment_strength: float = 0.0):
-  """`step -> batch`, deterministic in the step (epoch e is shuffled with seed (seed, e))."""
-  lengths = [len(e.points) for e in examples]
-  per_epoch = steps_per_epoch(len(examples), batch_size)
-  if per_epoch == 0:
-    raise ValueError(f"{len(examples)} training examples cannot fill one batch of {batch_size}")
-  cache = {}
+  """`step -> batch`, deterministic in the step (length-bucketed: `rnn_jax.data.buckets`), and the steps per epoch."""
+  bucketed = buckets.Bucketed([len(e.points) for e in examples], batch_size, seed, BUCKET_BATCHES)
 
   def batch_at(step: int) -> dict:
-    epoch, index = divmod(step, per_epoch)
-    if epoch not in cache:
-      cache.clear()
-      cache[epoch] = epoch_batches(lengths, batch_size, np.random.default_rng([seed, epoch]))
-    chosen = [examples[i] for i in cache[epoch][index]]
+    chosen = [examples[i] for i in bucketed(step)]
     if augment_strength > 0:
-      rng = np.random.default_rng([seed, epoch, index, 1])
+      rng = np.random.default_rng([seed, *divmod(step, bucketed.steps_per_epoch), 1])
       chosen = [e._replace(points=augment(e.points, rng, augment_strength)) for e in chosen]
     return pad_batch(chosen, alphabet_size, max_label_length, pad_multiple)
 
-  return batch_at, per_epoch
+  return batch_at, bucketed.steps_per_epoch
 
 
 def eval_batches(examples: Sequence[Example], alphabet_size: int, max_label_length: int, batch_size: int,
@@ -168,10 +143,7 @@ def eval_batches(examples: Sequence[Example], alphabet_size: int, max_label_leng
 
   Yields `(batch, weights_B, indices_B)`.
   """
-  order = np.argsort([len(e.points) for e in examples], kind="stable")
-  for start in range(0, len(order), batch_size):
-    idx = order[start:start + batch_size]
+  for idx, idx_full in buckets.sorted_batches([len(e.points) for e in examples], batch_size):
     weights = np.ones(batch_size, np.float32)
     weights[len(idx):] = 0.0
-    idx_full = np.concatenate([idx, np.repeat(idx[:1], batch_size - len(idx))])
     yield pad_batch([examples[i] for i in idx_full], alphabet_size, max_label_length, pad_multiple), weights, idx

@@ -17,18 +17,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import cells, mdn, scan
-from rnn_jax.cells import base
-
-
-def _dense_init(key, fan_in, fan_out, bias=None):
-  return {"w": base.glorot_uniform(key, (fan_in, fan_out)),
-          "b": jnp.zeros((fan_out,)) if bias is None else jnp.asarray(bias, jnp.float32)}
-
-
-def _dense(params, x):
-  y = x @ params["w"]
-  return y + base.along_last(params["b"], y)
+from rnn_jax import cells, layers, mdn, ops, scan
+from rnn_jax.cells import base, stack
 
 
 # ------------------------------------------------------------------ recognition
@@ -49,7 +39,7 @@ def init_recognizer(key, cfg, num_classes: int):
   cell = cells.from_config(cfg)
   k_rnn, k_out = jax.random.split(key)
   return {"rnn": scan.init_stack(k_rnn, cell, 3 * cfg.subsample, cfg.hidden_size, cfg.num_layers, bidirectional=True),
-          "out": _dense_init(k_out, 2 * cfg.hidden_size, num_classes)}
+          "out": layers.dense_init(k_out, 2 * cfg.hidden_size, num_classes)}
 
 
 def recognizer_logits(params, cfg, points_BxTx3, lengths_B, dropout_rng=None):
@@ -58,14 +48,14 @@ def recognizer_logits(params, cfg, points_BxTx3, lengths_B, dropout_rng=None):
   rate = cfg.dropout if dropout_rng is not None else 0.0
   _, ys_BxTx2H = scan.run_stack(cells.from_config(cfg), params["rnn"], x_BxTxF, lengths=lengths, bidirectional=True,
                                 dropout_rate=rate, dropout_rng=dropout_rng)
-  return _dense(params["out"], ys_BxTx2H), lengths
+  return layers.dense(params["out"], ys_BxTx2H), lengths
 
 
 # ------------------------------------------------------------------ generation
 
 
 @dataclasses.dataclass(frozen=True)
-class GravesStack(base.Cell):
+class GravesStack(cells.WithCell, base.Cell):
   """Stacked cells with skip connections and an optional soft window (one time step per `recur`).
 
   Params: `{"layers": [inner cell params], "window": dense [H, 3K]}` (window only when
@@ -84,10 +74,6 @@ class GravesStack(base.Cell):
   name = "graves_stack"
 
   @property
-  def inner(self) -> base.Cell:
-    return cells.get(self.cell, matmul_dtype=self.matmul_dtype)
-
-  @property
   def conditional(self) -> bool:
     return self.window_components > 0
 
@@ -97,24 +83,23 @@ class GravesStack(base.Cell):
   def init(self, key, input_size, hidden_size):
     keys = jax.random.split(key, self.num_layers + 1)
     c = self._text_size()
-    layers = [self.inner.init(keys[l], input_size + c + (hidden_size if l else 0), hidden_size)
-              for l in range(self.num_layers)]
-    params = {"layers": layers}
+    params = {"layers": [self.pure_cell.init(keys[l], input_size + c + (hidden_size if l else 0), hidden_size)
+                         for l in range(self.num_layers)]}
     if self.conditional:
       k = self.window_components
       bias = jnp.concatenate([jnp.zeros((2 * k,)), jnp.full((k,), jnp.log(self.kappa_step))])
-      params["window"] = {"w": 0.1 * base.glorot_uniform(keys[-1], (hidden_size, 3 * k)), "b": bias}
+      params["window"] = {"w": 0.1 * layers.glorot_uniform(keys[-1], (hidden_size, 3 * k)), "b": bias}
     return params
 
   def initial_carry(self, params, batch_shape):
-    layers = tuple(self.inner.initial_carry(p, batch_shape) for p in params["layers"])
-    return (layers, jnp.zeros((*batch_shape, self.window_components)), jnp.zeros((*batch_shape, self._text_size())))
+    carries = tuple(self.pure_cell.initial_carry(p, batch_shape) for p in params["layers"])
+    return (carries, jnp.zeros((*batch_shape, self.window_components)), jnp.zeros((*batch_shape, self._text_size())))
 
   def input_size(self, params):
-    return self.inner.input_size(params["layers"][0]) - self._text_size()
+    return self.pure_cell.input_size(params["layers"][0]) - self._text_size()
 
   def hidden_size(self, params):
-    return self.inner.hidden_size(params["layers"][0])
+    return self.pure_cell.hidden_size(params["layers"][0])
 
   def output_size(self, params):
     return self.num_layers * self.hidden_size(params)
@@ -124,17 +109,14 @@ class GravesStack(base.Cell):
 
   def recur(self, params, carry, x_BxI):
     layer_carries, kappa, w = carry
-    new_carries, hs = [], []
-    phi = None
-    for l, p in enumerate(params["layers"]):
-      inputs = [x_BxI] + ([hs[-1]] if l else []) + ([w] if self.conditional else [])
-      c, h = self.inner.step(p, layer_carries[l], jnp.concatenate(inputs, axis=-1))
-      new_carries.append(c)
-      hs.append(h)
-      if l == 0 and self.conditional:
-        w, phi, kappa = mdn.window(_dense(params["window"], h), kappa, params["text"])
-    y = jnp.concatenate(hs + ([phi] if self.conditional else []), axis=-1)
-    return (tuple(new_carries), kappa, w), y
+    cell, layer_params, phi = self.pure_cell, params["layers"], []
+    window = [w] if self.conditional else []
+    first, hs = stack.step_stack(cell, layer_params[:1], layer_carries[:1], x_BxI, after=window)
+    if self.conditional:
+      w, phi_BxU, kappa = mdn.window(layers.dense(params["window"], hs[0]), kappa, params["text"])
+      window, phi = [w], [phi_BxU]
+    rest, upper = stack.step_stack(cell, layer_params[1:], layer_carries[1:], hs[0], before=[x_BxI], after=window)
+    return (tuple(first + rest), kappa, w), jnp.concatenate(hs + upper + phi, axis=-1)
 
 
 def bind_text(params, text_BxUxC: jax.Array):
@@ -151,7 +133,7 @@ def init_generator(key, cfg, alphabet_size: int):
   stack = make_generator(cfg, alphabet_size)
   k_rnn, k_out = jax.random.split(key)
   return {"rnn": stack.init(k_rnn, 3, cfg.hidden_size),
-          "out": _dense_init(k_out, cfg.num_layers * cfg.hidden_size, mdn.num_outputs(cfg.num_mixtures))}
+          "out": layers.dense_init(k_out, cfg.num_layers * cfg.hidden_size, mdn.num_outputs(cfg.num_mixtures))}
 
 
 def _split_output(stack: GravesStack, params, ys):
@@ -164,7 +146,7 @@ def generator_outputs(params, cfg, alphabet_size: int, inputs_BxTx3, lengths_B):
   stack = make_generator(cfg, alphabet_size)
   _, ys = scan.run(stack, params["rnn"], inputs_BxTx3, lengths=lengths_B, hoist=False)
   hidden, phi = _split_output(stack, params, ys)
-  return _dense(params["out"], hidden), phi
+  return layers.dense(params["out"], hidden), phi
 
 
 def shift_inputs(points_BxTx3: jax.Array) -> jax.Array:
@@ -176,7 +158,7 @@ def generator_nll(params, cfg, alphabet_size: int, points_BxTx3, lengths_B):
   """`(sum of NLL over valid points, number of valid points)`."""
   y, _ = generator_outputs(params, cfg, alphabet_size, shift_inputs(points_BxTx3), lengths_B)
   nll_BxT = mdn.nll(mdn.split(y, cfg.num_mixtures), points_BxTx3)
-  mask_BxT = jnp.arange(points_BxTx3.shape[1])[None, :] < lengths_B[:, None]
+  mask_BxT = ops.mask_from_lengths(lengths_B, points_BxTx3.shape[1])
   return jnp.sum(jnp.where(mask_BxT, nll_BxT, 0.0)), jnp.sum(mask_BxT)
 
 
@@ -192,7 +174,7 @@ def sample(params, cfg, alphabet_size: int, key, batch_size: int, num_steps: int
     carry, x_Bx3 = state
     carry, y = stack.step(params["rnn"], carry, x_Bx3)
     hidden, phi = _split_output(stack, params, y)
-    mixture = mdn.split(_dense(params["out"], hidden), cfg.num_mixtures, bias=bias)
+    mixture = mdn.split(layers.dense(params["out"], hidden), cfg.num_mixtures, bias=bias)
     x_Bx3 = mdn.sample(step_key, mixture)
     return (carry, x_Bx3), (x_Bx3, phi)
 

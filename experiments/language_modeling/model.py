@@ -14,12 +14,11 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from rnn_jax import cells, scan
-from rnn_jax.cells import base
+from rnn_jax import cells, ops, scan
 
 
 @dataclasses.dataclass(frozen=True)
-class LanguageModel:
+class LanguageModel(cells.WithCell):
   """Static model options (hashable, so methods can be jitted with the model static)."""
   vocab_size: int
   cell: str = "lstm"
@@ -34,10 +33,6 @@ class LanguageModel:
   unroll: int = 1
   remat: bool = False
   matmul_dtype: str = "float32"   # "bfloat16": mixed precision in the recurrence and the softmax layer
-
-  @property
-  def pure_cell(self) -> cells.Cell:
-    return cells.get(self.cell, matmul_dtype=self.matmul_dtype)
 
   def init(self, key: jax.Array):
     """Fresh params; with `init_scale > 0` every weight is U(-s, s) as in Zaremba et al."""
@@ -74,7 +69,7 @@ class LanguageModel:
     if rate > 0:
       h_BxTxH = scan.dropout(drop_rngs[2], rate, h_BxTxH, variational=self.variational_dropout)
     out_w_HxV = params["embed"].T if self.tied else params["out_w"]
-    logits_BxTxV = base.matmul(h_BxTxH, out_w_HxV, self.matmul_dtype) + params["out_b"][None, None, :]
+    logits_BxTxV = ops.matmul(h_BxTxH, out_w_HxV, self.matmul_dtype) + params["out_b"][None, None, :]
     return logits_BxTxV, carries
 
   def loss_fn(self, params, carries, batch, rng, train: bool):

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import reservoir
+from rnn_jax import cells
+from rnn_jax.cells import reservoir
 from rnn_jax.data.mackey_glass import mackey_glass
 def _squash(x):
   return jnp.tanh(x - 1.0)
@@ -33,8 +34,8 @@ def train_and_evaluate(*, reservoir_size=1000, spectral_radius=0.95, connectivit
     k_train, k_reservoir, k_test = jax.random.split(jax.random.key(seed), 3)
     series_1xTx1 = mackey_glass(k_train, washout + train_steps)[None, :, None]
     variance = float(jnp.var(series_1xTx1))
-    cell = reservoir.Reservoir(spectral_radius=spectral_radius, connectivity=connectivity, feedback_size=1,
-                               feedback_scaling=feedback_scaling, bias_scaling=bias_scaling, leak_rate=leak_rate)
+    cell = cells.get("reservoir", spectral_radius=spectral_radius, connectivity=connectivity, feedback_size=1,
+                     feedback_scaling=feedback_scaling, bias_scaling=bias_scaling, leak_rate=leak_rate)
     params = cell.init(k_reservoir, 1, reservoir_size)
     targets_1xTx1 = _squash(series_1xTx1)
     _, states_1xTxN = reservoir.teacher_forced_states(cell, params, targets_1xTx1)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rnn_jax import cells, decoding, scan
+from rnn_jax import cells, decoding, ops, scan
 
 
 def _fit(loss_fn, params, batch_fn, steps, learning_rate):
@@ -52,7 +52,7 @@ def tagging_batch(key, batch=64, max_length=20, vocab=10):
   """`(x_BxT, labels_BxT, lengths_B)`: label = max of the token and its in-sequence neighbours."""
   k_x, k_len = jax.random.split(key)
   lengths_B = _random_lengths(k_len, batch, 3, max_length)
-  valid_BxT = jnp.arange(max_length)[None, :] < lengths_B[:, None]
+  valid_BxT = ops.mask_from_lengths(lengths_B, max_length)
   x_BxT = jnp.where(valid_BxT, jax.random.randint(k_x, (batch, max_length), 0, vocab), 0)
   neighbours_BxT = jnp.maximum(jnp.pad(x_BxT[:, :-1], ((0, 0), (1, 0))), jnp.pad(x_BxT[:, 1:], ((0, 0), (0, 1))))
   return x_BxT, jnp.where(valid_BxT, jnp.maximum(x_BxT, neighbours_BxT), 0), lengths_B
@@ -75,13 +75,13 @@ def train_tagger(steps=1500, bidirectional=True, hidden=32, seed=0, learning_rat
 
   def loss_fn(params, batch):
     x_BxT, labels_BxT, lengths_B = batch
-    valid_BxT = jnp.arange(x_BxT.shape[1])[None, :] < lengths_B[:, None]
+    valid_BxT = ops.mask_from_lengths(lengths_B, x_BxT.shape[1])
     losses = optax.softmax_cross_entropy_with_integer_labels(logits(params, x_BxT, lengths_B), labels_BxT)
     return jnp.sum(jnp.where(valid_BxT, losses, 0)) / jnp.sum(valid_BxT)
 
   params = _fit(loss_fn, params, lambda s: tagging_batch(jax.random.fold_in(keys[3], s)), steps, learning_rate)
   x_BxT, labels_BxT, lengths_B = tagging_batch(jax.random.key(10_000 + seed), batch=2000)
-  valid_BxT = jnp.arange(x_BxT.shape[1])[None, :] < lengths_B[:, None]
+  valid_BxT = ops.mask_from_lengths(lengths_B, x_BxT.shape[1])
   correct_BxT = jnp.argmax(logits(params, x_BxT, lengths_B), -1) == labels_BxT
   return {"token_accuracy": float(jnp.sum(correct_BxT & valid_BxT) / jnp.sum(valid_BxT))}
 
@@ -91,7 +91,7 @@ def classification_batch(key, batch=64, max_length=30, symbols=3):
   """`(x_BxT, label_B, lengths_B)`: the most frequent symbol (ties to the smallest); 0-padded, symbols 1..3."""
   k_x, k_len = jax.random.split(key)
   lengths_B = _random_lengths(k_len, batch, 5, max_length)
-  valid_BxT = jnp.arange(max_length)[None, :] < lengths_B[:, None]
+  valid_BxT = ops.mask_from_lengths(lengths_B, max_length)
   x_BxT = jnp.where(valid_BxT, jax.random.randint(k_x, (batch, max_length), 1, symbols + 1), 0)
   counts_BxS = jnp.sum(jax.nn.one_hot(x_BxT, symbols + 1)[..., 1:], axis=1)
   return x_BxT, jnp.argmax(counts_BxS, axis=-1), lengths_B
@@ -171,7 +171,7 @@ def train_decoder(steps=1500, hidden=64, seed=0, learning_rate=1e-2) -> dict:
     _, ys_BxTxH = scan.run(cell, params["rnn"], params["embed"][inputs_BxT], initial_carry=carry, lengths=lengths_B)
     losses = optax.softmax_cross_entropy_with_integer_labels(ys_BxTxH @ params["w"] + params["b"][None, None],
                                                              targets_BxT)
-    valid_BxT = jnp.arange(targets_BxT.shape[1])[None, :] < lengths_B[:, None]
+    valid_BxT = ops.mask_from_lengths(lengths_B, targets_BxT.shape[1])
     return jnp.sum(jnp.where(valid_BxT, losses, 0)) / jnp.sum(valid_BxT)
 
   params = _fit(loss_fn, params, lambda s: decoding_batch(jax.random.fold_in(keys[4], s)), steps, learning_rate)

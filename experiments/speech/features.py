@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax import ops
+
 LOG_FLOOR = 1e-6      # added to the mel energies before the log
 DELTA_WIDTH = 2       # frames on each side in the delta regression
 
@@ -104,7 +106,7 @@ def features(waves_BxN, lengths_B, spec: Spec):
   for _ in range(spec.delta_order):
     orders.append(deltas(orders[-1], frames_B))
   feats = jnp.concatenate(orders, axis=-1)
-  valid_BxTx1 = (jnp.arange(feats.shape[1])[None, :] < frames_B[:, None])[..., None]
+  valid_BxTx1 = ops.mask_from_lengths(frames_B, feats.shape[1])[..., None]
   return jnp.where(valid_BxTx1, feats, 0.0), frames_B
 
 
@@ -120,7 +122,7 @@ class Normalizer:
     return cls(valid.mean(0).astype(np.float32), np.maximum(valid.std(0), 1e-5).astype(np.float32))
 
   def apply(self, feats_BxTxF, frames_B):
-    valid_BxTx1 = (jnp.arange(feats_BxTxF.shape[1])[None, :] < frames_B[:, None])[..., None]
+    valid_BxTx1 = ops.mask_from_lengths(frames_B, feats_BxTxF.shape[1])[..., None]
     normed = (feats_BxTxF - self.mean.reshape(1, 1, -1)) / self.std.reshape(1, 1, -1)
     return jnp.where(valid_BxTx1, normed, 0.0)
 

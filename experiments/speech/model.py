@@ -7,10 +7,8 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from rnn_jax import cells, scan
-from rnn_jax.cells import base
+from rnn_jax import cells, layers, scan
 from experiments.handwriting.model import stack_frames
 
 NUM_CLASSES = 11   # CTC blank (0) and the digits 0-9 as labels 1-10
@@ -22,8 +20,7 @@ def init(key, cfg, feature_size: int):
   directions = 2 if cfg.bidirectional else 1
   return {"rnn": scan.init_stack(k_rnn, cells.from_config(cfg), feature_size * cfg.subsample, cfg.hidden_size,
                                  cfg.num_layers, bidirectional=cfg.bidirectional),
-          "out": {"w": base.glorot_uniform(k_out, (directions * cfg.hidden_size, NUM_CLASSES)),
-                  "b": jnp.zeros((NUM_CLASSES,))}}
+          "out": layers.dense_init(k_out, directions * cfg.hidden_size, NUM_CLASSES)}
 
 
 def logits(params, cfg, feats_BxTxF, frames_B, dropout_rng=None):
@@ -32,8 +29,7 @@ def logits(params, cfg, feats_BxTxF, frames_B, dropout_rng=None):
   rate = cfg.dropout if dropout_rng is not None else 0.0
   _, ys_BxTxH = scan.run_stack(cells.from_config(cfg), params["rnn"], x_BxTxF, lengths=lengths_B,
                                bidirectional=cfg.bidirectional, dropout_rate=rate, dropout_rng=dropout_rng)
-  out = ys_BxTxH @ params["out"]["w"]
-  return out + base.along_last(params["out"]["b"], out), lengths_B
+  return layers.dense(params["out"], ys_BxTxH), lengths_B
 
 
 def digits_to_labels(digits):

@@ -8,6 +8,7 @@ import os
 from absl import logging
 
 from rnn_jax.data import parallel
+from rnn_jax.data import tokenizers as tokenizer_lib
 
 DATASETS = ("numbers", "files", "tatoeba", "tfds")
 
@@ -56,14 +57,14 @@ def tokenizers(config, splits, workdir: str):
   d = config.data
   saved = _saved_paths(workdir)
   if all(saved.values()):
-    suffix = parallel.TOKENIZER_SUFFIXES[d.tokenizer]
+    suffix = tokenizer_lib.TOKENIZER_SUFFIXES[d.tokenizer]
     if not all(path.endswith(suffix) for path in saved.values()):
       raise ValueError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of another "
                        f"tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
     return saved_tokenizers(workdir)
   toks = []
   for side, column, size in (("source", 0, d.source_vocab_size), ("target", 1, d.target_vocab_size)):
-    tok = parallel.train_tokenizer(d.tokenizer, [pair[column] for pair in splits["train"]], size, d.lowercase)
+    tok = tokenizer_lib.train_tokenizer(d.tokenizer, [pair[column] for pair in splits["train"]], size, d.lowercase)
     os.makedirs(workdir, exist_ok=True)
     logging.info("%s vocabulary: %d %s tokens -> %s", side, tok.vocab_size, d.tokenizer,
                  tok.save(os.path.join(workdir, side)))
@@ -75,7 +76,7 @@ def _saved_paths(workdir: str) -> dict[str, str]:
   paths = {}
   for side in ("source", "target"):
     matches = [p for p in sorted(glob.glob(os.path.join(workdir, f"{side}.*")))
-               if p.endswith(tuple(parallel.TOKENIZER_SUFFIXES.values()))]
+               if p.endswith(tuple(tokenizer_lib.TOKENIZER_SUFFIXES.values()))]
     paths[side] = matches[0] if matches else ""
   return paths
 
@@ -87,4 +88,4 @@ def saved_tokenizers(workdir: str):
     if not path:
       raise FileNotFoundError(f"no {side} vocabulary ({side}.words.json or {side}.spm.model) in {workdir}: "
                               "train with this --workdir first")
-  return parallel.load_tokenizer(paths["source"]), parallel.load_tokenizer(paths["target"])
+  return tokenizer_lib.load_tokenizer(paths["source"]), tokenizer_lib.load_tokenizer(paths["target"])

@@ -21,7 +21,7 @@ import sacrebleu
 from absl import logging
 
 from rnn_jax import cells, decoding, train
-from rnn_jax.data import parallel
+from rnn_jax.data import parallel_batches, tokenizers
 from experiments import command_line, progress
 from experiments.translation import data, plots
 from experiments.translation.model import ATTENTIONS, Seq2Seq
@@ -53,8 +53,8 @@ def validate(config) -> None:
       raise ValueError(f"config.data.{field} must be >= 0 (0: none), got {config.data[field]}")
   for field in ("source_vocab_size", "target_vocab_size"):
     all_words = config.data[field] == 0 and config.data.tokenizer == "word"
-    if not (all_words or config.data[field] > len(parallel.SPECIALS)):
-      raise ValueError(f"config.data.{field} must exceed the {len(parallel.SPECIALS)} special tokens (word "
+    if not (all_words or config.data[field] > len(tokenizers.SPECIALS)):
+      raise ValueError(f"config.data.{field} must exceed the {len(tokenizers.SPECIALS)} special tokens (word "
                        f"tokenizer: or be 0, all words), got {config.data[field]}")
   if config.decode.max_length < 1:
     raise ValueError(f"config.decode.max_length must be >= 1, got {config.decode.max_length}")
@@ -86,7 +86,7 @@ def decode_batch(model: Seq2Seq, params, source_BxS, source_lengths_B, *, beam_s
   """Best translation per source (greedy if `beam_size == 1`): tokens `[B, T]`, attention `[B, T, S]`."""
   state = model.encode(params, source_BxS, source_lengths_B)
   limits_B = decoding.relative_max_lengths(source_lengths_B, max_ratio, max_offset, max_length)
-  common = dict(bos_id=parallel.BOS, eos_id=parallel.EOS, max_length=max_length, max_lengths=limits_B)
+  common = dict(bos_id=tokenizers.BOS, eos_id=tokenizers.EOS, max_length=max_length, max_lengths=limits_B)
   if beam_size == 1:
     return decoding.greedy(model.step, params, state, **common)
   return decoding.best(decoding.beam_search(model.step, params, state, beam_size=beam_size, alpha=alpha, **common))
@@ -111,7 +111,7 @@ def translate(model: Seq2Seq, params, source_tok, target_tok, sentences, decode_
     ids = [x[:max_tokens] for x in ids]
   out: list = [None] * len(sentences)
   report, done = progress.Progress(f"translating sentences (beam {beam_size})", len(sentences)), 0
-  for rows, batch in parallel.eval_batches(ids, None, batch_size, pad_to):
+  for rows, batch in parallel_batches.eval_batches(ids, None, batch_size, pad_to):
     dec = jax.device_get(decode_batch(
         model, params, jnp.asarray(batch["source"]), jnp.asarray(batch["source_lengths"]), beam_size=beam_size,
         alpha=decode_cfg.alpha, max_ratio=decode_cfg.max_ratio, max_offset=decode_cfg.max_offset,
@@ -167,8 +167,8 @@ def score(model, params, source_tok, target_tok, pairs, config, beam_size: int) 
 class Experiment:
   task: train.Task
   model: Seq2Seq
-  source_tok: parallel.Tokenizer
-  target_tok: parallel.Tokenizer
+  source_tok: tokenizers.Tokenizer
+  target_tok: tokenizers.Tokenizer
   splits: dict
 
 
@@ -179,10 +179,10 @@ def build(config, workdir: str) -> Experiment:
   with train.distributed.primary_first("data"):  # process 0 prepares the data and saves the tokenizers first
     splits = data.load_splits(config)
     source_tok, target_tok = data.tokenizers(config, splits, workdir)
-  encoded = {split: parallel.encode_pairs(pairs, source_tok, target_tok, config.data.max_tokens)
+  encoded = {split: parallel_batches.encode_pairs(pairs, source_tok, target_tok, config.data.max_tokens)
              for split, pairs in splits.items()}
   model = make_model(config, source_tok.vocab_size, target_tok.vocab_size)
-  batches = parallel.TrainBatches(*encoded["train"], config.data.batch_size, config.seed,
+  batches = parallel_batches.TrainBatches(*encoded["train"], config.data.batch_size, config.seed,
                                   pad_to_multiple=config.data.pad_to)
   config.steps_per_epoch = batches.steps_per_epoch
   logging.info("data %s: %s pairs; vocab %d -> %d (%s); %d steps/epoch; prepared in %.1fs",
@@ -200,7 +200,8 @@ def build(config, workdir: str) -> Experiment:
   def evaluate(params):
     total, tokens = 0.0, 0
     valid_src, valid_tgt = encoded["valid"]
-    for rows, batch in parallel.eval_batches(valid_src, valid_tgt, config.data.eval_batch_size, config.data.pad_to):
+    for rows, batch in parallel_batches.eval_batches(valid_src, valid_tgt, config.data.eval_batch_size,
+                                                     config.data.pad_to):
       keep = np.zeros(config.data.eval_batch_size, np.float32)
       keep[:len(rows)] = 1.0  # topped-up rows count nothing
       batch = dict(batch, target_lengths=(batch["target_lengths"] * keep).astype(np.int32))

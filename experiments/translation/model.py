@@ -30,31 +30,22 @@ import jax.numpy as jnp
 import optax
 
 from rnn_jax import attention as attn_lib
-from rnn_jax import cells, scan
-from rnn_jax.cells.base import along_last, glorot_uniform
+from rnn_jax import cells, layers, ops, scan
+from rnn_jax.cells import stack
 
 ATTENTIONS = ("bahdanau", "luong_dot", "luong_general", "none")
-
-
-def _dense(key, n_in, n_out):
-  return {"w": glorot_uniform(key, (n_in, n_out)), "b": jnp.zeros((n_out,))}
-
-
-def _apply_dense(p, x):
-  y = x @ p["w"]
-  return y + along_last(p["b"], y)
 
 
 def reverse_within_lengths(x_BxS: jax.Array, lengths_B: jax.Array) -> jax.Array:
   """Reverses the first `lengths[b]` entries of each row; padding stays where it is."""
   positions_S = jnp.arange(x_BxS.shape[1])
-  index_BxS = jnp.where(positions_S[None, :] < lengths_B[:, None], lengths_B[:, None] - 1 - positions_S[None, :],
-                        positions_S[None, :])
+  index_BxS = jnp.where(ops.mask_from_lengths(lengths_B, x_BxS.shape[1]),
+                        lengths_B[:, None] - 1 - positions_S[None, :], positions_S[None, :])
   return jnp.take_along_axis(x_BxS, index_BxS, axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
-class Seq2Seq:
+class Seq2Seq(cells.WithCell):
   """Static options (hashable: bound methods are valid static `step_fn`s for `rnn_jax.decoding`)."""
   source_vocab: int
   target_vocab: int
@@ -71,7 +62,7 @@ class Seq2Seq:
   input_feeding: bool = True  # luong only
   reverse_source: bool = False
   dropout: float = 0.0
-  matmul_dtype: str = "float32"  # "bfloat16": mixed-precision recurrent matmuls (rnn_jax.cells.base.matmul)
+  matmul_dtype: str = "float32"  # "bfloat16": mixed-precision recurrent matmuls (rnn_jax.ops.matmul)
 
   def __post_init__(self):
     if self.attention not in ATTENTIONS:
@@ -79,10 +70,6 @@ class Seq2Seq:
     if self.attention == "luong_dot" and self.decoder_size != self.memory_size:
       raise ValueError(f"luong_dot attention needs decoder_size == memory size ({self.memory_size}), "
                        f"got {self.decoder_size}")
-
-  @property
-  def pure_cell(self) -> cells.Cell:
-    return cells.get(self.cell, matmul_dtype=self.matmul_dtype)
 
   @property
   def memory_size(self) -> int:
@@ -102,7 +89,8 @@ class Seq2Seq:
       size = self.decoder_size
     num_leaves = len(jax.tree.leaves(cell.initial_carry(decoder[0], (1,))))
     bridge_key = next(keys)
-    bridge = [[_dense(jax.random.fold_in(bridge_key, layer * num_leaves + leaf), self.memory_size, self.decoder_size)
+    bridge = [[layers.dense_init(jax.random.fold_in(bridge_key, layer * num_leaves + leaf), self.memory_size,
+                                 self.decoder_size)
                for leaf in range(num_leaves)] for layer in range(self.decoder_layers)]
     out_in = {"bahdanau": self.decoder_size + self.memory_size + self.embed_size,
               "none": self.decoder_size + self.memory_size + self.embed_size,
@@ -115,8 +103,8 @@ class Seq2Seq:
                                    self.bidirectional),
         "decoder": decoder,
         "bridge": bridge,
-        "output": _dense(next(keys), out_in, self.output_size),
-        "logits": _dense(next(keys), self.output_size, self.target_vocab),
+        "output": layers.dense_init(next(keys), out_in, self.output_size),
+        "logits": layers.dense_init(next(keys), self.output_size, self.target_vocab),
     }
     if self.attention != "none":
       params["attention"] = attn_lib.init(next(keys), self.attention, self.decoder_size, self.memory_size,
@@ -144,8 +132,8 @@ class Seq2Seq:
     dec_carries = []
     for layer_params, bridges in zip(params["decoder"], params["bridge"]):
       treedef = jax.tree.structure(cell.initial_carry(layer_params, (batch,)))
-      dec_carries.append(jax.tree.unflatten(treedef, [jnp.tanh(_apply_dense(p, summary_BxM)) for p in bridges]))
-    mask_BxS = attn_lib.mask_from_lengths(source_lengths_B, source_BxS.shape[1])
+      dec_carries.append(jax.tree.unflatten(treedef, [jnp.tanh(layers.dense(p, summary_BxM)) for p in bridges]))
+    mask_BxS = ops.mask_from_lengths(source_lengths_B, source_BxS.shape[1])
     state = {"carries": dec_carries, "mask": mask_BxS}
     if self.attention == "none":
       state["context"] = summary_BxM
@@ -163,11 +151,8 @@ class Seq2Seq:
                            state["mask"])
 
   def _recur(self, params, carries, x_BxI):
-    cell, new = self.pure_cell, []
-    for layer_params, carry in zip(params["decoder"], carries):
-      carry, x_BxI = cell.step(layer_params, carry, x_BxI)
-      new.append(carry)
-    return new, x_BxI
+    carries, ys = stack.step_stack(self.pure_cell, params["decoder"], carries, x_BxI)
+    return carries, ys[-1]
 
   def step_embedded(self, params, state, emb_BxE):
     """One decoder step from an embedded input token: `(state, o_BxD, attention_BxS)`."""
@@ -179,12 +164,12 @@ class Seq2Seq:
         query_BxH = self.pure_cell.carry_hidden(state["carries"][-1])
         context_BxM, weights_BxS = self._read(params, state, query_BxH)
       carries, s_BxH = self._recur(params, state["carries"], jnp.concatenate([emb_BxE, context_BxM], axis=-1))
-      o_BxD = jnp.tanh(_apply_dense(params["output"], jnp.concatenate([s_BxH, context_BxM, emb_BxE], axis=-1)))
+      o_BxD = jnp.tanh(layers.dense(params["output"], jnp.concatenate([s_BxH, context_BxM, emb_BxE], axis=-1)))
       return {**state, "carries": carries}, o_BxD, weights_BxS
     x_BxI = jnp.concatenate([emb_BxE, state["feed"]], axis=-1) if self.input_feeding else emb_BxE
     carries, s_BxH = self._recur(params, state["carries"], x_BxI)
     context_BxM, weights_BxS = self._read(params, state, s_BxH)
-    o_BxD = jnp.tanh(_apply_dense(params["output"], jnp.concatenate([context_BxM, s_BxH], axis=-1)))
+    o_BxD = jnp.tanh(layers.dense(params["output"], jnp.concatenate([context_BxM, s_BxH], axis=-1)))
     state = {**state, "carries": carries}
     if self.input_feeding:
       state["feed"] = o_BxD
@@ -193,7 +178,7 @@ class Seq2Seq:
   def step(self, params, state, token_B):
     """Decoding step for `rnn_jax.decoding`: `(state, log_probs_BxV, attention_BxS)`."""
     state, o_BxD, weights_BxS = self.step_embedded(params, state, params["target_embed"][token_B])
-    return state, jax.nn.log_softmax(_apply_dense(params["logits"], o_BxD)), weights_BxS
+    return state, jax.nn.log_softmax(layers.dense(params["logits"], o_BxD)), weights_BxS
 
   def teacher_forced(self, params, batch, rng=None, train: bool = False):
     """`(logits_BxTxV, attention_BxTxS)` reading the reference target (`target_in`, BOS first)."""
@@ -211,7 +196,7 @@ class Seq2Seq:
     o_BxTxD = jnp.swapaxes(o_TxBxD, 0, 1)
     if rngs[2] is not None:
       o_BxTxD = scan.dropout(rngs[2], self.dropout, o_BxTxD)
-    return _apply_dense(params["logits"], o_BxTxD), jnp.swapaxes(weights_TxBxS, 0, 1)
+    return layers.dense(params["logits"], o_BxTxD), jnp.swapaxes(weights_TxBxS, 0, 1)
 
   def loss(self, params, batch, rng=None, train: bool = False, label_smoothing: float = 0.0):
     """Mean per-token cross-entropy over real target tokens (padding masked): `(loss, metrics)`.
@@ -220,7 +205,7 @@ class Seq2Seq:
     smoothed labels (optax.smooth_labels) and `metrics["nll"]` is the plain negative log-likelihood per token.
     """
     logits_BxTxV, _ = self.teacher_forced(params, batch, rng, train)
-    mask_BxT = attn_lib.mask_from_lengths(batch["target_lengths"], logits_BxTxV.shape[1]).astype(jnp.float32)
+    mask_BxT = ops.mask_from_lengths(batch["target_lengths"], logits_BxTxV.shape[1]).astype(jnp.float32)
     labels_BxTxV = jax.nn.one_hot(batch["target_out"], self.target_vocab)
     nll_BxT = optax.softmax_cross_entropy(logits_BxTxV, labels_BxTxV)
     tokens = jnp.maximum(jnp.sum(mask_BxT), 1.0)

@@ -17,6 +17,7 @@ from rnn_jax.cells.clockwork import Clockwork
 from rnn_jax.cells.elman import Elman
 from rnn_jax.cells.gru import GRU
 from rnn_jax.cells.lstm import LSTM, LSTMState
+from rnn_jax.cells.reservoir import Reservoir
 
 _REGISTRY: dict[str, Callable[..., Cell]] = {}
 
@@ -80,16 +81,30 @@ def _fits(cell: Cell, params) -> bool:
 
 def _fits_default(name: str, params) -> bool:
   try:
-    return _fits(get(name), params)
+    cell = get(name)
+    return cell.params_match_init and _fits(cell, params)
   except (ValueError, TypeError):  # sizes that cell cannot take, or an init that cannot be traced
     return False
 
 
+class WithCell:
+  """Mixin for a model (a frozen dataclass or a flax module) whose field `cell` names a registered cell or holds a
+  built one, with its options in the fields `matmul_dtype` and `cell_options` (a dict) where the model has them:
+  `model.pure_cell` is that cell."""
+
+  @property
+  def pure_cell(self) -> Cell:
+    options = dict(getattr(self, "cell_options", None) or {})
+    if getattr(self, "matmul_dtype", None) is not None:
+      options["matmul_dtype"] = self.matmul_dtype
+    return get(self.cell, **options)
+
+
 def check_params(cell: Cell, params) -> None:
   """Raises ValueError unless `params` are of the form `cell.init` gives, naming the registered cells (default
-  options) whose params they look like, e.g. a GRU's params passed to an LSTM. Checks the built-in families;
-  other cells (whose params may hold more, or whose init runs on the host) check their own."""
-  if not isinstance(cell, (Clockwork, Elman, GRU, LSTM)) or _fits(cell, params):
+  options) whose params they look like, e.g. a GRU's params passed to an LSTM. Checks the cells that declare
+  `params_match_init`; other cells (whose params may hold more, or whose init runs on the host) check their own."""
+  if not cell.params_match_init or _fits(cell, params):
     return
   alike = [name for name in names() if _fits_default(name, params)]
   hint = f"; they look like a {' / '.join(map(repr, alike))} cell's" if alike else ""
@@ -102,5 +117,7 @@ register("irnn", lambda **o: Elman(**{"activation": "relu", "recurrent_init": "i
 register("lstm", LSTM)
 register("gru", GRU)
 register("clockwork", Clockwork)
+register("reservoir", Reservoir)
 
-__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "check_params", "from_config", "get", "names", "register"]
+__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "Reservoir", "WithCell", "check_params", "from_config", "get",
+           "names", "register"]

@@ -28,9 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax import layers, ops
 from rnn_jax.cells import base
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 
 
 class ClockworkState(NamedTuple):
@@ -45,6 +45,7 @@ class Clockwork(base.Cell):
   periods: tuple = (1, 2, 4, 8, 16, 32, 64, 128)
   activation: str = "tanh"
   name = "clockwork"
+  params_match_init = True
 
   def __post_init__(self):
     super().__post_init__()
@@ -52,8 +53,8 @@ class Clockwork(base.Cell):
     if not periods or min(periods) < 1 or list(periods) != sorted(periods):
       raise ValueError(f"clockwork periods must be positive and non-decreasing, got {self.periods}")
     object.__setattr__(self, "periods", periods)
-    if self.activation not in _ACTIVATIONS:
-      raise ValueError(f"clockwork activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+    if self.activation not in ops.ACTIVATIONS:
+      raise ValueError(f"clockwork activation must be one of {sorted(ops.ACTIVATIONS)}, got {self.activation!r}")
 
   def unit_periods(self, hidden_size: int) -> np.ndarray:
     """`[H]` int32: the clock period of each hidden unit (module-major order)."""
@@ -76,7 +77,7 @@ class Clockwork(base.Cell):
     mask_HxH = jnp.asarray(self.recurrent_mask(hidden_size))
     fan_in_H = jnp.sum(mask_HxH, axis=0)
     return {
-        "w_x": base.glorot_uniform(kx, (input_size, hidden_size)),
+        "w_x": layers.glorot_uniform(kx, (input_size, hidden_size)),
         "w_h": jax.random.normal(kh, (hidden_size, hidden_size)) * mask_HxH / jnp.sqrt(fan_in_H)[None, :],
         "b": jnp.zeros((hidden_size,)),
     }
@@ -89,9 +90,9 @@ class Clockwork(base.Cell):
     h, t = carry
     hidden = self.hidden_size(params)
     w_h = params["w_h"] * jnp.asarray(self.recurrent_mask(hidden), params["w_h"].dtype)
-    candidate = _ACTIVATIONS[self.activation](z + self.matmul(h, w_h))
+    candidate = ops.ACTIVATIONS[self.activation](z + self.matmul(h, w_h))
     periods_H = jnp.asarray(self.unit_periods(hidden))
-    active = jnp.mod(t[..., None], base.along_last(periods_H, h)) == 0
+    active = jnp.mod(t[..., None], ops.along_last(periods_H, h)) == 0
     h = jnp.where(active, candidate, h)
     return ClockworkState(h, t + 1), h
 

@@ -10,9 +10,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import layers, ops
 from rnn_jax.cells import base
 
-_ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu}
 _RECURRENT_INITS = ("orthogonal", "identity", "normal")
 
 
@@ -28,11 +28,12 @@ class Elman(base.Cell):
   activation: str = "tanh"
   recurrent_init: str = "orthogonal"
   name = "elman"
+  params_match_init = True
 
   def __post_init__(self):
     super().__post_init__()
-    if self.activation not in _ACTIVATIONS:
-      raise ValueError(f"Elman activation must be one of {sorted(_ACTIVATIONS)}, got {self.activation!r}")
+    if self.activation not in ops.ACTIVATIONS:
+      raise ValueError(f"Elman activation must be one of {sorted(ops.ACTIVATIONS)}, got {self.activation!r}")
     if self.recurrent_init not in _RECURRENT_INITS:
       raise ValueError(f"Elman recurrent_init must be one of {_RECURRENT_INITS}, got {self.recurrent_init!r}")
 
@@ -43,13 +44,13 @@ class Elman(base.Cell):
     elif self.recurrent_init == "normal":
       w_h = jax.random.normal(kh, (hidden_size, hidden_size)) / jnp.sqrt(hidden_size)
     else:
-      w_h = base.orthogonal_blocks(kh, hidden_size, 1)
+      w_h = layers.orthogonal_blocks(kh, hidden_size, 1)
     return {
-        "w_x": base.glorot_uniform(kx, (input_size, hidden_size)),
+        "w_x": layers.glorot_uniform(kx, (input_size, hidden_size)),
         "w_h": w_h,
         "b": jnp.zeros((hidden_size,)),
     }
 
   def recur(self, params, h, z):
-    h = _ACTIVATIONS[self.activation](z + self.matmul(h, params["w_h"]))
+    h = ops.ACTIVATIONS[self.activation](z + self.matmul(h, params["w_h"]))
     return h, h

@@ -19,6 +19,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import layers, ops
 from rnn_jax.cells import base
 
 
@@ -28,12 +29,13 @@ class GRU(base.Cell):
 
   reset_after: bool = True
   name = "gru"
+  params_match_init = True
 
   def init(self, key, input_size, hidden_size):
     kx, kh = jax.random.split(key)
     params = {
-        "w_x": base.glorot_uniform(kx, (input_size, 3 * hidden_size)),
-        "w_h": base.orthogonal_blocks(kh, hidden_size, 3),
+        "w_x": layers.glorot_uniform(kx, (input_size, 3 * hidden_size)),
+        "w_h": layers.orthogonal_blocks(kh, hidden_size, 3),
         "b": jnp.zeros((3 * hidden_size,)),
     }
     if self.reset_after:
@@ -46,12 +48,12 @@ class GRU(base.Cell):
     w_h = params["w_h"]
     if self.reset_after:
       hr, hz, hn = jnp.split(self.matmul(h, w_h), 3, axis=-1)
-      r = base.fast_sigmoid(xr + hr)
-      n = jnp.tanh(xn + r * (hn + base.along_last(params["b_hn"], hn)))
+      r = ops.fast_sigmoid(xr + hr)
+      n = jnp.tanh(xn + r * (hn + ops.along_last(params["b_hn"], hn)))
     else:
       hr, hz = jnp.split(self.matmul(h, w_h[:, :2 * hidden]), 2, axis=-1)
-      r = base.fast_sigmoid(xr + hr)
+      r = ops.fast_sigmoid(xr + hr)
       n = jnp.tanh(xn + self.matmul(r * h, w_h[:, 2 * hidden:]))
-    z = base.fast_sigmoid(xz + hz)
+    z = ops.fast_sigmoid(xz + hz)
     h = n + z * (h - n)
     return h, h

@@ -23,6 +23,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import layers, ops
 from rnn_jax.cells import base
 
 
@@ -39,21 +40,22 @@ class LSTM(base.Cell):
   peepholes: bool = False
   layer_norm: bool = False
   name = "lstm"
+  params_match_init = True
 
   def init(self, key, input_size, hidden_size):
     kx, kh, kp = jax.random.split(key, 3)
     b = jnp.zeros((4 * hidden_size,)).at[hidden_size:2 * hidden_size].set(self.forget_bias)
     params = {
-        "w_x": base.glorot_uniform(kx, (input_size, 4 * hidden_size)),
-        "w_h": base.orthogonal_blocks(kh, hidden_size, 4),
+        "w_x": layers.glorot_uniform(kx, (input_size, 4 * hidden_size)),
+        "w_h": layers.orthogonal_blocks(kh, hidden_size, 4),
         "b": b,
     }
     if self.peepholes:
       params["w_peep"] = 0.1 * jax.random.normal(kp, (3, hidden_size))
     if self.layer_norm:
-      params["ln_x"] = base.layer_norm_params(4 * hidden_size)
-      params["ln_h"] = base.layer_norm_params(4 * hidden_size)
-      params["ln_c"] = base.layer_norm_params(hidden_size)
+      params["ln_x"] = layers.layer_norm_params(4 * hidden_size)
+      params["ln_h"] = layers.layer_norm_params(4 * hidden_size)
+      params["ln_c"] = layers.layer_norm_params(hidden_size)
     return params
 
   def initial_carry(self, params, batch_shape):
@@ -63,23 +65,23 @@ class LSTM(base.Cell):
   def project(self, params, x):
     xw = self.matmul(x, params["w_x"])
     if self.layer_norm:
-      xw = base.layer_norm(params["ln_x"], xw)
-    return xw + base.along_last(params["b"], xw)
+      xw = layers.layer_norm(params["ln_x"], xw)
+    return xw + ops.along_last(params["b"], xw)
 
   def recur(self, params, carry, z):
     c, h = carry
     hw = self.matmul(h, params["w_h"])
     if self.layer_norm:
-      hw = base.layer_norm(params["ln_h"], hw)
+      hw = layers.layer_norm(params["ln_h"], hw)
     i, f, g, o = jnp.split(z + hw, 4, axis=-1)
     if self.peepholes:
-      i = i + c * base.along_last(params["w_peep"][0], c)
-      f = f + c * base.along_last(params["w_peep"][1], c)
-    c = base.fast_sigmoid(f) * c + base.fast_sigmoid(i) * jnp.tanh(g)
+      i = i + c * ops.along_last(params["w_peep"][0], c)
+      f = f + c * ops.along_last(params["w_peep"][1], c)
+    c = ops.fast_sigmoid(f) * c + ops.fast_sigmoid(i) * jnp.tanh(g)
     if self.peepholes:
-      o = o + c * base.along_last(params["w_peep"][2], c)
-    c_out = base.layer_norm(params["ln_c"], c) if self.layer_norm else c
-    h = base.fast_sigmoid(o) * jnp.tanh(c_out)
+      o = o + c * ops.along_last(params["w_peep"][2], c)
+    c_out = layers.layer_norm(params["ln_c"], c) if self.layer_norm else c
+    h = ops.fast_sigmoid(o) * jnp.tanh(c_out)
     return LSTMState(c, h), h
 
   def carry_hidden(self, carry):

@@ -1,7 +1,7 @@
 """Nested arithmetic expressions mod 10 as parse trees and as token sequences.
 
 A task whose label depends on the tree structure: `((3 + 5) * (9 - 4))` mod 10 = 0.
-The same expressions come out as `rnn_jax.tree.Trees` arrays (nodes in post-order,
+The same expressions come out as `rnn_jax.data.trees.Trees` arrays (nodes in post-order,
 leaf tokens = digits, internal tokens = operator index) for recursive networks and as
 padded token sequences (fully parenthesised infix, or prefix) for sequential RNNs.
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnn_jax.tree import Trees
+from rnn_jax.data.trees import Trees
 
 OPS = ("+", "-", "*")
 OPEN, CLOSE = 10 + len(OPS), 11 + len(OPS)

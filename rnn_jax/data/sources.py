@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import logging
 import os
 import threading
@@ -23,6 +25,13 @@ _READ_BATCH = 4096  # records per read
 
 class DataError(ValueError):
   """A data file that cannot be used; the message names the file, what is wrong and what to do."""
+
+
+def config_name(fields, paths=()) -> str:
+  """A TFDS builder config name that changes whenever `fields` (JSON-able) or the files at `paths` (their
+  size and modification time) do: the prepared data of a changed config is never read back."""
+  stats = [[path, os.path.getsize(path), os.path.getmtime(path)] for path in paths]
+  return "c" + hashlib.sha1(json.dumps([fields, stats], sort_keys=True).encode()).hexdigest()[:16]
 
 
 def read_all(source) -> list:

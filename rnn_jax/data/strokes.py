@@ -97,11 +97,6 @@ def _features():
   })
 
 
-def _name(fields: dict) -> str:
-  """A config name that changes whenever the fields do."""
-  return "c" + hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-
-
 # ------------------------------------------------------------------ synthetic (Hershey fonts)
 
 
@@ -141,7 +136,7 @@ def synthetic_config(**fields) -> SyntheticConfig:
   base = {f.name for f in dataclasses.fields(tfds.core.BuilderConfig)}
   fields = {f.name: f.default for f in dataclasses.fields(SyntheticConfig) if f.name not in base} | fields
   fields["sizes"] = tuple(fields["sizes"])
-  return SyntheticConfig(name=_name(fields), **fields)
+  return SyntheticConfig(name=sources.config_name(fields), **fields)
 
 
 # ------------------------------------------------------------------ UJI Pen Characters v2 digits
@@ -333,7 +328,7 @@ def _builder(source: str, path: str, data_dir: str, config_fields: dict) -> tfds
   if not os.path.exists(path):
     raise FileNotFoundError(f"{source} data not found at {path!r}")
   abspath = os.path.abspath(path)
-  name = _name({"stamp": [abspath, os.path.getmtime(abspath), config_fields]})
+  name = sources.config_name([abspath, config_fields], [abspath])
   if source == "uji":
     return UjiDigits(config=UjiConfig(name=name, path=abspath, **config_fields), data_dir=data_dir)
   return IamOnDB(config=IamConfig(name=name, path=abspath, **config_fields), data_dir=data_dir)

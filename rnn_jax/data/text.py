@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import glob
-import hashlib
 import json
 import os
 import sysconfig
@@ -127,9 +126,7 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
 def _config_for(path: str, fractions, encoding: str = "utf-8") -> LocalTextConfig:
   """A builder config whose name changes when the file(s), the split or the encoding change."""
   stat_paths = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
-  fingerprint = json.dumps([os.path.abspath(path), list(fractions)] + ([encoding] if encoding != "utf-8" else []) +
-                           [[p, os.path.getsize(p), os.path.getmtime(p)] for p in stat_paths])
-  name = "c" + hashlib.sha1(fingerprint.encode()).hexdigest()[:16]
+  name = sources.config_name([os.path.abspath(path), list(fractions), encoding], stat_paths)
   return LocalTextConfig(name=name, path=os.path.abspath(path), fractions=tuple(fractions), encoding=encoding)
 
 

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from rnn_jax.cells import base
+from rnn_jax import ops
 from rnn_jax.cells.gru import GRU
 from rnn_jax.fused import kernel
 
 
 def reset_after_forward(params, h, xw):
-  xr, xz, xn = (x + base.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
+  xr, xz, xn = (x + ops.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
   hr, hz, hn = kernel.recurrent_gates(h, params)
-  r = base.fast_sigmoid(xr + hr)
-  u = base.fast_sigmoid(xz + hz)
-  hn_b = hn + base.along_last(params["b_hn"], hn)
+  r = ops.fast_sigmoid(xr + hr)
+  u = ops.fast_sigmoid(xz + hz)
+  hn_b = hn + ops.along_last(params["b_hn"], hn)
   n = jnp.tanh(xn + r * hn_b)
   h_new = n + u * (h - n)
   return h_new, h_new, (r, u, n, hn_b)
@@ -42,10 +42,10 @@ def reset_after_w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, dtype):
 
 
 def reset_before_forward(params, h, xw):
-  xr, xz, xn = (x + base.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
+  xr, xz, xn = (x + ops.along_last(b, x) for x, b in zip(xw, jnp.split(params["b"], 3)))
   hr, hz = kernel.recurrent_gates(h, params, slice(0, 2))
-  r = base.fast_sigmoid(xr + hr)
-  u = base.fast_sigmoid(xz + hz)
+  r = ops.fast_sigmoid(xr + hr)
+  u = ops.fast_sigmoid(xz + hz)
   (hn,) = kernel.recurrent_gates(r * h, params, slice(2, 3))
   n = jnp.tanh(xn + hn)
   h_new = n + u * (h - n)

@@ -26,6 +26,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import ops
 from rnn_jax.cells import base
 from rnn_jax.fused import policy
 
@@ -99,7 +100,7 @@ def recurrent_backward(d_rec_BxK: jax.Array, w_h: jax.Array, w_hT: jax.Array, tr
 def mm(a, w):
   """`a @ w` in `w`'s dtype, accumulated in that of `a @ w`: the weights arrive already cast to
   the cell's `matmul_dtype`, so this is the cell's mixed-precision matmul (a plain one without)."""
-  return base.matmul(a, w, w.dtype)
+  return ops.matmul(a, w, w.dtype)
 
 
 def mm_transposed(w_KxN, a_BxN):
@@ -116,7 +117,7 @@ def dsigmoid(s):
 def gate_inputs(params, xw, h):
   """Pre-activations `x W_x + b + h W_h`, one `[B, H]` array per gate."""
   b_gates = jnp.split(params["b"], len(xw))
-  return tuple(x + base.along_last(b, x) + hw for x, b, hw in zip(xw, b_gates, recurrent_gates(h, params)))
+  return tuple(x + ops.along_last(b, x) + hw for x, b, hw in zip(xw, b_gates, recurrent_gates(h, params)))
 
 
 def rows(*arrays_TxBxK):
@@ -130,5 +131,5 @@ def weight_grad(lhs_NxK, d_TxBxG, dtype=None):
   Flattening (t, b) explicitly keeps XLA from transposing `d`, the largest array of the backward,
   and contracting the rows of both operands avoids writing `lhs^T` first."""
   dtype = dtype or jnp.result_type(lhs_NxK, d_TxBxG)
-  return base.contract_rows(lhs_NxK.astype(dtype), d_TxBxG.astype(dtype),
+  return ops.contract_rows(lhs_NxK.astype(dtype), d_TxBxG.astype(dtype),
                             jnp.promote_types(d_TxBxG.dtype, jnp.float32))

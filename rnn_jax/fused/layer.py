@@ -20,6 +20,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import ops
 from rnn_jax.cells import base
 from rnn_jax.fused import kernel, policy
 
@@ -40,11 +41,6 @@ def _overwritable(gates: tuple, xw: tuple) -> int:
 
 def _where(mask, new, old):
   return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
-
-
-def _mask_at(t, lengths_B, like_BxH):
-  """`[B, 1]` True where step `t` is inside the sequence."""
-  return jnp.reshape(t < lengths_B, (like_BxH.shape[0], 1))
 
 
 @functools.lru_cache(maxsize=None)
@@ -73,7 +69,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
     rec_params = {**rec_params, "w_h": w_h, "w_h_gates": kernel.gate_blocks(w_h, family.num_gates), "w_hT": w_h.T}
     # The hoisted projection: one matmul over all steps per gate (separate buffers, see
     # `_recurrent_gates`).
-    xw = tuple(base.matmul(xs_TxBxI, w, matmul_dtype) for w in kernel.gate_blocks(w_x, family.num_gates))
+    xw = tuple(ops.matmul(xs_TxBxI, w, matmul_dtype) for w in kernel.gate_blocks(w_x, family.num_gates))
     overwritten = 0  # how many of the gates take the place of their projection
     if keep_gates and policy.gates_overwrite_projections_pays(cell, xs_TxBxI.shape[1], w_h.shape[0]):
       xw_step = tuple(jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in xw)
@@ -85,7 +81,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
       xw = tuple(jax.lax.dynamic_index_in_dim(x, t, keepdims=False) for x in stacks) + xw_rest
       new_carry, h_BxH, gates = family.forward(rec_params, carry, xw)
       if masked:
-        mask = _mask_at(t, lengths_B, h_BxH)
+        mask = ops.valid_at(t, lengths_B, h_BxH)
         new_carry = _where(mask, new_carry, carry)
         h_BxH = jnp.where(mask, h_BxH, 0)
       stacks = tuple(jax.lax.dynamic_update_index_in_dim(x, g, t, 0) for x, g in zip(stacks, gates))
@@ -137,7 +133,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
         dcarry = family.add_h(dcarry, dh_recT.T)
       dh_BxH = family.carry_h(dcarry) + dy_BxH
       if masked:  # padded steps pass the carry's cotangent straight through
-        mask = _mask_at(t, lengths_B, dy_BxH)
+        mask = ops.valid_at(t, lengths_B, dy_BxH)
         passed = _where(mask, jax.tree.map(jnp.zeros_like, dcarry), dcarry)
         dcarry = _where(mask, dcarry, jax.tree.map(jnp.zeros_like, dcarry))
         dh_BxH = jnp.where(mask, dh_BxH, 0)
@@ -173,7 +169,7 @@ def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, prima
       w_h_grad = family.w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, matmul_dtype)
       db = jnp.sum(dz_TxBxG, axis=(0, 1), dtype=jnp.promote_types(dz_TxBxG.dtype, jnp.float32))
       grads = {"w_h": w_h_grad, "b": db, **dextra}
-    dxs_TxBxI = base.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
+    dxs_TxBxI = ops.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
     grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
     return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from rnn_jax.cells import base
+from rnn_jax import ops
 from rnn_jax.cells.lstm import LSTM, LSTMState
 from rnn_jax.fused import kernel
 
@@ -17,12 +17,12 @@ def forward(params, carry, xw):
   i, f, g, o = kernel.gate_inputs(params, xw, h)
   peep = params.get("w_peep")  # [3, H]: c -> i, c -> f, c' -> o (Gers & Schmidhuber 2000)
   if peep is not None:
-    i, f = i + c * base.along_last(peep[0], c), f + c * base.along_last(peep[1], c)
-  i, f, g = base.fast_sigmoid(i), base.fast_sigmoid(f), jnp.tanh(g)
+    i, f = i + c * ops.along_last(peep[0], c), f + c * ops.along_last(peep[1], c)
+  i, f, g = ops.fast_sigmoid(i), ops.fast_sigmoid(f), jnp.tanh(g)
   c_new = f * c + i * g
   if peep is not None:
-    o = o + c_new * base.along_last(peep[2], c_new)
-  o = base.fast_sigmoid(o)
+    o = o + c_new * ops.along_last(peep[2], c_new)
+  o = ops.fast_sigmoid(o)
   h_new = o * jnp.tanh(c_new)
   return LSTMState(c_new, h_new), h_new, (i, f, g, o, c)
 
@@ -36,13 +36,13 @@ def backward(params, w_hT, step, dcarry, dh):
   dc = dcarry.c + dh * o * (1.0 - tanh_c * tanh_c)
   peep = params.get("w_peep")
   if peep is not None:
-    dc = dc + dz_o * base.along_last(peep[2], dc)
+    dc = dc + dz_o * ops.along_last(peep[2], dc)
   dz_i, dz_f = dc * g * kernel.dsigmoid(i), dc * c_in * kernel.dsigmoid(f)
   dz = jnp.concatenate([dz_i, dz_f, dc * i * (1.0 - g * g), dz_o], axis=-1)
   dc_prev = dc * f
   dextra = {}
   if peep is not None:
-    dc_prev = dc_prev + dz_i * base.along_last(peep[0], dc) + dz_f * base.along_last(peep[1], dc)
+    dc_prev = dc_prev + dz_i * ops.along_last(peep[0], dc) + dz_f * ops.along_last(peep[1], dc)
     dextra["w_peep"] = jnp.stack([jnp.sum(dz_i * c_in, axis=0), jnp.sum(dz_f * c_in, axis=0),
                                   jnp.sum(dz_o * c_new, axis=0)])
   return LSTMState(dc_prev, jnp.zeros_like(dh)), dz, dz, None, dextra

@@ -4,7 +4,7 @@ A fixed random reservoir is driven by the inputs (and, optionally, by its own
 output fed back); only a linear readout is trained, in closed form by ridge
 regression.
 
-  cell = reservoir.Reservoir(spectral_radius=0.8, connectivity=0.01, feedback_size=O)
+  cell = cells.get("reservoir", spectral_radius=0.8, connectivity=0.01, feedback_size=O)
   params = cell.init(key, I + O, N)                                    # host-side: eigenvalues
   carry, states_BxTxN = reservoir.teacher_forced_states(cell, params, d_BxTxO, u_BxTxI)
   w_FxO = reservoir.fit_readout(reservoir.features(states_BxTxN, u_BxTxI)[:, washout:],
@@ -17,8 +17,9 @@ Reservoir update (leak rate `a`, `x` the cell input = external input then fed-ba
   y(t) = [1, u(t), h(t)] W_out                      (u: external input; may be absent)
 
 During training the fed-back output is the teacher's `d(t-1)`; when generating it is
-the network's own `y(t-1)`. Collecting states goes through the one runner
-(`rnn_jax.scan.run`); generation is an autoregressive `lax.scan` over `cell.step`.
+the network's own `y(t-1)`. Collecting states is one `lax.scan` over `cell.recur` with the input
+projection hoisted out of it (no lengths, no fast path: the runner would add nothing); generation is
+an autoregressive `lax.scan` over `cell.step`.
 Ridge solves need float64 for large reservoirs: run under `jax.enable_x64(True)`,
 where every array this module creates is float64.
 """
@@ -32,7 +33,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import scan
 from rnn_jax.cells import base
 
 
@@ -64,7 +64,7 @@ class Reservoir(base.Cell):
   feedback_scaling: float = 1.0
   bias_scaling: float = 0.0
   leak_rate: float = 1.0
-  name = "reservoir"
+  name = "reservoir"  # params_match_init stays False: `init` runs on the host
 
   def __post_init__(self):
     super().__post_init__()
@@ -123,6 +123,14 @@ def readout(w_FxO: jax.Array, states_xN: jax.Array, inputs_xI: jax.Array | None 
   return features(states_xN, inputs_xI) @ w_FxO
 
 
+def _states(cell: Reservoir, params, xs_BxTxI: jax.Array, initial_carry=None):
+  """`(final_carry, states_BxTxN)` of the reservoir driven by `xs_BxTxI` from `initial_carry` (zeros if None)."""
+  carry = cell.initial_carry(params, xs_BxTxI.shape[:1]) if initial_carry is None else initial_carry
+  z_TxBxN = cell.project(params, jnp.swapaxes(xs_BxTxI, 0, 1))
+  carry, states_TxBxN = jax.lax.scan(lambda c, z_BxN: cell.recur(params, c, z_BxN), carry, z_TxBxN)
+  return carry, jnp.swapaxes(states_TxBxN, 0, 1)
+
+
 def _cell_inputs(inputs_BxTxI, feedback_BxTxO):
   if inputs_BxTxI is None:
     return feedback_BxTxO
@@ -138,7 +146,7 @@ def teacher_forced_states(cell: Reservoir, params, targets_BxTxO: jax.Array,
   Step t sees `[u(t), d(t-1)]`, with `d(-1) = initial_feedback_BxO` (zeros if None),
   so `states[:, t]` is what the readout maps to `d(t)`. `cell.feedback_size` must be `O`;
   a reservoir without feedback is driven by `driven_states`.
-  Returns `(final_carry, states_BxTxN)` from `rnn_jax.scan.run`.
+  Returns `(final_carry, states_BxTxN)`.
   """
   if cell.feedback_size != targets_BxTxO.shape[-1]:
     raise ValueError(f"cell.feedback_size={cell.feedback_size} but the targets have "
@@ -146,14 +154,14 @@ def teacher_forced_states(cell: Reservoir, params, targets_BxTxO: jax.Array,
   if initial_feedback_BxO is None:
     initial_feedback_BxO = jnp.zeros_like(targets_BxTxO[:, 0])
   feedback_BxTxO = jnp.concatenate([initial_feedback_BxO[:, None], targets_BxTxO[:, :-1]], axis=1)
-  return scan.run(cell, params, _cell_inputs(inputs_BxTxI, feedback_BxTxO), initial_carry=initial_carry)
+  return _states(cell, params, _cell_inputs(inputs_BxTxI, feedback_BxTxO), initial_carry)
 
 
 def driven_states(cell: Reservoir, params, inputs_BxTxI: jax.Array, initial_carry=None):
   """States of a reservoir without feedback driven by `inputs_BxTxI`: `(carry, states_BxTxN)`."""
   if cell.feedback_size:
     raise ValueError("this reservoir has output feedback: use teacher_forced_states")
-  return scan.run(cell, params, inputs_BxTxI, initial_carry=initial_carry)
+  return _states(cell, params, inputs_BxTxI, initial_carry)
 
 
 @functools.partial(jax.jit, static_argnames=("cell", "steps"))
