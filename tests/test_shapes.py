@@ -45,6 +45,8 @@ def test_bidirectional_tagger_learns_and_needs_both_directions(tmp_path):
   for name in ("config.json", "metrics.jsonl", "tensorboard", "results.json", "checkpoints"):
     assert (tmp_path / "tagger" / name).exists(), name
   assert len([m for m in train.read_metrics(str(tmp_path / "tagger")) if "loss" in m]) == 300 // 100
+  rescored = shapes.evaluate(_config("tagger"), str(tmp_path))  # from the checkpoints, on the same held-out set
+  assert rescored == {k: {m: v[m] for m in rescored[k]} for k, v in results.items() if k in rescored}
 
 
 def test_sequence_classifier_learns(tmp_path):

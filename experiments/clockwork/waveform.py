@@ -123,8 +123,9 @@ def _sweep(config, workdir: str) -> list[dict]:
   """Every point's results, in the order models, learning rates, seeds."""
   runs = []
   for name in config.sweep.models:
-    init = make_task(point_config(config, name, 1.0, 0)).init
-    command_line.log_model_and_workdir(f"{config.model.hidden_sizes[name]}-unit {name}", init, workdir)
+    size, periods = config.model.hidden_sizes[name], config.model.periods
+    description = f"{size}-unit {name} ({model.num_params(name, size, periods):,} trainable with the readout)"
+    command_line.log_model_and_workdir(description, make_task(point_config(config, name, 1.0, 0)).init, workdir)
     for learning_rate in config.sweep.learning_rates:
       for seed in config.sweep.seeds:
         point = train_point(point_config(config, name, learning_rate, seed),

@@ -141,7 +141,8 @@ def validate(config) -> None:
 
 
 def make_task(config, example: str):
-  """`(Task, score)`: `example` trained on fresh generated batches, each a pure function of the step."""
+  """`(Task, held_out)`: `example` trained on fresh generated batches, each a pure function of the step, and
+  scored on the held-out set (`held_out(params) -> (metrics, plotted targets, plotted predictions)`)."""
   init, loss, batch_fn, score = parts(example, config.model.hidden_sizes[example])
   data_key = jax.random.fold_in(jax.random.key(config.seed), EXAMPLES.index(example))
 
@@ -149,10 +150,12 @@ def make_task(config, example: str):
     del rng, is_training
     return loss(params, batch), ({}, model_state)
 
+  held_out = functools.partial(score, batch=batch_fn(jax.random.key(10_000 + config.seed),
+                                                     batch=config.eval.sizes[example]))
   task = train.Task(init=lambda key: (init(key), None), loss_fn=loss_fn,
-                    train_batch=lambda step: batch_fn(jax.random.fold_in(data_key, step), batch=config.batch_size))
-  return task, functools.partial(score, batch=batch_fn(jax.random.key(10_000 + config.seed),
-                                                       batch=config.eval.sizes[example]))
+                    train_batch=lambda step: batch_fn(jax.random.fold_in(data_key, step), batch=config.batch_size),
+                    evaluate=lambda params: held_out(params)[0], tokens_per_batch=config.batch_size)
+  return task, held_out
 
 
 def train_example(config, example: str, workdir: str) -> dict:
@@ -177,6 +180,20 @@ def run(config, workdir: str) -> dict:
     plots.predictions({DESCRIPTIONS[e]: r for e, r in runs.items()}, os.path.join(workdir, "predictions.png"))
     keep = lambda r: {k: v for k, v in r.items() if k not in ("target", "prediction", "history", "machine")}
     return train.write_results(workdir, {DESCRIPTIONS[e]: keep(r) for e, r in runs.items()})
+
+
+def evaluate(config, workdir: str) -> dict:
+  """Each example a trained `workdir` holds, scored on a fresh held-out set of `config.eval.sizes` examples
+  seeded by 10000 + `config.seed`; the models are the ones the runs saved."""
+  scores = {}
+  for example in train.load_config(workdir).examples:
+    saved = train.load_config(os.path.join(workdir, example))
+    saved.seed, saved.eval = config.seed, config.eval
+    task, score = make_task(saved, example)
+    params = train.restore_params(os.path.join(workdir, example), saved, task.init(jax.random.PRNGKey(0))[0])
+    scores[DESCRIPTIONS[example]] = score(params)[0]
+    print(f"{DESCRIPTIONS[example]}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores[DESCRIPTIONS[example]].items()))
+  return scores
 
 
 def synthetic_train_step(batch: int, length: int, variant: str = "tagger", **overrides) -> train.SyntheticStep:

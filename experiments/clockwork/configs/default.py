@@ -30,7 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.cell = "clockwork"      # one of clockwork, lstm, elman; each sweep point sets it
   c.model.periods = (1, 2, 4, 8, 16, 32, 64, 128)  # clockwork module periods (one module per period)
-  c.model.hidden_sizes = ml_collections.ConfigDict(dict(
+  c.model.hidden_sizes = ml_collections.ConfigDict(dict(  # units of each model, about 1,000 parameters each
       clockwork=40,               # 8 modules x 5 units: 1021 parameters with the readout
       lstm=15,                    # 1036 parameters
       elman=30))                  # 991 parameters

@@ -19,24 +19,24 @@ def get_config() -> ml_collections.ConfigDict:
   c.steps_per_epoch = 1           # each step draws a fresh batch: no epochs
   c.batch_size = 64               # sequences per step
   c.log_every = 100               # steps between log lines / metric writes
-  c.eval_every = 1500             # steps between held-out scores (also at the end)
+  c.eval_every = 1500             # steps between held-out scores in metrics.jsonl (also at the end)
   c.checkpoint_every = 1500       # steps between checkpoints (also at the end)
   c.keep_checkpoints = 1          # how many recent checkpoints each example keeps
   c.divergence_factor = 10.0      # stop when the loss exceeds this x |its initial value| (0: never)
 
   c.model = ml_collections.ConfigDict()
-  c.model.hidden_sizes = ml_collections.ConfigDict(dict(
+  c.model.hidden_sizes = ml_collections.ConfigDict(dict(  # units of each example's recurrent network
       tagger=32,                  # units per direction of the bidirectional LSTM
       tagger_forward=32,          # units of the forward-only LSTM
       classifier=32,              # GRU units
       decoder=64))                # LSTM decoder units
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.sizes = ml_collections.ConfigDict(dict(
+  c.eval.sizes = ml_collections.ConfigDict(dict(  # held-out examples each example is scored on
       tagger=2000,                # held-out sequences (fresh, seeded by 10000 + seed)
-      tagger_forward=2000,
-      classifier=2000,
-      decoder=1000))
+      tagger_forward=2000,        # the same for the forward-only control
+      classifier=2000,            # held-out sequences to classify
+      decoder=1000))              # held-out vectors to decode
 
   c.optimizer = optim.default_config()
   c.optimizer.learning_rate = 1e-2  # Adam
