@@ -124,7 +124,8 @@ def _sweep(config, workdir: str) -> list[dict]:
   runs = []
   for name in config.sweep.models:
     size, periods = config.model.hidden_sizes[name], config.model.periods
-    description = f"{size}-unit {name} ({model.num_params(name, size, periods):,} trainable with the readout)"
+    masked = f" ({model.num_params(name, size, periods):,} trainable, the rest masked)" if name == "clockwork" else ""
+    description = f"{size}-unit {name}{masked}"
     command_line.log_model_and_workdir(description, make_task(point_config(config, name, 1.0, 0)).init, workdir)
     for learning_rate in config.sweep.learning_rates:
       for seed in config.sweep.seeds:

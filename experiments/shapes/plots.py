@@ -12,7 +12,7 @@ def predictions(runs: dict, path: str) -> None:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  fig, axes = plt.subplots(len(runs), 1, figsize=(9, 2.1 * len(runs)), squeeze=False)
+  fig, axes = plt.subplots(len(runs), 1, figsize=(10, 2.1 * len(runs)), squeeze=False)
   for ax, (title, run) in zip(axes[:, 0], runs.items()):
     target, prediction = np.asarray(run["target"]), np.asarray(run["prediction"])
     positions = np.arange(len(target))
@@ -21,7 +21,7 @@ def predictions(runs: dict, path: str) -> None:
     wrong = int(np.sum(target != prediction))
     metric = ", ".join(f"{k} {v:.3f}" for k, v in run.items() if k in ("token_accuracy", "accuracy", "exact_match"))
     ax.set_title(f"{title}: held-out {metric} ({wrong} of the {len(target)} shown wrong)", fontsize=9)
-    ax.legend(loc="upper right", fontsize=7)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
   axes[-1, 0].set_xlabel("position (held-out examples one after another)")
   fig.tight_layout()
   fig.savefig(path, dpi=110)
