@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import cells, scan
+from rnn_jax import cells, scan, train
 from rnn_jax.cells.clockwork import Clockwork, ClockworkState
 
 PERIODS = (1, 2, 4, 8)
@@ -77,8 +77,40 @@ def test_bad_options_are_rejected():
     Clockwork(periods=(1, 2, 4)).init(jax.random.key(0), 1, 8)
 
 
-def test_clockwork_learns_a_waveform():
+def _small_sweep_config():
+  from experiments.clockwork.configs import default  # pylint: disable=g-import-not-at-top
+  config = default.get_config()
+  config.data.length, config.model.periods, config.model.hidden_sizes.clockwork = 96, (1, 2, 4, 8), 24
+  config.num_steps = config.eval_every = config.checkpoint_every = 300
+  config.sweep.models, config.sweep.learning_rates, config.sweep.seeds = ("clockwork",), (1e-2,), (0,)
+  return config
+
+
+def test_clockwork_learns_a_waveform(tmp_path):
   from experiments.clockwork import waveform  # pylint: disable=g-import-not-at-top
-  result = waveform.train_one("clockwork", waveform.target_waveform(96, seed=0), hidden_size=24,
-                              periods=(1, 2, 4, 8), steps=300, learning_rate=1e-2, seed=0)
-  assert result["nmse"] < 0.1  # from 1.0 for the zero output
+  results = waveform.run(_small_sweep_config(), str(tmp_path))
+  assert results["best"][0]["nmse"] < 0.1  # from 1.0 for the zero output
+  for name in ("config.json", "results.json", "results.md", "waveforms.png"):
+    assert (tmp_path / name).exists(), name
+  point = tmp_path / "clockwork" / "lr0.01_seed0"
+  for name in ("config.json", "metrics.jsonl", "tensorboard", "results.json", "checkpoints"):
+    assert (point / name).exists(), name
+  assert train.load_config(str(point)).optimizer.learning_rate == 1e-2
+  assert len([m for m in train.read_metrics(str(point)) if "loss" in m]) == 300 // 50
+
+
+def test_synthetic_train_step_is_the_experiments_loss_and_optimizer():
+  from experiments import clockwork as experiment  # pylint: disable=g-import-not-at-top
+  from experiments.clockwork import model, waveform  # pylint: disable=g-import-not-at-top
+  bench = experiment.synthetic_train_step(3, 32, "clockwork", hidden_size=16, periods=(1, 2, 4, 8))
+  assert bench.tokens == 3 * 32 and bench.batch.shape == (3, 32)
+  target = waveform.target_waveform(32)
+  emitted = np.asarray(model.emit_waveform(cells.get("clockwork", periods=(1, 2, 4, 8)), bench.state.params, 1, 32)[0])
+  expected = np.mean((emitted - target) ** 2) / np.var(target)  # the same rows: every sequence gives this NMSE
+  loss, _ = bench.loss_fn(bench.state.params, None, bench.batch, None, True)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  before = jax.device_get(bench.state.params)
+  state, _ = train.make_train_step(bench.loss_fn)(bench.state, bench.batch, jax.random.PRNGKey(0))
+  change = max(float(np.max(np.abs(a - b))) for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(before)))
+  assert int(state.step) == 1 and change == pytest.approx(3e-3, rel=1e-3)  # Adam's first step: the learning rate
+  assert float(bench.loss_fn(state.params, None, bench.batch, None, True)[0]) < float(loss)

@@ -26,14 +26,16 @@ def _launch(module, *flags, cwd=REPO, data_dir=None):
 
 
 @pytest.mark.parametrize("module,flags,message", [
-    ("clockwork", ["--steps=0"], "flag --steps=0: 0 is not a positive integer"),
-    ("clockwork", ["--seeds="], "--periods, --seeds and --learning_rates need at least one value each"),
-    ("reservoir", ["--washout=3000", "--train_steps=3000"], "--washout (3000) must be below --train_steps"),
-    ("reservoir", ["--spectral_radius=-1"], "--spectral_radius must be > 0"),
+    ("clockwork", ["--config.num_steps=0"], "config.num_steps must be a positive integer, got 0"),
+    ("clockwork", ["--config.sweep.seeds=()"], "config.sweep.seeds needs at least one value"),
+    ("clockwork", ["--config.sweep.models=('clockwork','gru')"], "config.sweep.models: unknown ['gru']"),
+    ("reservoir", ["--config.data.fit_length=0"], "config.data needs fit_length > 0 and washout >= 0"),
+    ("reservoir", ["--config.model.spectral_radius=-1"], "config.model.spectral_radius must be > 0"),
     ("tree", ["--models=rvnn,bogus"], "unknown: ['bogus']"),
     ("tree", ["--train_leaves=5"], "--train_leaves takes two integers"),
     ("long_range", ["--lengths=0"], "--lengths takes positive integers"),
-    ("shapes", ["--steps=-1"], "flag --steps=-1: -1 is not a positive integer"),
+    ("shapes", ["--config.num_steps=-1"], "config.num_steps must be a positive integer, got -1"),
+    ("shapes", ["--config.examples=('tagger','parser')"], "config.examples must name some of"),
     ("benchmark", ["--rounds=0", "--output=/dev/null"], "flag --rounds=0: 0 is not a positive integer"),
     ("reservoir", ["extra"], "unexpected arguments: ['extra']"),
     ("translation", ["--mode=compare", "--compare=runs/a"], "--compare takes label=workdir entries"),
@@ -46,7 +48,7 @@ def test_bad_flags_are_named_before_training(module, flags, message):
 
 def test_output_folder_that_is_a_file_fails_before_training(tmp_path):
   (tmp_path / "taken").write_text("")
-  result = _launch("clockwork", f"--out_dir={tmp_path / 'taken'}", "--steps=100000")
+  result = _launch("clockwork", f"--workdir={tmp_path / 'taken'}", "--config.num_steps=100000")
   assert result.returncode != 0 and "File exists" in result.stderr, result.stderr[-1000:]
 
 
@@ -86,6 +88,8 @@ def test_unprepared_tfds_catalog_dataset_fails_in_one_line(tmp_path):
      "--config.modle.attention: config has no field 'modle'; did you mean config.model?"),
     ("handwriting", "--config.eval.bias=1",
      "--config.eval.bias: config.eval has no field 'bias'; did you mean config.eval.biases?"),
+    ("reservoir", "--config.model.sise=500",
+     "--config.model.sise: config.model has no field 'sise'; did you mean config.model.size?"),
 ])
 def test_config_typo_is_one_line_naming_the_closest_field(module, flag, line, tmp_path):
   result = _launch(module, f"--workdir={tmp_path}", flag)

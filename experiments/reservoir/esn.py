@@ -1,63 +1,89 @@
-"""Echo-state network on Mackey-Glass (tau = 17): the protocol and the plot.
+"""Echo-state network on Mackey-Glass (tau = 17): the protocol, the run's workdir, the plot.
 
-The protocol follows Jaeger & Haas (2004): one series is used to train the readout
-(teacher forcing, `washout` steps discarded); then, for each of `test_runs` fresh
-series, the reservoir is driven by the teacher for `sync` steps from a zero state and
-runs free; NRMSE84 = sqrt(mean over runs of (y - d)^2 at the 84th free step / var(d)).
-The signal is squashed to `tanh(x - 1)` for the network and mapped back by
-`arctanh(y) + 1` before errors are measured (in the series' own units).
-Everything runs in float64. Launcher: experiments/reservoir/main.py.
+The protocol follows Jaeger & Haas (2004): one series is used to train the readout (teacher forcing,
+`washout` steps discarded), in closed form rather than by gradient steps; then, for each of `test_runs` fresh
+series, the reservoir is driven by the teacher for `sync` steps from a zero state and runs free;
+NRMSE84 = sqrt(mean over runs of (y - d)^2 at the 84th free step / var(d)), in the series' own units.
+Everything runs in float64. The workdir holds `config.json`, `metrics.jsonl` and `tensorboard/` (the run's
+figures, as a trained run's), `results.json` and `mackey_glass.png`.
 """
 
 from __future__ import annotations
+
+import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import cells
-from rnn_jax.cells import reservoir
+from rnn_jax import train
 from rnn_jax.data.mackey_glass import mackey_glass
-def _squash(x):
-  return jnp.tanh(x - 1.0)
+from rnn_jax.train import hparams
+from rnn_jax.train import workdir as workdir_lib
+from experiments.reservoir import model
 
 
-def _unsquash(y):
-  return jnp.arctanh(jnp.clip(y, -1.0 + 1e-12, 1.0 - 1e-12)) + 1.0
+def validate(config) -> None:
+  """Fails at start, naming the field, on values the experiment cannot use."""
+  if config.model.spectral_radius <= 0:
+    raise ValueError(f"config.model.spectral_radius must be > 0, got {config.model.spectral_radius}")
+  if not 0 < config.model.leak_rate <= 1:
+    raise ValueError(f"config.model.leak_rate must be in (0, 1], got {config.model.leak_rate}")
+  if config.model.ridge < 0:
+    raise ValueError(f"config.model.ridge must be >= 0, got {config.model.ridge}")
+  for field in ("model.size", "eval.sync", "eval.horizon", "eval.plot_steps", "eval.test_runs"):
+    group, name = field.split(".")
+    if config[group][name] <= 0:
+      raise ValueError(f"config.{field} must be > 0, got {config[group][name]}")
+  if config.data.fit_length <= 0 or config.data.washout < 0:
+    raise ValueError(f"config.data needs fit_length > 0 and washout >= 0, got {config.data.fit_length} and "
+                     f"{config.data.washout}")
 
 
-def train_and_evaluate(*, reservoir_size=1000, spectral_radius=0.95, connectivity=0.01, feedback_scaling=0.56,
-                       bias_scaling=0.1, leak_rate=1.0, ridge=1e-10, train_steps=3000, washout=1000, sync=500,
-                       horizon=84, plot_steps=300, test_runs=100, seed=0):
-  """Trains the readout and runs the free-running tests. Returns a dict of results and curves."""
+def train_and_evaluate(config) -> dict:
+  """Fits the readout and runs the free-running tests. Returns the figures and the curves."""
+  m, e = config.model, config.eval
   with jax.enable_x64(True):
-    k_train, k_reservoir, k_test = jax.random.split(jax.random.key(seed), 3)
-    series_1xTx1 = mackey_glass(k_train, washout + train_steps)[None, :, None]
+    k_train, k_reservoir, k_test = jax.random.split(jax.random.key(config.seed), 3)
+    series_1xTx1 = mackey_glass(k_train, config.data.washout + config.data.fit_length)[None, :, None]
     variance = float(jnp.var(series_1xTx1))
-    cell = cells.get("reservoir", spectral_radius=spectral_radius, connectivity=connectivity, feedback_size=1,
-                     feedback_scaling=feedback_scaling, bias_scaling=bias_scaling, leak_rate=leak_rate)
-    params = cell.init(k_reservoir, 1, reservoir_size)
-    targets_1xTx1 = _squash(series_1xTx1)
-    _, states_1xTxN = reservoir.teacher_forced_states(cell, params, targets_1xTx1)
-    w_Fx1 = reservoir.fit_readout(reservoir.features(states_1xTxN[:, washout:]), targets_1xTx1[:, washout:], ridge)
-    fitted = _unsquash(reservoir.readout(w_Fx1, states_1xTxN[:, washout:]))
-    train_nrmse = reservoir.nrmse(fitted, series_1xTx1[:, washout:], variance)
+    cell, params = model.init(m, k_reservoir)
+    w_Fx1, fitted = model.fit_readout(cell, params, series_1xTx1, config.data.washout, m.ridge)
+    train_nrmse = model.nrmse(fitted, series_1xTx1[:, config.data.washout:], variance)
 
-    steps = max(horizon, plot_steps)
-    test_RxSx1 = mackey_glass(k_test, sync + steps, batch_shape=(test_runs,))[..., None]
-    carry, _ = reservoir.teacher_forced_states(cell, params, _squash(test_RxSx1[:, :sync]))
-    _, outputs_RxSx1 = reservoir.generate(cell, params, w_Fx1, carry, _squash(test_RxSx1[:, sync - 1]), steps=steps)
-    errors_RxS = (_unsquash(outputs_RxSx1) - test_RxSx1[:, sync:])[..., 0]
+    steps = max(e.horizon, e.plot_steps)
+    test_RxSx1 = mackey_glass(k_test, e.sync + steps, batch_shape=(e.test_runs,))[..., None]
+    outputs_RxSx1 = model.free_run(cell, params, w_Fx1, test_RxSx1[:, :e.sync], steps)
+    errors_RxS = (outputs_RxSx1 - test_RxSx1[:, e.sync:])[..., 0]
     nrmse_by_step = np.sqrt(np.mean(np.square(np.asarray(errors_RxS)), axis=0) / variance)
     return {
-        "nrmse84": float(nrmse_by_step[horizon - 1]),
-        "log10_nrmse84": float(np.log10(nrmse_by_step[horizon - 1])),
+        "nrmse84": float(nrmse_by_step[e.horizon - 1]),
+        "log10_nrmse84": float(np.log10(nrmse_by_step[e.horizon - 1])),
         "train_nrmse": float(train_nrmse),
-        "measured_spectral_radius": reservoir.spectral_radius(params["w_h"]),
+        "measured_spectral_radius": model.spectral_radius(params["w_h"]),
         "nrmse_by_step": nrmse_by_step.tolist(),
-        "example_truth": np.asarray(test_RxSx1[0, sync - 100:, 0]).tolist(),
-        "example_prediction": np.asarray(_unsquash(outputs_RxSx1[0, :, 0])).tolist(),
+        "example_truth": np.asarray(test_RxSx1[0, e.sync - 100:, 0]).tolist(),
+        "example_prediction": np.asarray(outputs_RxSx1[0, :, 0]).tolist(),
     }
+
+
+def run(config, workdir: str) -> dict:
+  """Fits and tests the network; writes the workdir's files and returns the results."""
+  validate(config)
+  with workdir_lib.locked(workdir):
+    workdir_lib.save_config(config, workdir)
+    hparams.write(config, os.path.join(workdir, "tensorboard"))
+    results = train_and_evaluate(config)
+    figures = {k: results[k] for k in ("nrmse84", "log10_nrmse84", "train_nrmse", "measured_spectral_radius")}
+    writer = workdir_lib.MetricWriter(workdir, 0)
+    writer.write(0, figures, evaluation=True)  # step 0: the readout takes no gradient steps
+    writer.close()
+    plot(results, config.eval.horizon, os.path.join(workdir, "mackey_glass.png"))
+    train.write_results(workdir, figures)
+  print(f"N={config.model.size}: NRMSE{config.eval.horizon} = {results['nrmse84']:.3e} "
+        f"(log10 {results['log10_nrmse84']:.2f}), train NRMSE {results['train_nrmse']:.2e}, "
+        f"spectral radius {results['measured_spectral_radius']:.4f}; wrote {workdir}")
+  return results
 
 
 def plot(results, horizon, path):

@@ -1,40 +1,39 @@
-r"""Sequence tasks by shape (N -> N tagging, N -> 1 classification, 1 -> N generation).
+"""Sequence tasks by shape (N -> N tagging, N -> 1 classification, 1 -> N generation).
 
-  python -m experiments.shapes.main --out_dir=runs/shapes
+  python -m experiments.shapes.main [--config=...] [--workdir=...] [--mode=train|eval]
 
-Models and data: experiments/shapes/examples.py. Results: experiments/shapes/README.md.
+Trains each example of `config.examples` in a sub-workdir (a rerun resumes them) and writes results.json and
+predictions.png in the workdir. Override any config field: `--config.num_steps=300 --config.examples=(decoder,)`.
+Models: experiments/shapes/model.py. Results: experiments/shapes/README.md.
 """
-
-from __future__ import annotations
-
-import json
-import os
 
 from absl import app, flags
 
+from rnn_jax import train
 from experiments import command_line
 from experiments.shapes import examples
 
-_STEPS = flags.DEFINE_integer("steps", 1500, "Training steps per task.", lower_bound=1)
-_OUT_DIR = flags.DEFINE_string("out_dir", "runs/shapes", "Where results.json goes.")
+_CONFIG = command_line.config_flag(__file__, "default")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/shapes", "Each example's sub-workdir, results and the plot.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"],
+                          "train: every example (finished ones are reused); eval: score the workdir's trained "
+                          "examples on a fresh held-out set (config.eval.sizes, seeded by 10000 + config.seed).")
 
 
 def main(argv):
+  command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
-  results = {
-      "N->N tagger (bidirectional LSTM)": examples.train_tagger(_STEPS.value, bidirectional=True),
-      "N->N tagger (forward LSTM, control)": examples.train_tagger(_STEPS.value, bidirectional=False),
-      "N->1 classifier (GRU)": examples.train_classifier(_STEPS.value),
-      "1->N decoder (LSTM, greedy)": examples.train_decoder(_STEPS.value),
-  }
-  with open(os.path.join(_OUT_DIR.value, "results.json"), "w") as f:
-    json.dump(results, f, indent=1)
-  for name, metrics in results.items():
-    print(f"{name}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+  try:
+    examples.validate(_CONFIG.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  if _MODE.value == "train":
+    examples.run(_CONFIG.value, _WORKDIR.value)
+  else:
+    examples.evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
   command_line.quiet_library_logs()
-  app.run(main)
+  app.run(train.one_line_errors(main))
