@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import cells
 from rnn_jax.cells import reservoir
 
 
@@ -21,10 +22,10 @@ def unsquash(y):
   return jnp.arctanh(jnp.clip(y, -1.0 + 1e-12, 1.0 - 1e-12)) + 1.0
 
 
-def make_cell(m) -> reservoir.Reservoir:
+def make_cell(m):
   """The reservoir of `config.model`, fed back its own (1-wide) output."""
-  return reservoir.Reservoir(spectral_radius=m.spectral_radius, connectivity=m.connectivity, feedback_size=1,
-                             feedback_scaling=m.feedback_scaling, bias_scaling=m.bias_scaling, leak_rate=m.leak_rate)
+  return cells.get("reservoir", spectral_radius=m.spectral_radius, connectivity=m.connectivity, feedback_size=1,
+                   feedback_scaling=m.feedback_scaling, bias_scaling=m.bias_scaling, leak_rate=m.leak_rate)
 
 
 def init(m, key: jax.Array):
