@@ -109,7 +109,7 @@ def test_write_refuses_unknown_characters_in_one_line_before_any_compute(synthes
   monkeypatch.setattr(modes, "restore", no_restore)
   with pytest.raises(DataError) as error:
     modes.write(synthesizer, _saved(synthesizer), ["cat", "Tea time!"], bias=1.0, samples=1, output="unused")
-  assert str(error.value) == ("--text: characters ' !Tim' are not in the model's alphabet 'acelnot'; "
+  assert str(error.value) == ("--text: characters ' ', '!', 'T', 'i', 'm' are not in the model's alphabet 'acelnot'; "
                               "write with those characters only")
   with pytest.raises(train.RunError, match="--mode=write needs a synthesis model"):
     modes.write(recognizer, _saved(recognizer), ["cat"], bias=1.0, samples=1, output="unused")

@@ -188,8 +188,8 @@ def texts_of(text: str) -> list[str]:
 def check_alphabet(texts: Sequence[str], alphabet: input_pipeline.Alphabet) -> None:
   unknown = sorted(set("".join(texts)) - set(alphabet.chars))
   if unknown:
-    raise DataError(f"--text: characters {''.join(unknown)!r} are not in the model's alphabet {alphabet.chars!r}; "
-                    "write with those characters only")
+    raise DataError(f"--text: characters {', '.join(map(repr, unknown))} are not in the model's alphabet "
+                    f"{alphabet.chars!r}; write with those characters only")
 
 
 def write(workdir: str, config, texts: Sequence[str], bias: float, samples: int, output: str) -> list[str]:
