@@ -94,7 +94,9 @@ def test_eval_reproduces_the_training_test_figures_and_names_its_results(recogni
     modes.evaluate(recognizer, _saved(recognizer), str(tmp_path / "bare.json"))
 
 
-def test_run_config_takes_decoding_fields_and_refuses_model_fields(recognizer):
+def test_run_config_takes_decoding_fields_and_refuses_model_fields(recognizer, tmp_path):
+  with pytest.raises(train.RunError, match="no config.json in .*: train with this --workdir first"):
+    modes.run_config(str(tmp_path), base_config.base_config(), [])
   given = base_config.base_config()
   given.eval.beam_size, given.model.hidden_size = 13, 512
   assert modes.run_config(recognizer, given, ["eval.beam_size"]).eval.beam_size == 13

@@ -29,7 +29,10 @@ MODEL_FIELDS = ("task", "model", "optimizer", "data.height_normalize", "data.res
 def run_config(workdir: str, given, override_paths: Sequence[str]):
   """The config `workdir`'s run saved, with the fields named by `override_paths` (`--config.<path>`) taken from
   `given`; a RunError for a field that would change the trained model."""
-  config = train.load_config(workdir)
+  try:
+    config = train.load_config(workdir)
+  except FileNotFoundError as e:
+    raise train.RunError(str(e)) from None
   for path in override_paths:
     if any(path == field or path.startswith(field + ".") for field in MODEL_FIELDS):
       raise train.RunError(f"--config.{path}: the model and its preprocessing are the ones {workdir} was trained "
@@ -63,7 +66,7 @@ def load_data_file(workdir: str) -> tuple[input_pipeline.Alphabet, strokes.Norma
 def require_task(config, workdir: str, mode: str, synthesis: bool) -> None:
   """A RunError when `workdir` holds another kind of model than `mode` uses."""
   is_synthesis = config.task == "generation" and config.model.window_components > 0
-  if is_synthesis if synthesis else config.task == "recognition":
+  if (is_synthesis if synthesis else config.task == "recognition"):
     return
   wanted = "a synthesis model (configs/synthesize.py)" if synthesis else "a recogniser (configs/recognize_*.py)"
   raise train.RunError(f"--mode={mode} needs {wanted}; {workdir} holds a {handwriting.describe_model(config)}")
@@ -76,7 +79,10 @@ def restore(workdir: str, config, alphabet: input_pipeline.Alphabet) -> Any:
     template = model.init_recognizer(key, config.model, alphabet.num_classes)
   else:
     template = model.init_generator(key, config.model, len(alphabet.chars))
-  return train.restore_params(workdir, config, template)
+  try:
+    return train.restore_params(workdir, config, template)
+  except FileNotFoundError as e:
+    raise train.RunError(str(e)) from None
 
 
 def load(workdir: str, config, mode: str, synthesis: bool = False) -> Loaded:
@@ -91,7 +97,7 @@ def load(workdir: str, config, mode: str, synthesis: bool = False) -> Loaded:
 class Transcripts(NamedTuple):
   best: list       # str per sample, best path
   beam: list       # str per sample, prefix beam search of width config.eval.beam_size
-  pictures: list   # per sample the alignment item plots.alignment draws
+  pictures: list   # per sample the item plots.alignment draws (the best path at its emission frames)
 
 
 def transcribe(loaded: Loaded, samples: Sequence[strokes.Sample]) -> Transcripts:
@@ -106,7 +112,7 @@ def transcribe(loaded: Loaded, samples: Sequence[strokes.Sample]) -> Transcripts
   decode = loaded.alphabet.decode
   pictures = [{"points": p, "probs_TxV": np.exp(log_probs), "frames": frames, "decoded": decode(b),
                "target": s.text, "subsample": loaded.config.model.subsample, "chars": loaded.alphabet.chars}
-              for p, s, b, (log_probs, frames) in zip(raw, samples, beam, outputs)]
+              for p, s, b, (log_probs, frames) in zip(raw, samples, best, outputs)]   # frames are best path's
   return Transcripts([decode(h) for h in best], [decode(h) for h in beam], pictures)
 
 
