@@ -1,12 +1,14 @@
 """A user's ink files: each format read from a small fixture against hand-computed arrays, and broken files."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 
 from rnn_jax.data import ink, strokes
 from rnn_jax.data.sources import DataError
+from tests.conftest import fetched_file
 
 # A file as a math-recognition pen toolkit writes it (CROHME style): the traces sit under <ink>, the
 # traceGroups only point at them (symbol segmentation), so the whole file is one sample with the ink's label.
@@ -143,3 +145,15 @@ def test_broken_files_fail_with_one_line_naming_the_file(tmp_path, name, content
   with pytest.raises(DataError, match=message) as error:
     ink.read(str(tmp_path / name))
   assert "\n" not in str(error.value)
+
+
+def test_the_uji_file_reads_as_the_uji_builder_reads_it(tmp_path):
+  """The UJI Pen Characters v2 digits JSON through the UJI-style reader: the same 1200 samples (points and
+  labels) as the dataset's own builder, which flips y and drops repeated points the same way."""
+  path = fetched_file("uji_pen_digits")
+  mine = ink.read(path)
+  built = [s for split in strokes.load_splits("uji", path=path, data_dir=str(tmp_path)).values() for s in split]
+  assert len(mine) == len(built) == 1200
+  assert {s.writer for s in mine} == {os.path.splitext(os.path.basename(path))[0]}   # one writer: no field says more
+  key = lambda s: (s.text, s.points.tobytes())
+  assert sorted(map(key, mine)) == sorted(map(key, built))
