@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -14,6 +16,7 @@ from experiments.handwriting import handwriting, modes
 from experiments.handwriting.configs import base as base_config
 
 CHARSET = "acelnot"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _tiny_config(task, tfds_dir):
@@ -116,6 +119,17 @@ def test_write_refuses_unknown_characters_in_one_line_before_any_compute(synthes
                               "write with those characters only")
   with pytest.raises(train.RunError, match="--mode=write needs a synthesis model"):
     modes.write(recognizer, _saved(recognizer), ["cat"], bias=1.0, samples=1, output="unused")
+
+
+def test_command_line_refuses_a_text_in_one_line(synthesizer, tmp_path):
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  done = subprocess.run([sys.executable, "-m", "experiments.handwriting.main", f"--workdir={synthesizer}",
+                         "--mode=write", "--text=Tea", f"--output={tmp_path}"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=120, check=False)
+  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert done.stderr.strip().splitlines()[-1] == ("DataError: --text: characters 'T' are not in the model's "
+                                                  "alphabet 'acelnot'; write with those characters only")
+  assert not os.listdir(tmp_path)
 
 
 def test_write_then_recognize_round_trip(synthesizer, recognizer, tmp_path, capsys):
