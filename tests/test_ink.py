@@ -41,7 +41,7 @@ _SEGMENTED_INKML = """<?xml version="1.0" encoding="UTF-8"?>
 """
 
 # A tablet export: channels declared in a context, a time channel, difference-encoded points (' first and
-# " second differences), one traceGroup per written word.
+# " second differences), a hover trace (pen up), one traceGroup per written word.
 _GROUPED_INKML = """<?xml version="1.0" encoding="UTF-8"?>
 <ink xmlns="http://www.w3.org/2003/InkML">
  <definitions>
@@ -57,7 +57,8 @@ _GROUPED_INKML = """<?xml version="1.0" encoding="UTF-8"?>
  </definitions>
  <traceGroup contextRef="#ctx0">
   <annotation type="truth">hi</annotation>
-  <trace>100 200 0, '3 '-4 '10, "1 "0 "0</trace>
+  <trace>100 200 0, '+3 '-4 '10, "1 "0 "0</trace>
+  <trace type="penUp">107 192 20, 120 200 40</trace>
   <trace>120 200 40, 120 210 50</trace>
  </traceGroup>
  <traceGroup contextRef="#ctx0">

@@ -6,8 +6,8 @@
 Formats (all three take y growing downward, as on a screen and in the files the tools here write, unless
 `y_up`):
   InkML (.inkml, .xml)  W3C InkML: `<trace>`s of points "x y [t ...], x y ..." (channel order from
-      `<traceFormat>`, first and second difference encodings `'` and `"`); the traces inside one `<traceGroup>`
-      form a sample, labelled by its `<annotation type="truth">`; a file without such groups is one sample
+      `<traceFormat>`, first and second difference encodings `'` and `"`; hover traces, `type="penUp"`, are
+      skipped); the traces inside one `<traceGroup>` form a sample, labelled by its `<annotation type="truth">`; a file without such groups is one sample
       labelled by the `<ink>`'s truth annotation. Writer: `<annotation type="writer">`, else the file name.
   UJI-style JSON        `{"rawData": {label: [sample, ...]}}`, a sample a list of strokes of [x, y] (or
       `{"strokes": [...], "writer": ...}`); the writer from that field, else the file's top-level "writer",
@@ -153,7 +153,7 @@ def _channels(root) -> tuple[int, int]:
   return 0, 1
 
 
-_VALUE = re.compile(r"([!'\"]?)\s*(-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
+_VALUE = re.compile(r"([!'\"]?)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
 
 
 def parse_trace(text: str) -> np.ndarray:
@@ -193,7 +193,7 @@ def read_inkml(path: str, y_up: bool = False) -> list[strokes.Sample]:
   units = [(g, _truth(g)) for g in groups] or [(root, _truth(root))]
   samples = []
   for i, (unit, text) in enumerate(units):
-    traces = [t for t in unit.iter() if _tag(t) == "trace"]
+    traces = [t for t in unit.iter() if _tag(t) == "trace" and t.get("type") != "penUp"]   # penUp: hovering
     try:
       points = [parse_trace(t.text or "") for t in traces]
     except ValueError as e:
