@@ -136,7 +136,8 @@ def test_write_then_recognize_round_trip(synthesizer, recognizer, tmp_path, caps
   out = tmp_path / "written"
   written = modes.write(synthesizer, _saved(synthesizer), ["cat", "ten"], bias=1.0, samples=2, output=str(out))
   names = sorted(os.listdir(out))
-  assert names == sorted(["window.png", "strokes.json"] + [f"sample_{i:03d}.{e}" for i in range(4) for e in ("png", "svg")])
+  pictures = [f"sample_{i:03d}.{extension}" for i in range(4) for extension in ("png", "svg")]
+  assert names == sorted(["window.png", "strokes.json"] + pictures)
   assert sorted(os.path.basename(p) for p in written) == names
   assert any(el.tag.endswith("path") for el in ET.parse(out / "sample_000.svg").getroot().iter())
   samples = ink.read(str(out / "strokes.json"))

@@ -7,8 +7,8 @@ Formats (all three take y growing downward, as on a screen and in the files the 
 `y_up`):
   InkML (.inkml, .xml)  W3C InkML: `<trace>`s of points "x y [t ...], x y ..." (channel order from
       `<traceFormat>`, first and second difference encodings `'` and `"`; hover traces, `type="penUp"`, are
-      skipped); the traces inside one `<traceGroup>` form a sample, labelled by its `<annotation type="truth">`; a file without such groups is one sample
-      labelled by the `<ink>`'s truth annotation. Writer: `<annotation type="writer">`, else the file name.
+      skipped); the traces inside one `<traceGroup>` form a sample, labelled by its `<annotation type="truth">`;
+      a file without such groups is one sample labelled by the `<ink>`'s truth annotation. Writer: `<annotation type="writer">`, else the file name.
   UJI-style JSON        `{"rawData": {label: [sample, ...]}}`, a sample a list of strokes of [x, y] (or
       `{"strokes": [...], "writer": ...}`); the writer from that field, else the file's top-level "writer",
       else the file name. Samples come label by label, in file order.
