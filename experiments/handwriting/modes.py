@@ -46,10 +46,12 @@ def run_config(workdir: str, given, override_paths: Sequence[str]):
 
 
 class Loaded(NamedTuple):
+  """A recognition workdir ready to decode."""
   config: Any
   params: Any
   alphabet: input_pipeline.Alphabet
   normalizer: strokes.Normalizer
+  log_probs: Any   # jitted (params, points, lengths) -> (log_probs_BxTxV, frame_lengths_B), compiled once per shape
 
 
 def load_data_file(workdir: str) -> tuple[input_pipeline.Alphabet, strokes.Normalizer]:
@@ -85,10 +87,12 @@ def restore(workdir: str, config, alphabet: input_pipeline.Alphabet) -> Any:
     raise train.RunError(str(e)) from None
 
 
-def load(workdir: str, config, mode: str, synthesis: bool = False) -> Loaded:
-  require_task(config, workdir, mode, synthesis)
+def load(workdir: str, config, mode: str) -> Loaded:
+  """`workdir`'s recogniser; a RunError if it holds another model."""
+  require_task(config, workdir, mode, synthesis=False)
   alphabet, normalizer = load_data_file(workdir)
-  return Loaded(config, restore(workdir, config, alphabet), alphabet, normalizer)
+  return Loaded(config, restore(workdir, config, alphabet), alphabet, normalizer,
+                handwriting.recognizer_log_probs(config.model))
 
 
 # ------------------------------------------------------------------ recognition
@@ -106,8 +110,7 @@ def transcribe(loaded: Loaded, samples: Sequence[strokes.Sample]) -> Transcripts
   raw = [input_pipeline.preprocess(s.points, data_cfg.height_normalize, data_cfg.resample_step) for s in samples]
   examples = [input_pipeline.Example(loaded.normalizer.apply(p), np.zeros(0, np.int32), s.text, s.writer)
               for p, s in zip(raw, samples)]
-  log_probs_fn = handwriting.recognizer_log_probs(loaded.config.model)
-  best, beam, outputs = handwriting.decode_examples(log_probs_fn, loaded.params, examples, loaded.config,
+  best, beam, outputs = handwriting.decode_examples(loaded.log_probs, loaded.params, examples, loaded.config,
                                                     len(loaded.alphabet.chars), loaded.config.eval.beam_size)
   decode = loaded.alphabet.decode
   pictures = [{"points": p, "probs_TxV": np.exp(log_probs), "frames": frames, "decoded": decode(b),
