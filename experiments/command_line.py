@@ -23,7 +23,7 @@ def config_flag(main_file: str, default_config: str) -> flags.FlagHolder:
   An override naming no field of the config exits at once with one line naming it and the closest field.
   """
   default = os.path.join(os.path.dirname(os.path.abspath(main_file)), "configs", f"{default_config}.py")
-  message = unknown_field_message(_load_config(_config_argument(sys.argv) or default), _override_paths(sys.argv))
+  message = unknown_field_message(_load_config(_config_argument(sys.argv) or default), override_paths(sys.argv))
   if message:
     sys.exit(message)
   return config_flags.DEFINE_config_file("config", default, "Config file (see configs/).")
@@ -39,7 +39,7 @@ def _config_argument(argv: Sequence[str]) -> str:
   return ""
 
 
-def _override_paths(argv: Sequence[str]) -> list[str]:
+def override_paths(argv: Sequence[str]) -> list[str]:
   """The field paths of `--config.a.b=...` (and `--noconfig.a.b`) arguments, in order."""
   found = (re.match(r"^--?(?:no)?config\.([^=]+)", arg) for arg in argv)
   return [match.group(1) for match in found if match]

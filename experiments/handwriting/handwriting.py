@@ -10,6 +10,7 @@ Each run writes `results.json` and its PNGs into the workdir.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import time
 from typing import Any, Callable, NamedTuple
@@ -57,6 +58,15 @@ def validate(config) -> None:
     raise ValueError("config.eval.biases needs at least one sampling bias (e.g. (0.0,))")
 
 
+DATA_FILE = "data.json"   # the run's alphabet and normaliser in its workdir: what --mode=recognize|write|eval read
+
+
+def data_file_text(data) -> str:
+  """The `DATA_FILE` of a run on `data`: `{"alphabet": chars, "mean": [dx, dy], "std": [dx, dy]}`."""
+  return json.dumps({"alphabet": data.alphabet.chars, "mean": list(data.normalizer.mean),
+                     "std": list(data.normalizer.std)})
+
+
 def _batch_fn(data, config, keys):
   batch_at, per_epoch = input_pipeline.train_batches(
       data.splits["train"], len(data.alphabet.chars), data.max_label_length, config.batch_size, config.seed,
@@ -86,6 +96,37 @@ def _eval_batches(data, config, split):
 # ------------------------------------------------------------------ recognition
 
 
+def recognizer_log_probs(model_config):
+  """Jitted `(params, points_BxTx3, lengths_B) -> (log_probs_BxT'xV, frame_lengths_B)`."""
+  @jax.jit
+  def log_probs_fn(params, points, lengths):
+    logits, frame_lengths = model.recognizer_logits(params, model_config, points, lengths)
+    return jax.nn.log_softmax(logits), frame_lengths
+  return log_probs_fn
+
+
+def decode_examples(log_probs_fn, params, examples, config, alphabet_size: int, beam_size: int = 0,
+                    what: str = "decoding sequences"):
+  """`(best-path labels, beam labels or None, (log_probs_TxV, emission frames) per example)` in `examples`' order,
+  decoded in length-sorted batches of `config.batch_size`."""
+  hyps, beams, outputs = [None] * len(examples), [None] * len(examples), [None] * len(examples)
+  max_label_length = max([len(e.labels) for e in examples] + [1])
+  report, done = progress.Progress(what, len(examples)), 0
+  for batch, _, idx in input_pipeline.eval_batches(examples, alphabet_size, max_label_length, config.batch_size,
+                                                   config.data.pad_multiple):
+    log_probs, lengths = jax.device_get(log_probs_fn(params, batch["points"], batch["lengths"]))
+    best = ctc.best_path(log_probs[:len(idx)], lengths[:len(idx)])
+    beam = ctc.beam_search(log_probs[:len(idx)], lengths[:len(idx)], beam_size) if beam_size else None
+    for k, i in enumerate(idx):
+      hyps[i] = best.labels[k]
+      outputs[i] = (log_probs[k, :lengths[k]], best.frames[k])
+      if beam_size:
+        beams[i] = beam[k]
+    done += len(idx)
+    report.update(done)
+  return hyps, (beams if beam_size else None), outputs
+
+
 def recognition_task(config, data):
   """`(Task, steps_per_epoch, decode_split)` for BLSTM-CTC recognition."""
   m = config.model
@@ -96,29 +137,14 @@ def recognition_task(config, data):
     loss_B = ctc.ctc_loss(logits, lengths, batch["labels"], batch["label_lengths"])
     return jnp.mean(loss_B), ({"loss_per_char": jnp.sum(loss_B) / jnp.sum(batch["label_lengths"])}, model_state)
 
-  @jax.jit
-  def log_probs_fn(params, points, lengths):
-    logits, frame_lengths = model.recognizer_logits(params, m, points, lengths)
-    return jax.nn.log_softmax(logits), frame_lengths
+  log_probs_fn = recognizer_log_probs(m)
 
   def decode_split(params, split, beam_size=0):
     """`(refs, best-path hyps, beam hyps or None, per-example log-probs and frame lengths)` in split order."""
     examples = data.splits[split]
-    hyps, beams, outputs = [None] * len(examples), [None] * len(examples), [None] * len(examples)
-    report, done = progress.Progress(f"decoding {split} sequences", len(examples)), 0
-    for batch, _, idx in _eval_batches(data, config, split):
-      log_probs, lengths = jax.device_get(log_probs_fn(params, batch["points"], batch["lengths"]))
-      best = ctc.best_path(log_probs[:len(idx)], lengths[:len(idx)])
-      beam = ctc.beam_search(log_probs[:len(idx)], lengths[:len(idx)], beam_size) if beam_size else None
-      for k, i in enumerate(idx):
-        hyps[i] = best.labels[k]
-        outputs[i] = (log_probs[k, :lengths[k]], best.frames[k])
-        if beam_size:
-          beams[i] = beam[k]
-      done += len(idx)
-      report.update(done)
-    refs = [e.labels.tolist() for e in examples]
-    return refs, hyps, (beams if beam_size else None), outputs
+    hyps, beams, outputs = decode_examples(log_probs_fn, params, examples, config, len(data.alphabet.chars),
+                                           beam_size, f"decoding {split} sequences")
+    return [e.labels.tolist() for e in examples], hyps, beams, outputs
 
   def evaluate(params):
     refs, hyps, _, _ = decode_split(params, "valid")
@@ -127,7 +153,7 @@ def recognition_task(config, data):
   batch_fn, per_epoch = _batch_fn(data, config, ("points", "lengths", "labels", "label_lengths"))
   task = train.Task(init=lambda key: (model.init_recognizer(key, m, data.alphabet.num_classes), None),
                     loss_fn=loss_fn, train_batch=batch_fn, evaluate=evaluate,
-                    tokens_per_batch=points_per_batch(data, config))
+                    tokens_per_batch=points_per_batch(data, config), files={DATA_FILE: data_file_text(data)})
   return task, per_epoch, decode_split
 
 
@@ -185,7 +211,8 @@ def generation_task(config, data):
 
   batch_fn, per_epoch = _batch_fn(data, config, ("points", "lengths", "text") if conditional else ("points", "lengths"))
   task = train.Task(init=lambda key: (model.init_generator(key, m, alphabet_size), None), loss_fn=loss_fn,
-                    train_batch=batch_fn, evaluate=evaluate, tokens_per_batch=points_per_batch(data, config))
+                    train_batch=batch_fn, evaluate=evaluate, tokens_per_batch=points_per_batch(data, config),
+                    files={DATA_FILE: data_file_text(data)})
   return task, per_epoch, split_nll
 
 

@@ -70,16 +70,21 @@ def preprocess(points_Nx3: np.ndarray, height_normalize: bool, resample_step: fl
   return points_Nx3
 
 
-def load(cfg) -> Data:
-  """Reads the stroke dataset `cfg` (config.data) names, preprocesses and normalises it with train statistics."""
+def read_splits(cfg) -> dict[str, list[strokes.Sample]]:
+  """The splits of the stroke dataset `cfg` (config.data) names, preprocessed (raw units, not normalised)."""
   if cfg.source == "synthetic":
     raw = strokes.load_splits("synthetic", data_dir=cfg.tfds_dir or None, **cfg.synthetic.to_dict())
   elif cfg.source == "uji":
     raw = strokes.load_splits("uji", path=cfg.path, data_dir=cfg.tfds_dir or None, **cfg.uji.to_dict())
   else:
     raw = strokes.load_splits(cfg.source, path=cfg.path, data_dir=cfg.tfds_dir or None)
-  raw = {split: [s._replace(points=preprocess(s.points, cfg.height_normalize, cfg.resample_step)) for s in samples]
-         for split, samples in raw.items()}
+  return {split: [s._replace(points=preprocess(s.points, cfg.height_normalize, cfg.resample_step)) for s in samples]
+          for split, samples in raw.items()}
+
+
+def load(cfg) -> Data:
+  """Reads the stroke dataset `cfg` (config.data) names, preprocesses and normalises it with train statistics."""
+  raw = read_splits(cfg)
   normalizer = strokes.Normalizer.fit(raw["train"])
   # Characters from every split (only the set, no statistics), so a rare test character cannot fail encoding.
   alphabet = Alphabet.from_texts([s.text for samples in raw.values() for s in samples])

@@ -29,6 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.resample_step = 0.0      # > 0: resample strokes at this arc-length step (after height normalisation)
   c.data.pad_multiple = 32        # pad batches to a multiple of this many points (fewer compiled shapes)
   c.data.augment = 0.0            # strength of random affine distortions of training samples (0 = off)
+  c.data.y_up = False             # --input ink files (recognize, eval): True if their y grows upward (a plot,
+                                  # some pen tablets); InkML, UJI-style and strokes JSON are read y-down (screen)
   c.data.synthetic = ml_collections.ConfigDict()
   c.data.synthetic.seed = 0       # the synthetic corpus (every example is seeded by (seed, split, index))
   c.data.synthetic.sizes = (20000, 1000, 1000)  # train, valid, test examples

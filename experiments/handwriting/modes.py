@@ -1,0 +1,226 @@
+"""A trained handwriting workdir as a tool: recognise a user's ink, write a user's text, score it on other data.
+
+  recognize(workdir, config, "note.inkml", output="out/")     # prints "index<TAB>beam: ...<TAB>best path: ..."
+  write(workdir, config, ["hello world"], bias=1.0, samples=2, output="out/")
+  evaluate(workdir, config, input_path="alice.json")          # or the test split of config.data; results_<name>.json
+
+The model, its alphabet and normaliser are the ones the workdir's run saved (config.json, data.json, the latest
+checkpoint); `config` is the run's saved config with the command line's `--config.*` overrides applied
+(`run_config`): decoding, sampling and data fields, never the model's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import numpy as np
+
+from rnn_jax import ctc, train
+from rnn_jax.data import ink, strokes
+from rnn_jax.data.sources import DataError
+from experiments.handwriting import handwriting, input_pipeline, model, plots
+
+MODEL_FIELDS = ("task", "model", "optimizer", "data.height_normalize", "data.resample_step")  # fixed by training
+
+
+def run_config(workdir: str, given, override_paths: Sequence[str]):
+  """The config `workdir`'s run saved, with the fields named by `override_paths` (`--config.<path>`) taken from
+  `given`; a RunError for a field that would change the trained model."""
+  try:
+    config = train.load_config(workdir)
+  except FileNotFoundError as e:
+    raise train.RunError(str(e)) from None
+  for path in override_paths:
+    if any(path == field or path.startswith(field + ".") for field in MODEL_FIELDS):
+      raise train.RunError(f"--config.{path}: the model and its preprocessing are the ones {workdir} was trained "
+                           "with; drop the override (or train another workdir)")
+    *parents, name = path.split(".")
+    source, target = given, config
+    for parent in parents:
+      source, target = source[parent], target[parent]
+    target[name] = source[name]
+  return config
+
+
+class Loaded(NamedTuple):
+  """A recognition workdir ready to decode."""
+  config: Any
+  params: Any
+  alphabet: input_pipeline.Alphabet
+  normalizer: strokes.Normalizer
+  log_probs: Any   # jitted (params, points, lengths) -> (log_probs_BxTxV, frame_lengths_B), compiled once per shape
+
+
+def load_data_file(workdir: str) -> tuple[input_pipeline.Alphabet, strokes.Normalizer]:
+  """The alphabet and normaliser a training run wrote to `workdir/data.json`."""
+  path = os.path.join(workdir, handwriting.DATA_FILE)
+  if not os.path.exists(path):
+    raise train.RunError(f"no {handwriting.DATA_FILE} in {workdir}: run its training command with this --workdir "
+                         "(a finished run only restores and writes it)")
+  with open(path) as f:
+    saved = json.load(f)
+  return input_pipeline.Alphabet(saved["alphabet"]), strokes.Normalizer(tuple(saved["mean"]), tuple(saved["std"]))
+
+
+def require_task(config, workdir: str, mode: str, synthesis: bool) -> None:
+  """A RunError when `workdir` holds another kind of model than `mode` uses."""
+  is_synthesis = config.task == "generation" and config.model.window_components > 0
+  if (is_synthesis if synthesis else config.task == "recognition"):
+    return
+  wanted = "a synthesis model (configs/synthesize.py)" if synthesis else "a recogniser (configs/recognize_*.py)"
+  raise train.RunError(f"--mode={mode} needs {wanted}; {workdir} holds a {handwriting.describe_model(config)}")
+
+
+def restore(workdir: str, config, alphabet: input_pipeline.Alphabet) -> Any:
+  """The params of `workdir`'s latest checkpoint."""
+  key = jax.random.PRNGKey(0)
+  if config.task == "recognition":
+    template = model.init_recognizer(key, config.model, alphabet.num_classes)
+  else:
+    template = model.init_generator(key, config.model, len(alphabet.chars))
+  try:
+    return train.restore_params(workdir, config, template)
+  except FileNotFoundError as e:
+    raise train.RunError(str(e)) from None
+
+
+def load(workdir: str, config, mode: str) -> Loaded:
+  """`workdir`'s recogniser; a RunError if it holds another model."""
+  require_task(config, workdir, mode, synthesis=False)
+  alphabet, normalizer = load_data_file(workdir)
+  return Loaded(config, restore(workdir, config, alphabet), alphabet, normalizer,
+                handwriting.recognizer_log_probs(config.model))
+
+
+# ------------------------------------------------------------------ recognition
+
+
+class Transcripts(NamedTuple):
+  best: list       # str per sample, best path
+  beam: list       # str per sample, prefix beam search of width config.eval.beam_size
+  pictures: list   # per sample the item plots.alignment draws (the best path at its emission frames)
+
+
+def transcribe(loaded: Loaded, samples: Sequence[strokes.Sample]) -> Transcripts:
+  """Preprocesses and normalises raw samples as in training and decodes them."""
+  data_cfg = loaded.config.data
+  raw = [input_pipeline.preprocess(s.points, data_cfg.height_normalize, data_cfg.resample_step) for s in samples]
+  examples = [input_pipeline.Example(loaded.normalizer.apply(p), np.zeros(0, np.int32), s.text, s.writer)
+              for p, s in zip(raw, samples)]
+  best, beam, outputs = handwriting.decode_examples(loaded.log_probs, loaded.params, examples, loaded.config,
+                                                    len(loaded.alphabet.chars), loaded.config.eval.beam_size)
+  decode = loaded.alphabet.decode
+  pictures = [{"points": p, "probs_TxV": np.exp(log_probs), "frames": frames, "decoded": decode(b),
+               "target": s.text, "subsample": loaded.config.model.subsample, "chars": loaded.alphabet.chars}
+              for p, s, b, (log_probs, frames) in zip(raw, samples, best, outputs)]   # frames are best path's
+  return Transcripts([decode(h) for h in best], [decode(h) for h in beam], pictures)
+
+
+def read_input(path: str, config) -> list[strokes.Sample]:
+  return ink.read(path, y_up=bool(config.data.get("y_up", False)))
+
+
+def recognize(workdir: str, config, input_path: str, output: str = "") -> list[str]:
+  """Prints one line per sample of `input_path`, in file order: index, beam and best-path transcription (and the
+  file's label when it has one); with `output`, draws each sample's CTC alignment to `output/sample_<i>.png`."""
+  samples = read_input(input_path, config)
+  loaded = load(workdir, config, "recognize")
+  found = transcribe(loaded, samples)
+  lines = []
+  for i, (sample, beam, best) in enumerate(zip(samples, found.beam, found.best)):
+    label = f"\tlabel: {sample.text}" if sample.text else ""
+    lines.append(f"{i}\tbeam: {beam}\tbest path: {best}{label}")
+    print(lines[-1], flush=True)
+  if output:
+    for i, item in enumerate(found.pictures):
+      plots.alignment(os.path.join(output, f"sample_{i:03d}.png"), [item])
+  return lines
+
+
+def scores(refs: Sequence[str], hyps: Sequence[str], decoder: str) -> dict:
+  """CER, word error rate and sequence accuracy of string transcriptions."""
+  return {f"test_cer_{decoder}": ctc.error_rate(refs, hyps),
+          f"test_wer_{decoder}": ctc.error_rate([r.split() for r in refs], [h.split() for h in hyps]),
+          f"test_seq_acc_{decoder}": ctc.sequence_accuracy(refs, hyps)}
+
+
+def eval_name(config, input_path: str) -> str:
+  """`results_<name>.json`'s name: the input file's, else the data source (and its path's) name."""
+  if input_path:
+    return os.path.splitext(os.path.basename(input_path))[0]
+  path = config.data.path.split(":")[-1]
+  return config.data.source + (f"_{os.path.splitext(os.path.basename(path))[0]}" if path else "")
+
+
+def evaluate(workdir: str, config, input_path: str = "") -> dict:
+  """The test figures of `workdir`'s recogniser on `input_path` (every sample labelled) or, without it, on the
+  test split of `config.data`; written to `workdir/results_<name>.json` and returned."""
+  samples = read_input(input_path, config) if input_path else input_pipeline.read_splits(config.data)["test"]
+  unlabelled = sum(not s.text for s in samples)
+  if unlabelled or not samples:
+    raise DataError(f"{input_path or config.data.source}: {unlabelled} of {len(samples)} samples have no label; "
+                    "eval needs a transcription for every sample (recognize needs none)")
+  loaded = load(workdir, config, "eval")
+  found = transcribe(loaded, samples)
+  refs = [s.text for s in samples]
+  results = {"data": os.path.abspath(input_path) if input_path else f"{config.data.source} test split",
+             "test_examples": len(refs), **scores(refs, found.best, "best_path"), **scores(refs, found.beam, "beam"),
+             "characters_outside_alphabet": "".join(sorted(set("".join(refs)) - set(loaded.alphabet.chars))),
+             "errors": [{"index": i, "label": r, "beam": h} for i, (r, h) in enumerate(zip(refs, found.beam))
+                        if r != h][:100]}
+  path = os.path.join(workdir, f"results_{eval_name(config, input_path)}.json")
+  with open(path, "w") as f:
+    json.dump(results, f, indent=1)
+  print(json.dumps({k: v for k, v in results.items() if k != "errors"}, indent=1))
+  print(f"written to {path}")
+  return results
+
+
+# ------------------------------------------------------------------ synthesis
+
+
+def texts_of(text: str) -> list[str]:
+  """`--text`: the lines of a file of that name, else the text itself as one line."""
+  if os.path.isfile(text):
+    with open(text, encoding="utf-8") as f:
+      lines = [line.strip() for line in f if line.strip()]
+  else:
+    lines = [text.strip()] if text.strip() else []
+  if not lines:
+    raise DataError("--text is empty: give a line to write, or a file of lines")
+  return lines
+
+
+def check_alphabet(texts: Sequence[str], alphabet: input_pipeline.Alphabet) -> None:
+  unknown = sorted(set("".join(texts)) - set(alphabet.chars))
+  if unknown:
+    raise DataError(f"--text: characters {', '.join(map(repr, unknown))} are not in the model's alphabet "
+                    f"{alphabet.chars!r}; write with those characters only")
+
+
+def write(workdir: str, config, texts: Sequence[str], bias: float, samples: int, output: str) -> list[str]:
+  """Writes each text `samples` times with `workdir`'s synthesis model into `output`: `sample_<i>.png` and
+  `.svg` per sample, `strokes.json` (all samples, the strokes JSON `recognize` reads) and `window.png` (the
+  attention window over the text); prints a line per sample and returns the files written."""
+  require_task(config, workdir, "write", synthesis=True)
+  alphabet, normalizer = load_data_file(workdir)
+  check_alphabet(texts, alphabet)
+  if samples < 1:
+    raise DataError(f"--samples must be >= 1, got {samples}")
+  params = restore(workdir, config, alphabet)
+  data = input_pipeline.Data({}, alphabet, normalizer, 0)
+  items = handwriting.generate(params, config, data, texts=[t for t in texts for _ in range(samples)],
+                               biases=(bias,), seed=config.seed)
+  written = [plots.synthesis(os.path.join(output, "window.png"), items)]
+  for i, item in enumerate(items):
+    for extension in ("png", "svg"):
+      written.append(plots.samples(os.path.join(output, f"sample_{i:03d}.{extension}"),
+                                   [(item["points"], item["title"])], columns=1))
+    print(f"{i}\t{item['text']}\t{written[-2]}", flush=True)
+  written.append(os.path.join(output, "strokes.json"))
+  ink.write_strokes_json(written[-1], [strokes.Sample(it["points"], it["text"], f"bias {bias:g}") for it in items])
+  print(f"strokes of all samples: {written[-1]}")
+  return written

@@ -1,0 +1,149 @@
+"""Handwriting as a tool on trained (tiny) workdirs: recognize a file, write a text, eval on other data."""
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from rnn_jax import train
+from rnn_jax.data import hershey, ink, strokes
+from rnn_jax.data.sources import DataError
+from experiments.handwriting import handwriting, modes
+from experiments.handwriting.configs import base as base_config
+
+CHARSET = "acelnot"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny_config(task, tfds_dir):
+  c = base_config.base_config()
+  c.task = task
+  c.data.tfds_dir = str(tfds_dir)
+  c.data.synthetic.sizes = (48, 24, 24)
+  c.data.synthetic.charset = CHARSET
+  c.data.synthetic.min_length, c.data.synthetic.max_length = 2, 3
+  c.data.pad_multiple = 96
+  c.batch_size = 24
+  c.num_steps = c.eval_every = c.log_every = c.checkpoint_every = 2
+  c.model.hidden_size, c.model.num_layers = 16, 1
+  c.eval.num_pictures, c.eval.beam_size = 1, 4
+  return c
+
+
+@pytest.fixture(scope="module")
+def recognizer(tmp_path_factory):
+  """A recognition workdir after two steps (its outputs depend on the input; it reads no word yet)."""
+  root = tmp_path_factory.mktemp("recognizer")
+  workdir = str(root / "rec")
+  handwriting.run(_tiny_config("recognition", root / "tfds"), workdir)
+  return workdir
+
+
+@pytest.fixture(scope="module")
+def synthesizer(tmp_path_factory):
+  root = tmp_path_factory.mktemp("synthesizer")
+  c = _tiny_config("generation", root / "tfds")
+  c.model.num_mixtures, c.model.window_components = 3, 2
+  c.eval.texts, c.eval.biases, c.eval.steps_per_char = ("cat",), (0.0,), 10
+  workdir = str(root / "syn")
+  handwriting.train_model(c, workdir)   # the checkpoint and data.json; no test report
+  return workdir
+
+
+def _saved(workdir, overrides=()):
+  return modes.run_config(workdir, base_config.base_config(), overrides)
+
+
+def _words_file(path, texts, seed=0):
+  """A strokes JSON file of `texts` written by the Hershey synthesiser (y down, as a screen gives it)."""
+  rng = np.random.default_rng(seed)
+  ink.write_strokes_json(str(path), [strokes.Sample(hershey.synthesize(t, rng).points, t, "me") for t in texts])
+  return str(path)
+
+
+def test_recognize_prints_one_line_per_sample_in_input_order(recognizer, tmp_path, capsys):
+  texts = ["lot", "a", "cancel", "to", "ten"]   # lengths in no sorted order: decoding batches reorder them
+  path = _words_file(tmp_path / "mine.json", texts)
+  config = _saved(recognizer, ["eval.beam_size"])
+  lines = modes.recognize(recognizer, config, path, output=str(tmp_path / "out"))
+  printed = capsys.readouterr().out.strip().splitlines()
+  assert printed == lines and len(lines) == len(texts)
+  loaded = modes.load(recognizer, config, "recognize")
+  samples = ink.read(path)
+  alone = [modes.transcribe(loaded, [s]) for s in samples]   # each sample decoded by itself
+  for i, (line, text, found) in enumerate(zip(lines, texts, alone)):
+    assert line == f"{i}\tbeam: {found.beam[0]}\tbest path: {found.best[0]}\tlabel: {text}"
+  assert len({line.split("\t")[1] for line in lines}) > 1   # the transcriptions differ, so the order is tested
+  assert sorted(os.listdir(tmp_path / "out")) == [f"sample_{i:03d}.png" for i in range(len(texts))]
+
+
+def test_eval_reproduces_the_training_test_figures_and_names_its_results(recognizer, tmp_path):
+  with open(os.path.join(recognizer, "results.json")) as f:
+    trained = json.load(f)
+  results = modes.evaluate(recognizer, _saved(recognizer))
+  assert results["test_cer_beam"] != 1.0   # the beam emits characters: equal figures say more than "all blank"
+  for name in ("test_cer_best_path", "test_cer_beam", "test_seq_acc_best_path", "test_seq_acc_beam"):
+    assert results[name] == pytest.approx(trained[name], abs=1e-9), name
+  with open(os.path.join(recognizer, "results_synthetic.json")) as f:
+    assert json.load(f)["test_cer_beam"] == results["test_cer_beam"]
+  path = _words_file(tmp_path / "alice.json", ["cat", "no"])
+  on_file = modes.evaluate(recognizer, _saved(recognizer), path)
+  assert on_file["test_examples"] == 2 and os.path.exists(os.path.join(recognizer, "results_alice.json"))
+  (tmp_path / "bare.json").write_text(json.dumps([{"strokes": [[[0, 0], [1, 1]]]}]))
+  with pytest.raises(DataError, match="1 of 1 samples have no label"):
+    modes.evaluate(recognizer, _saved(recognizer), str(tmp_path / "bare.json"))
+
+
+def test_run_config_takes_decoding_fields_and_refuses_model_fields(recognizer, tmp_path):
+  with pytest.raises(train.RunError, match="no config.json in .*: train with this --workdir first"):
+    modes.run_config(str(tmp_path), base_config.base_config(), [])
+  given = base_config.base_config()
+  given.eval.beam_size, given.model.hidden_size = 13, 512
+  assert modes.run_config(recognizer, given, ["eval.beam_size"]).eval.beam_size == 13
+  assert modes.run_config(recognizer, given, []).model.hidden_size == 16
+  with pytest.raises(train.RunError, match="--config.model.hidden_size: the model and its preprocessing are"):
+    modes.run_config(recognizer, given, ["model.hidden_size"])
+
+
+def test_write_refuses_unknown_characters_in_one_line_before_any_compute(synthesizer, recognizer, monkeypatch):
+  def no_restore(*_):
+    raise AssertionError("restored a checkpoint before refusing the text")
+  monkeypatch.setattr(modes, "restore", no_restore)
+  with pytest.raises(DataError) as error:
+    modes.write(synthesizer, _saved(synthesizer), ["cat", "Tea time!"], bias=1.0, samples=1, output="unused")
+  assert str(error.value) == ("--text: characters ' ', '!', 'T', 'i', 'm' are not in the model's alphabet 'acelnot'; "
+                              "write with those characters only")
+  with pytest.raises(train.RunError, match="--mode=write needs a synthesis model"):
+    modes.write(recognizer, _saved(recognizer), ["cat"], bias=1.0, samples=1, output="unused")
+
+
+def test_command_line_refuses_a_text_in_one_line(synthesizer, tmp_path):
+  env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
+  done = subprocess.run([sys.executable, "-m", "experiments.handwriting.main", f"--workdir={synthesizer}",
+                         "--mode=write", "--text=Tea", f"--output={tmp_path}"], cwd=REPO, env=env,
+                        capture_output=True, text=True, timeout=120, check=False)
+  assert done.returncode == 1 and "Traceback" not in done.stderr
+  assert done.stderr.strip().splitlines()[-1] == ("DataError: --text: characters 'T' are not in the model's "
+                                                  "alphabet 'acelnot'; write with those characters only")
+  assert not os.listdir(tmp_path)
+
+
+def test_write_then_recognize_round_trip(synthesizer, recognizer, tmp_path, capsys):
+  out = tmp_path / "written"
+  written = modes.write(synthesizer, _saved(synthesizer), ["cat", "ten"], bias=1.0, samples=2, output=str(out))
+  names = sorted(os.listdir(out))
+  pictures = [f"sample_{i:03d}.{extension}" for i in range(4) for extension in ("png", "svg")]
+  assert names == sorted(["window.png", "strokes.json"] + pictures)
+  assert sorted(os.path.basename(p) for p in written) == names
+  assert any(el.tag.endswith("path") for el in ET.parse(out / "sample_000.svg").getroot().iter())
+  samples = ink.read(str(out / "strokes.json"))
+  assert [s.text for s in samples] == ["cat", "cat", "ten", "ten"]
+  assert all(len(s.points) > 1 and s.points[-1, 2] == 1 for s in samples)
+  capsys.readouterr()
+  lines = modes.recognize(recognizer, _saved(recognizer), str(out / "strokes.json"))
+  assert [line.split("\t")[0] for line in lines] == ["0", "1", "2", "3"]
+  assert [line.split("\t")[-1] for line in lines] == ["label: cat", "label: cat", "label: ten", "label: ten"]
