@@ -62,7 +62,8 @@ def test_runner_gradients_lower(platform, name):
       assert "stablehlo.while" in text  # the scans stay loops: compile time does not grow with T
 
 
-@pytest.mark.parametrize("entry,overrides", synthetic_entries())
+@pytest.mark.parametrize("entry,overrides", [(entry, overrides) for entry, overrides in synthetic_entries()
+                                             if entry != "language_modeling/zaremba_medium"])  # language_modeling's model
 def test_every_experiment_train_step_lowers(platform, entry, overrides):
   step = experiment_steps.synthetic_step(entry, 2, 12, **overrides)
   train_step = functools.partial(train.train_step, step.loss_fn)
