@@ -306,7 +306,7 @@ def run(config, workdir: str) -> dict:
 SYNTHETIC_VARIANTS = {"recognition": "recognize_synthetic", "generation": "generate"}  # variant -> its config
 
 
-def synthetic_train_step(batch: int, length: int, variant: str = "recognition", **overrides) -> train.SyntheticStep:
+def synthetic_train_step(batch: int, length: int, variant: str, **overrides) -> train.SyntheticStep:
   """The train step of the recogniser (BLSTM-CTC, digits and blank, a label per 20 points) or of the
   unconditional generator (MDN) on `batch` random sequences of `length` pen points; `overrides` set fields
   of the variant's config's `model` (e.g. `hidden_size=64`)."""

@@ -87,7 +87,7 @@ def make_loss_fn(model: Seq2Seq, config):
   return loss_fn
 
 
-def synthetic_train_step(batch: int, length: int, variant: str = "tatoeba", **overrides) -> train.SyntheticStep:
+def synthetic_train_step(batch: int, length: int, variant: str, **overrides) -> train.SyntheticStep:
   """The train step of config `variant` (tatoeba or numbers) on random sentence pairs, source and target
   `length` tokens each, over the config's vocabulary sizes; `overrides` set fields of the config's `model`."""
   config = command_line.named_config("experiments.translation.configs", variant, overrides)
