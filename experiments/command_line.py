@@ -1,5 +1,5 @@
 """What the experiments' command lines share: the config flag, the experiments-extra check, quiet library logs,
-the model line."""
+the model line, an experiment's named configs."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import difflib
 import importlib.util
 import logging as py_logging
 import os
+import pkgutil
 import re
 import sys
 from typing import Sequence
@@ -125,3 +126,20 @@ def log_model_and_workdir(description: str, init, workdir: str) -> None:
   """The run's model line: what it is, its parameter count, where its files go."""
   logging.info("model: %s, %s parameters; workdir %s", description, f"{parameter_count(init):,}",
                os.path.abspath(workdir))
+
+
+def named_config(configs_package: str, name: str, model_overrides: dict):
+  """`<configs_package>.<name>.get_config()` with `model_overrides` set in its `model` (as an experiment's
+  `synthetic_train_step` takes them); ValueError naming an unknown config with the known ones, or an unknown
+  model field with the closest."""
+  known = sorted(m.name for m in pkgutil.iter_modules(importlib.import_module(configs_package).__path__)
+                 if m.name != "base")
+  if name not in known:
+    raise ValueError(f"unknown variant {name!r}: no such config in {configs_package.replace('.', '/')}; "
+                     f"known: {', '.join(known)}")
+  config = importlib.import_module(f"{configs_package}.{name}").get_config()
+  for field in model_overrides:
+    if field not in config.model:
+      raise ValueError(_no_field_line(f"override {field}", "config.model", field, list(config.model.keys())))
+  config.model.update(model_overrides)
+  return config

@@ -1,7 +1,9 @@
-"""The benchmark harness: FLOP counting against closed forms and jaxprs, row format, table, modes."""
+"""The benchmark: FLOP counting against closed forms and jaxprs, row format, table, modes, and the
+experiments' train steps found by name."""
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -9,8 +11,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments.benchmark import bench, harness, implementations, train_steps
-from experiments.benchmark.harness import Spec
+import experiments.language_modeling
+from experiments.benchmark import bench, experiment_steps, implementations, report, timing
+from experiments.benchmark.flops import jaxpr_matmul_flops
+from experiments.benchmark.spec import Spec, cell_options
 from rnn_jax import scan
 
 B, T, I, H = 2, 3, 5, 7
@@ -40,7 +44,7 @@ def test_jaxpr_counter_on_a_known_function():
     y, _ = jax.lax.scan(lambda c, _: (jnp.tanh(c @ jnp.ones((6, 6))), None), y, None, length=5)
     return jnp.einsum("bij,bjk->bik", jnp.ones((2, 3, 4)), jnp.ones((2, 4, 5))), y
 
-  assert harness.jaxpr_matmul_flops(f, jnp.ones((3, 4))) == 2 * 3 * 4 * 6 + 5 * 2 * 3 * 6 * 6 + 2 * 2 * 3 * 4 * 5
+  assert jaxpr_matmul_flops(f, jnp.ones((3, 4))) == 2 * 3 * 4 * 6 + 5 * 2 * 3 * 6 * 6 + 2 * 2 * 3 * 4 * 5
 
 
 @pytest.mark.parametrize("mode", ["fwd", "fwdbwd"])
@@ -59,7 +63,7 @@ def test_matmul_flops_equal_the_dots_jax_runs(cell, options, mode):
     # rnn_jax.fused gets the bias gradient from a row of ones in its weight-gradient matmul.
     gates = {"lstm": 4, "gru": 3, "elman": 1}[cell] * H
     extra = 2 * T * B * gates * spec.layers * (2 if spec.direction == "bi" else 1)
-  assert harness.jaxpr_matmul_flops(fn, params, xs) == implementations.spec_flops(spec) + extra
+  assert jaxpr_matmul_flops(fn, params, xs) == implementations.spec_flops(spec) + extra
 
 
 def _check_row(row):
@@ -85,12 +89,12 @@ def test_grid_rows_jsonl_and_table(tmp_path):
   assert rows[1]["speedup_of_rnn_jax"] == pytest.approx(rows[1]["median_s"] / rows[0]["median_s"])
 
   path = tmp_path / "out" / "rows.jsonl"
-  harness.write_jsonl(str(path), rows)
-  harness.write_jsonl(str(path), rows[:1])  # appends
+  report.write_jsonl(str(path), rows)
+  report.write_jsonl(str(path), rows[:1])  # appends
   read = [json.loads(line) for line in path.read_text().splitlines()]
   assert len(read) == 5 and read[0]["median_s"] == rows[0]["median_s"]
 
-  table = harness.format_table(rows).splitlines()
+  table = report.format_table(rows).splitlines()
   assert len(table) == 2 + len(rows) and "median ms" in table[0] and "x rnn_jax" in table[0]
   assert table[2].startswith("| rnn_jax | lstm | fwd | 2 | 3 | 4 |")
 
@@ -115,10 +119,10 @@ def test_bfloat16_rows_use_the_cells_mixed_precision():
 
 
 def test_cell_options_reach_the_cell_and_the_rows():
-  assert harness.cell_options(["peepholes=True", "forget_bias=0.5", "activation=relu"]) == {
+  assert cell_options(["peepholes=True", "forget_bias=0.5", "activation=relu"]) == {
       "peepholes": True, "forget_bias": 0.5, "activation": "relu"}
   with pytest.raises(ValueError, match="key=value"):
-    harness.cell_options(["peepholes"])
+    cell_options(["peepholes"])
   spec = Spec(cell="lstm", mode="fwdbwd", batch=2, length=3, hidden=4, cell_options="peepholes=True")
   cell, params = implementations._rnn_jax_params(spec)
   assert cell.peepholes and params[0]["w_peep"].shape == (3, 4)
@@ -127,8 +131,8 @@ def test_cell_options_reach_the_cell_and_the_rows():
   assert [(r["impl"], r["cell_options"]) for r in rows] == [("rnn_jax", "peepholes=True")]  # flax has no peepholes
   assert any("no flax counterpart" in line for line in logged)
   _check_row(rows[0])
-  assert "| options |" in harness.format_table(rows).splitlines()[0]
-  assert "lstm(peepholes=True)" in harness.format_comparison(rows)
+  assert "| options |" in report.format_table(rows).splitlines()[0]
+  assert "lstm(peepholes=True)" in report.format_comparison(rows)
 
 
 def test_remat_summary_reports_memory_and_time():
@@ -169,23 +173,25 @@ def test_the_command_line_rejects_bad_flags_by_name():
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   for flags, message in [(["--modes=bwd"], "mode must be one of fwd, fwdbwd"),
                          (["--compare=bogus"], "--compare: unknown ['bogus']"),
-                         (["--layers=two"], "--layers: expected integers")]:
+                         (["--layers=two"], "--layers: expected integers"),
+                         (["--train_steps=bogus"], "--train_steps: no experiment 'bogus' with a synthetic_train_step"),
+                         (["--train_steps=speech/nope"], "--train_steps: unknown variant 'nope'")]:
     result = subprocess.run([sys.executable, "-m", "experiments.benchmark.main", *flags, "--output=/dev/null"],
                             cwd=repo, capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode != 0 and message in result.stderr, (flags, result.stderr[-500:])
     assert "Traceback" not in result.stderr
 
 
-def test_train_step_and_data_parallel_rows():
+def test_train_step_and_data_parallel_rows(monkeypatch):
   small = dict(hidden_size=8, embed_size=8)
-  step = train_steps.language_modeling(2, 3, **small)
-  train_steps.TRAIN_STEPS["lm_tiny"] = lambda batch, length: train_steps.language_modeling(batch, length, **small)
-  try:
-    rows = bench.run_train_steps(["lm_tiny"], 2, 3, **FAST)
-    dp = bench.run_data_parallel("lm_tiny", 2, 3, rounds=2, warmup=0, min_round_s=0.0)
-  finally:
-    del train_steps.TRAIN_STEPS["lm_tiny"]
-  assert rows[0]["mode"] == "train_step" and rows[0]["tokens_per_s"] == pytest.approx(6 / rows[0]["median_s"])
+  make = experiments.language_modeling.synthetic_train_step
+  monkeypatch.setattr(experiments.language_modeling, "synthetic_train_step",
+                      lambda batch, length, **kw: make(batch, length, **small, **kw))
+  step = experiment_steps.synthetic_step("language_modeling", 2, 3)
+  rows = experiment_steps.run_train_steps(["language_modeling"], 2, 3, **FAST)
+  dp = experiment_steps.run_data_parallel("language_modeling", 2, 3, rounds=2, warmup=0, min_round_s=0.0)
+  assert rows[0]["impl"] == "language_modeling/zaremba_small" and rows[0]["mode"] == "train_step"
+  assert rows[0]["tokens_per_s"] == pytest.approx(6 / rows[0]["median_s"])
   # The step's matmuls: 2 LSTM layers (E=H=8) and the [8, V] softmax layer, forward and backward
   # (plus the fused LSTM's bias-gradient row, 2 * 32 per token and layer).
   vocab = step.state.params["out_w"].shape[1]
@@ -203,15 +209,15 @@ def test_compile_rounds_recompile_from_cold_caches():
     return 2 * x
 
   x, holder = jnp.ones(3), {}
-  compiled = harness.Timer("jax", lambda: jax.block_until_ready(holder["compiled"](x)),
+  compiled = timing.Timer("jax", lambda: jax.block_until_ready(holder["compiled"](x)),
                            compile_fn=lambda: holder.update(compiled=jax.jit(double).lower(x).compile()))
-  first_call = harness.Timer("torch-like", lambda: None)  # no ahead-of-time compilation
-  results = harness.measure([compiled, first_call], rounds=2, warmup=0, min_round_s=0.0, compile_rounds=3)
+  first_call = timing.Timer("torch-like", lambda: None)  # no ahead-of-time compilation
+  results = timing.measure([compiled, first_call], rounds=2, warmup=0, min_round_s=0.0, compile_rounds=3)
   assert len(traces) == 3 and len(compiled.compile_times) == 3  # each compilation traced afresh
   assert compiled.compile_s == min(compiled.compile_times) and first_call.compile_times == []
-  row = harness.make_row(None, compiled, results[0], None, {})
+  row = report.make_row(None, compiled, results[0], None, {})
   assert row["compile_rounds"] == 3 and row["compile_s"] <= row["compile_s_median"]
-  assert harness.make_row(None, first_call, results[1], None, {})["compile_rounds"] == 1
+  assert report.make_row(None, first_call, results[1], None, {})["compile_rounds"] == 1
   # Through the grid: every JAX implementation of the row compiles `compile_rounds` times.
   spec = Spec(cell="elman", mode="fwd", batch=2, length=3, hidden=4)
   rows = bench.run_grid([spec], compare=["flax"], log=lambda _: None, compile_rounds=2, **FAST)
@@ -225,31 +231,47 @@ def test_ceiling_measured_in_the_same_rounds():
   assert rows[0]["fraction_of_ceiling"] == pytest.approx(rows[0]["flops_per_s"] / rows[0]["ceiling_flops_per_s"])
 
 
-@pytest.mark.parametrize("name,overrides", [
-    ("handwriting_recognition", dict(hidden_size=8)), ("handwriting_generation", dict(hidden_size=8)),
-    ("translation", dict(encoder_size=8, decoder_size=8, embed_size=8)), ("long_range", dict(hidden_size=8)),
-    ("long_range", dict(task="copy", variant="tanh_orthogonal_clip", hidden_size=8)),
-    ("clockwork", dict(hidden_size=8, periods=(1, 4))), ("clockwork", dict(model="elman", hidden_size=8)),
-    ("tree", dict(hidden_size=8)), ("tree", dict(model="rvnn", hidden_size=8)),
-    ("tree", dict(model="lstm", hidden_size=8))])
-def test_every_experiment_train_step_runs(name, overrides):
-  step = train_steps.TRAIN_STEPS[name](2, 12, **overrides)
-  timer = train_steps.timer(step)
-  result = harness.measure([timer], rounds=1, warmup=0, min_round_s=0.0)[0]
-  assert result.median_s > 0 and timer.flops > 0 and step.tokens > 0
+# Tiny models of the experiments' train steps: entry -> overrides of its config's model.
+TINY_STEPS = {
+    "language_modeling": dict(hidden_size=8, embed_size=8),
+    "language_modeling/zaremba_medium": dict(hidden_size=8, embed_size=8),
+    "handwriting/recognition": dict(hidden_size=8), "handwriting/generation": dict(hidden_size=8),
+    "translation": dict(encoder_size=8, decoder_size=8, embed_size=8), "speech": dict(hidden_size=8),
+}
+
+
+def synthetic_entries() -> list[tuple[str, dict]]:
+  """`(entry, overrides)`: those of TINY_STEPS, and every other experiment with a synthetic_train_step at its
+  defaults."""
+  named = {entry.partition("/")[0] for entry in TINY_STEPS}
+  return list(TINY_STEPS.items()) + [(name, {}) for name in experiment_steps.experiment_names() if name not in named]
+
+
+def test_discovery_finds_every_experiment_with_a_synthetic_train_step():
+  root = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+  exposing = sorted(init.parent.name for init in root.glob("*/__init__.py")
+                    if "synthetic_train_step" in init.read_text())
+  assert experiment_steps.experiment_names() == exposing
+  assert {"language_modeling", "handwriting", "translation", "speech"} <= set(exposing)
+  with pytest.raises(ValueError, match="^no experiment 'bogus' with a synthetic_train_step; known: handwriting, "):
+    experiment_steps.check_entries(["language_modeling", "bogus/x"])
+  for entry, message in [("speech/nope", "unknown variant 'nope'.*known: dtmf, fsdd_connected"),
+                         ("handwriting/synthesis", "no handwriting variant 'synthesis'; known: recognition, generation")]:
+    with pytest.raises(ValueError, match=message):
+      experiment_steps.synthetic_step(entry, 2, 12)
+  with pytest.raises(ValueError, match="override hidden: config.model has no field 'hidden'"):
+    experiment_steps.synthetic_step("language_modeling", 2, 12, hidden=8)
+
+
+@pytest.mark.parametrize("entry,overrides", synthetic_entries())
+def test_every_experiment_train_step_runs(entry, overrides):
+  step = experiment_steps.synthetic_step(entry, 2, 12, **overrides)
+  timer = experiment_steps.step_timer(step)
+  result = timing.measure([timer], rounds=1, warmup=0, min_round_s=0.0)[0]
+  assert step.name.startswith(entry) and result.median_s > 0 and timer.flops > 0 and step.tokens > 0
   assert int(timer.optimizer_steps()) == 2  # the first call and the one timed call each applied an update
-
-
-def test_long_range_train_step_flops_closed_form():
-  # Adding problem, 1x8 LSTM (I=2, G=32) and a [8, 1] readout of the last step. The fused LSTM's backward
-  # is 2x its forward (dW and dx) plus the bias-gradient row; the readout's is dW and dh, at the last step.
-  batch, length, hidden = 3, 5, 8
-  step = train_steps.long_range(batch, length, hidden_size=hidden)
-  timer = train_steps.timer(step)
-  gates = 4 * hidden
-  lstm = 3 * 2 * batch * length * (2 * gates + hidden * gates) + 2 * batch * length * gates
-  assert timer.flops == lstm + 3 * 2 * batch * hidden
-  assert step.tokens == batch * length
+  loss, _ = step.loss_fn(step.state.params, step.state.model_state, step.batch, jax.random.PRNGKey(0), True)
+  assert jnp.isfinite(loss)
 
 
 def test_each_point_is_handed_over_as_soon_as_it_is_measured():

@@ -1,7 +1,7 @@
-"""What main.py runs: the grid of cell benchmarks, train steps, data-parallel scaling.
+"""What main.py runs for the cell grid: the grid, its timing in groups, the remat summary.
 
-Each function returns the rows it measured (dicts, one per implementation and grid
-point; see `harness.make_row` for the fields).
+`run_grid` returns the rows it measured (dicts, one per implementation and grid point; see
+`report.make_row` for the fields). Whole train steps are in `experiment_steps`.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ import dataclasses
 import itertools
 from typing import Callable, Sequence
 
-import jax
-
-from experiments.benchmark import harness, implementations, train_steps
-from experiments.benchmark.harness import Spec
+from experiments.benchmark import environment, implementations, report, timing
+from experiments.benchmark.spec import Spec
 
 
 def grid(cells: Sequence[str], modes: Sequence[str], shapes: Sequence[tuple[int, int, int]],
@@ -42,21 +40,13 @@ def parse_shapes(shapes: Sequence[str]) -> list[tuple[int, int, int]]:
 
 
 def check_known(names: Sequence[str], known) -> None:
-  """ValueError listing the `names` not in `known` (comparisons, train steps)."""
+  """ValueError listing the `names` not in `known` (comparisons)."""
   unknown = [n for n in names if n not in known]
   if unknown:
     raise ValueError(f"unknown {unknown}; known: {sorted(known)}")
 
 
 _RUNNER_OPTIONS = ("unroll", "remat", "hoist", "backward")
-
-
-def _ceiling(ceilings: dict, dtype: str, peak_flops: float, size: int) -> float:
-  if peak_flops > 0:
-    return peak_flops
-  if dtype not in ceilings:
-    ceilings[dtype] = harness.matmul_ceiling(dtype, size)
-  return ceilings[dtype]
 
 
 def _groups(specs: Sequence[Spec]) -> list[list[Spec]]:
@@ -82,7 +72,7 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
   run cut short keeps every group it finished).
   """
   check_known(compare, implementations.COMPARE)
-  env = harness.environment()
+  env = environment.environment()
   rows = []
   for group in _groups(specs):
     timers, row_specs, skipped = [], [], []
@@ -99,12 +89,12 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
       log(f"  skipped {s}")
     if not timers:
       continue
-    ceiling_timer = None if peak_flops > 0 else harness.matmul_timer(group[0].dtype, ceiling_size)
-    results = harness.measure(timers + ([ceiling_timer] if ceiling_timer else []), rounds=rounds, warmup=warmup,
+    ceiling_timer = None if peak_flops > 0 else timing.matmul_timer(group[0].dtype, ceiling_size)
+    results = timing.measure(timers + ([ceiling_timer] if ceiling_timer else []), rounds=rounds, warmup=warmup,
                               min_round_s=min_round_s, compile_rounds=compile_rounds)
     ceiling = peak_flops if ceiling_timer is None else ceiling_timer.flops / results[-1].median_s
-    point = [harness.make_row(spec, t, r, ceiling, env, **fields) for spec, t, r in zip(row_specs, timers, results)]
-    harness.add_ratios(point)
+    point = [report.make_row(spec, t, r, ceiling, env, **fields) for spec, t, r in zip(row_specs, timers, results)]
+    report.add_ratios(point)
     on_rows(point)
     for row in point:
       options = f" backward={row['backward']} hoist={row['hoist']} remat={row['remat']} unroll={row['unroll']}"
@@ -112,54 +102,6 @@ def run_grid(specs: Sequence[Spec], compare: Sequence[str] = (), rounds: int = 5
           f"{options if row['impl'] == 'rnn_jax' else ''}: "
           f"{1e3 * row['median_s']:.1f} ms (spread {row['spread']:.0%}, x{row['speedup_of_rnn_jax']:.2f})")
     rows.extend(point)
-  return rows
-
-
-def run_train_steps(names: Sequence[str], batch: int, length: int, rounds: int = 5, warmup: int = 1,
-                    min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0,
-                    ceiling_size: int = 2048, on_rows: Callable[[list[dict]], None] = lambda rows: None,
-                    **fields) -> list[dict]:
-  """Times the whole train step of each named experiment (see train_steps.TRAIN_STEPS); `on_rows`
-  receives each row as soon as it is measured."""
-  env = harness.environment()
-  ceiling = _ceiling({}, "float32", peak_flops, ceiling_size)
-  rows = []
-  check_known(names, train_steps.TRAIN_STEPS)
-  for name in names:
-    bench = train_steps.TRAIN_STEPS[name](batch, length)
-    timer = train_steps.timer(bench)
-    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
-                             compile_rounds=compile_rounds)[0]
-    rows.append(harness.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
-                                 length=length, tokens=bench.tokens, **fields))
-    on_rows(rows[-1:])
-  return rows
-
-
-def run_data_parallel(name: str, per_device_batch: int, length: int, rounds: int = 5, warmup: int = 1,
-                      min_round_s: float = 0.2, compile_rounds: int = 1, **fields) -> list[dict]:
-  """The train step of `name` on 1, 2, 4, ... local devices at a fixed per-device batch (weak scaling).
-
-  Reports `tokens_per_s_per_device` and `scaling_efficiency` (per-device throughput
-  relative to one device). On CPU the devices come from
-  `jax.config.update("jax_num_cpu_devices", n)` (main.py's --devices) and share the
-  host's cores, so the efficiency there measures overhead, not added compute.
-  """
-  check_known([name], train_steps.TRAIN_STEPS)
-  env = harness.environment()
-  counts = sorted({1, *[2 ** k for k in range(1, 8) if 2 ** k <= jax.device_count()], jax.device_count()})
-  rows = []
-  for n in counts:
-    bench = train_steps.TRAIN_STEPS[name](per_device_batch * n, length)
-    timer = train_steps.timer(bench, num_devices=n)
-    result = harness.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
-                             compile_rounds=compile_rounds)[0]
-    row = harness.make_row(None, timer, result, None, env, mode="data_parallel", batch=per_device_batch * n,
-                           length=length, tokens=bench.tokens, devices=n, **fields)
-    row["tokens_per_s_per_device"] = row["tokens_per_s"] / n
-    rows.append(row)
-  for row in rows:
-    row["scaling_efficiency"] = row["tokens_per_s_per_device"] / rows[0]["tokens_per_s_per_device"]
   return rows
 
 

@@ -45,7 +45,7 @@ torch.backends.cudnn.version(), torch.cuda.is_available(), 'cudnn.allow_tf32', t
 stage_tests() { python3 -m pytest -q -p no:cacheprovider ${TESTS:-tests/test_cudnn.py} 2>&1 | tail -15; }
 stage_grid_target() { bench $grid_flags --shapes="${SHAPES_GRID_TARGET:-$target}" $timing --output="$out/grid.jsonl"; }
 stage_train_steps() {
-  bench --train_steps=language_modeling,language_modeling_medium,handwriting_recognition,handwriting_generation,translation \
+  bench --train_steps=language_modeling,language_modeling/zaremba_medium,handwriting/recognition,handwriting/generation,translation \
     --shapes="${SHAPES_TRAIN_STEPS:-32x0x64,256x0x64}" $timing --output="$out/train_steps.jsonl"
 }
 stage_tuning() {  # the runner's choices on this backend: hand-written backward or autodiff, unroll

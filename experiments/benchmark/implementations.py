@@ -1,4 +1,4 @@
-"""The recurrent networks the benchmark times, each as a `harness.Timer` for one `Spec`.
+"""The recurrent networks the benchmark times, each as a `timing.Timer` for one `Spec`.
 
   rnn_jax(spec)   rnn_jax.scan.run_stack over any registered cell (the thing measured)
   flax(spec)      flax.linen nn.RNN(OptimizedLSTMCell | GRUCell | SimpleCell), stacked/Bidirectional
@@ -17,8 +17,10 @@ import time
 import jax
 import jax.numpy as jnp
 
-from experiments.benchmark import harness
-from experiments.benchmark.harness import Spec, Timer
+from experiments.benchmark import environment
+from experiments.benchmark.flops import matmul_flops
+from experiments.benchmark.spec import DTYPES, HOISTS, Spec
+from experiments.benchmark.timing import Timer
 from rnn_jax import cells, scan
 
 _FLAX_CELLS = {"lstm": "OptimizedLSTMCell", "gru": "GRUCell", "elman": "SimpleCell", "rnn": "SimpleCell"}
@@ -51,7 +53,7 @@ def spec_flops(spec: Spec) -> int:
   cell = cells.get(spec.cell, **spec.options)
   shapes = jax.eval_shape(lambda: scan.init_stack(jax.random.PRNGKey(0), cell, spec.inputs, spec.hidden,
                                                   spec.layers, bidirectional=spec.direction == "bi"))
-  return harness.matmul_flops(spec, shapes)
+  return matmul_flops(spec, shapes)
 
 
 def jax_timer(name: str, fn, args, flops: int | None, **extra) -> Timer:
@@ -67,7 +69,7 @@ def jax_timer(name: str, fn, args, flops: int | None, **extra) -> Timer:
       timer.extra["temp_bytes"] = memory.temp_size_in_bytes
       timer.extra["argument_bytes"] = memory.argument_size_in_bytes
       timer.extra["output_bytes"] = memory.output_size_in_bytes
-    timer.extra["device_peak_bytes"] = harness.device_peak_bytes()
+    timer.extra["device_peak_bytes"] = environment.device_peak_bytes()
 
   timer.compile_fn = compile_fn
   return timer
@@ -82,8 +84,8 @@ def _jax_step(spec: Spec, forward, params, xs):
 def rnn_jax(spec: Spec) -> Timer:
   """rnn_jax.scan.run_stack with the spec's runner options."""
   cell, params = _rnn_jax_params(spec)
-  xs = jax.random.normal(jax.random.PRNGKey(1), _input_shape(spec), harness.DTYPES[spec.dtype])
-  hoist = harness.HOISTS[spec.hoist]
+  xs = jax.random.normal(jax.random.PRNGKey(1), _input_shape(spec), DTYPES[spec.dtype])
+  hoist = HOISTS[spec.hoist]
   options = dict(bidirectional=spec.direction == "bi", time_major=spec.time_major, unroll=spec.unroll,
                  remat=spec.remat, hoist=hoist, backward=spec.backward)
   try:
@@ -101,7 +103,7 @@ def flax(spec: Spec) -> Timer:
   if spec.cell not in _FLAX_CELLS or spec.cell_options or spec.remat or spec.unroll != 1:
     raise Unavailable(f"no flax counterpart for cell {spec.cell!r} with options {spec.cell_options!r}, "
                       f"remat={spec.remat}, unroll={spec.unroll}")
-  dtype = harness.DTYPES[spec.dtype]
+  dtype = DTYPES[spec.dtype]
   make_cell = getattr(nn, _FLAX_CELLS[spec.cell])
 
   class Stack(nn.Module):

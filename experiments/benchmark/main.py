@@ -8,7 +8,10 @@
       --backward=autodiff,fused --rounds=3 --min_round_s=0
   # a cell's options: the peephole LSTM, hand-written backward against autodiff
   python -m experiments.benchmark.main --cells=lstm --cell_options=peepholes=True --backward=auto,autodiff
-  # whole train steps; data-parallel scaling over 4 (CPU: simulated) devices
+  # whole train steps of experiments (experiment or experiment/variant), at batch 32 and 64 steps
+  python -m experiments.benchmark.main --train_steps=language_modeling/zaremba_medium,handwriting/generation \
+      --shapes=32x0x64
+  # data-parallel scaling over 4 (CPU: simulated) devices
   python -m experiments.benchmark.main --train_steps=language_modeling --devices=4 --data_parallel
 
 Every list flag is a grid axis. Rows go to --output as JSON lines and are printed as a table.
@@ -35,8 +38,10 @@ _HOIST = flags.DEFINE_list("hoist", ["auto"], "Hoist the input projection: auto/
 _BACKWARD = flags.DEFINE_list("backward", ["auto"], "The runner's backward: auto/autodiff/fused.")
 _TIME_MAJOR = flags.DEFINE_bool("time_major", True, "[T, B, I] inputs (torch's default layout) or [B, T, I].")
 _COMPARE = flags.DEFINE_list("compare", [], "Also time: flax, torch, cudnn (jax.experimental.rnn, GPU).")
-_TRAIN_STEPS = flags.DEFINE_list("train_steps", [], "Experiments whose whole train step to time "
-                                 "(experiments.benchmark.train_steps.TRAIN_STEPS); replaces the cell grid.")
+_TRAIN_STEPS = flags.DEFINE_list("train_steps", [], "Experiments whose whole train step to time, each "
+                                 "`experiment` (its default variant) or `experiment/variant`, e.g. "
+                                 "language_modeling/zaremba_medium (any experiment package with a "
+                                 "synthetic_train_step); replaces the cell grid.")
 _DATA_PARALLEL = flags.DEFINE_bool("data_parallel", False, "Time the first --train_steps entry on 1, 2, 4, ... "
                                    "devices at the first --shapes batch per device.")
 _DEVICES = flags.DEFINE_integer("devices", 0, "CPU only: simulate this many host devices (0: leave as is).")
@@ -53,7 +58,7 @@ _CEILING_SIZE = flags.DEFINE_integer("ceiling_size", 2048, "Matrix size of the c
 _OMP_WAIT_POLICY = flags.DEFINE_string("omp_wait_policy", "", "Set OMP_WAIT_POLICY for torch before importing it "
                                        "(PASSIVE keeps oneDNN usable on a loaded, shared CPU).")
 _KEEP_FREED_MEMORY = flags.DEFINE_bool("keep_freed_memory", True, "glibc malloc keeps freed memory (no page "
-                                       "faults on each step's fresh buffers; see harness.keep_freed_memory).")
+                                       "faults on each step's fresh buffers; see environment.keep_freed_memory).")
 _OUTPUT = flags.DEFINE_string("output", "runs/benchmark/results.jsonl", "JSON-lines file rows are appended to.")
 _LABEL = flags.DEFINE_string("label", "", "Free text recorded in every row.")
 
@@ -80,6 +85,44 @@ def _known(flag, known):
     raise app.UsageError(f"--{flag.name}: {e}") from None
 
 
+def _grid(shapes):
+  """The cell grid of the flags, or a usage error naming the flag a point cannot take."""
+  from experiments.benchmark import bench, spec  # pylint: disable=g-import-not-at-top
+  from rnn_jax import cells  # pylint: disable=g-import-not-at-top
+  try:
+    options = spec.cell_options(_CELL_OPTIONS.value)
+    for cell in _CELLS.value:
+      cells.get(cell, **options)
+  except ValueError as e:
+    raise app.UsageError(f"--cells/--cell_options: {e}") from None
+  try:
+    return bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)],
+                      input_size=_ints(_INPUT_SIZE), layers=_ints(_LAYERS), direction=_DIRECTION.value,
+                      dtype=_DTYPE.value, unroll=_ints(_UNROLL), remat=_bools(_REMAT.value),
+                      hoist=_HOIST.value, backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
+  except ValueError as e:  # a grid point the harness cannot time (spec.Spec names the field)
+    raise app.UsageError(f"grid flags: {e}") from None
+
+
+def _run_train_steps(shapes, timing: dict, ceiling: dict, append) -> list[dict]:
+  """Every --train_steps entry at each shape, or the first one's data-parallel scaling. The steps are
+  built before any is timed: a variant or override the experiment rejects is a usage error."""
+  from experiments.benchmark import experiment_steps  # pylint: disable=g-import-not-at-top
+  try:
+    if _DATA_PARALLEL.value:
+      if not _TRAIN_STEPS.value:
+        raise app.UsageError("--data_parallel needs --train_steps=<experiment>")
+      batch, _, length = shapes[0]
+      rows = experiment_steps.run_data_parallel(_TRAIN_STEPS.value[0], batch, length, **timing)
+      append(rows)
+      return rows
+    return [row for batch, _, length in shapes
+            for row in experiment_steps.run_train_steps(_TRAIN_STEPS.value, batch, length, on_rows=append,
+                                                        **timing, **ceiling)]
+  except ValueError as e:
+    raise app.UsageError(f"--train_steps: {e}") from None
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -88,53 +131,32 @@ def main(argv):
   import jax  # pylint: disable=g-import-not-at-top
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
-  from experiments.benchmark import bench, harness, implementations, train_steps  # pylint: disable=g-import-not-at-top
-  from rnn_jax import cells  # pylint: disable=g-import-not-at-top
-  harness.write_jsonl(_OUTPUT.value, [])  # a path that cannot be written fails now, not after the timing
+  from experiments.benchmark import bench, environment, experiment_steps, implementations, report  # pylint: disable=g-import-not-at-top
+  report.write_jsonl(_OUTPUT.value, [])  # a path that cannot be written fails now, not after the timing
   _known(_COMPARE, implementations.COMPARE)
-  _known(_TRAIN_STEPS, train_steps.TRAIN_STEPS)
+  try:
+    experiment_steps.check_entries(_TRAIN_STEPS.value)
+  except ValueError as e:
+    raise app.UsageError(f"--train_steps: {e}") from None
   try:
     shapes = bench.parse_shapes(_SHAPES.value)
   except ValueError as e:
     raise app.UsageError(f"--shapes: {e}") from None
-  fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and harness.keep_freed_memory())
-
-  append = lambda rows: harness.write_jsonl(_OUTPUT.value, rows)  # as each point is measured
+  fields = dict(label=_LABEL.value, keep_freed_memory=_KEEP_FREED_MEMORY.value and environment.keep_freed_memory())
+  append = lambda rows: report.write_jsonl(_OUTPUT.value, rows)  # as each point is measured
   timing = dict(rounds=_ROUNDS.value, warmup=_WARMUP.value, min_round_s=_MIN_ROUND_S.value,
-                compile_rounds=_COMPILE_ROUNDS.value)
+                compile_rounds=_COMPILE_ROUNDS.value, **fields)
   ceiling = dict(peak_flops=_PEAK_FLOPS.value, ceiling_size=_CEILING_SIZE.value)
-  if _DATA_PARALLEL.value:
-    if not _TRAIN_STEPS.value:
-      raise app.UsageError("--data_parallel needs --train_steps=<experiment>")
-    batch, _, length = shapes[0]
-    rows = bench.run_data_parallel(_TRAIN_STEPS.value[0], batch, length, **fields, **timing)
-  elif _TRAIN_STEPS.value:
-    rows = []
-    for batch, _, length in shapes:
-      rows += bench.run_train_steps(_TRAIN_STEPS.value, batch, length, on_rows=append, **fields, **timing, **ceiling)
+  if _TRAIN_STEPS.value or _DATA_PARALLEL.value:
+    rows = _run_train_steps(shapes, timing, ceiling, append)
   else:
-    try:
-      options = harness.cell_options(_CELL_OPTIONS.value)
-      for cell in _CELLS.value:
-        cells.get(cell, **options)
-    except ValueError as e:
-      raise app.UsageError(f"--cells/--cell_options: {e}") from None
-    try:
-      specs = bench.grid(_CELLS.value, _MODES.value, shapes, cell_options=[",".join(_CELL_OPTIONS.value)],
-                         input_size=_ints(_INPUT_SIZE), layers=_ints(_LAYERS), direction=_DIRECTION.value,
-                         dtype=_DTYPE.value, unroll=_ints(_UNROLL), remat=_bools(_REMAT.value),
-                         hoist=_HOIST.value, backward=_BACKWARD.value, time_major=[_TIME_MAJOR.value])
-    except ValueError as e:  # a grid point the harness cannot time (harness.Spec names the field)
-      raise app.UsageError(f"grid flags: {e}") from None
-    rows = bench.run_grid(specs, compare=_COMPARE.value, on_rows=append, **fields, **timing, **ceiling)
-  if _DATA_PARALLEL.value:
-    append(rows)
-  env = harness.environment()
+    rows = bench.run_grid(_grid(shapes), compare=_COMPARE.value, on_rows=append, **timing, **ceiling)
+  env = environment.environment()
   print(f"\n{env['date']}  {env['device']} ({env['cpu']}, {env['host_cpus']} cpus)  jax {env['jax']}  "
         f"flax {env['flax']}  torch {env.get('torch', '-')}  load {os.getloadavg()[0]:.1f}")
-  print(harness.format_table(rows))
+  print(report.format_table(rows))
   if not (_TRAIN_STEPS.value or _DATA_PARALLEL.value):
-    print("\n" + harness.format_comparison(rows))
+    print("\n" + report.format_comparison(rows))
   for line in bench.remat_summary(rows):
     print(line)
   print(f"\n{len(rows)} rows appended to {_OUTPUT.value}")

@@ -3,7 +3,7 @@
   python -m experiments.benchmark.profile --cells=lstm,gru --shapes=16x256x100 --backward=auto,cudnn \
       --modes=fwdbwd --output=runs/benchmark/profile.jsonl
 
-For each grid point (the harness's `Spec`s) it compiles rnn_jax's step (and flax's, with
+For each grid point (`spec.Spec`s) it compiles rnn_jax's step (and flax's, with
 `--compare=flax`), runs `--calls` calls under `jax.profiler.trace`, and reads the trace back
 (`jax.profiler.ProfileData`): wall time per call, device kernels per call, the device's busy
 time per call (the union of its kernels' intervals) and the five kernels that take longest. When
@@ -60,7 +60,7 @@ def device_kernels(trace_dir: str) -> tuple[list, list]:
 
 
 def profile(timer, calls: int) -> dict:
-  """Wall and device-busy time per call of a compiled harness Timer, and its costliest kernels."""
+  """Wall and device-busy time per call of a compiled `timing.Timer`, and its costliest kernels."""
   import jax  # pylint: disable=g-import-not-at-top
   timer.prepare(warmup=1)
   with tempfile.TemporaryDirectory() as trace_dir:
@@ -82,10 +82,10 @@ def profile(timer, calls: int) -> dict:
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from experiments.benchmark import bench, harness, implementations  # pylint: disable=g-import-not-at-top
+  from experiments.benchmark import bench, environment, implementations, report  # pylint: disable=g-import-not-at-top
   specs = bench.grid(_CELLS.value, _MODES.value, bench.parse_shapes(_SHAPES.value), dtype=_DTYPE.value,
                      backward=_BACKWARD.value)
-  env = harness.environment()
+  env = environment.environment()
   for spec in specs:
     makers = [("rnn_jax", implementations.rnn_jax)]
     makers += [(c, implementations.COMPARE[c]) for c in _COMPARE.value if spec.backward == _BACKWARD.value[0]]
@@ -98,7 +98,7 @@ def main(argv):
       row = dict(impl=name, cell=spec.cell, mode=spec.mode, batch=spec.batch, hidden=spec.hidden,
                  length=spec.length, dtype=spec.dtype, backward=spec.backward if name == "rnn_jax" else None,
                  device=env["device"], date=env["date"], **profile(timer, _CALLS.value))
-      harness.write_jsonl(_OUTPUT.value, [row])
+      report.write_jsonl(_OUTPUT.value, [row])
       print(f"{name:>8} {spec.cell} {spec.mode} {spec.dtype} B={spec.batch} H={spec.hidden} T={spec.length} "
             f"backward={row['backward']}: wall {row['wall_ms']:.2f} ms, device busy {row['busy_ms']:.2f} ms "
             f"({row['busy_fraction']:.0%}), {row['kernels_per_call']:.0f} kernels/call; top (us/call): "

@@ -127,9 +127,8 @@ def decode_examples(log_probs_fn, params, examples, config, alphabet_size: int, 
   return hyps, (beams if beam_size else None), outputs
 
 
-def recognition_task(config, data):
-  """`(Task, steps_per_epoch, decode_split)` for BLSTM-CTC recognition."""
-  m = config.model
+def recognition_loss_fn(m):
+  """The recognition Task's loss for `m` (config.model): mean CTC loss per sequence; metric: loss per char."""
 
   def loss_fn(params, model_state, batch, rng, is_training):
     dropout_rng = rng if (is_training and m.dropout > 0) else None
@@ -137,6 +136,13 @@ def recognition_task(config, data):
     loss_B = ctc.ctc_loss(logits, lengths, batch["labels"], batch["label_lengths"])
     return jnp.mean(loss_B), ({"loss_per_char": jnp.sum(loss_B) / jnp.sum(batch["label_lengths"])}, model_state)
 
+  return loss_fn
+
+
+def recognition_task(config, data):
+  """`(Task, steps_per_epoch, decode_split)` for BLSTM-CTC recognition."""
+  m = config.model
+  loss_fn = recognition_loss_fn(m)
   log_probs_fn = recognizer_log_probs(m)
 
   def decode_split(params, split, beam_size=0):
@@ -179,22 +185,32 @@ def _recognition_report(config, data, params, decode_split, workdir):
 # ------------------------------------------------------------------ generation
 
 
+def batch_nll(params, m, alphabet_size: int, batch):
+  """`(summed NLL, valid points)` of the generator `m` (config.model) on a batch; a conditional one
+  (window_components > 0) reads `batch["text"]`."""
+  if m.window_components > 0:
+    params = model.bind_text(params, batch["text"])
+  return model.generator_nll(params, m, alphabet_size, batch["points"], batch["lengths"])
+
+
+def generation_loss_fn(m, alphabet_size: int):
+  """The generation Task's loss for `m` (config.model): NLL per pen point."""
+
+  def loss_fn(params, model_state, batch, rng, is_training):
+    del rng, is_training
+    total, count = batch_nll(params, m, alphabet_size, batch)
+    return total / count, ({"nll_per_point": total / count}, model_state)
+
+  return loss_fn
+
+
 def generation_task(config, data):
   """`(Task, steps_per_epoch, split_nll)` for the MDN generator (conditional if window_components > 0)."""
   m = config.model
   alphabet_size = len(data.alphabet.chars)
   conditional = m.window_components > 0
-
-  def bound(params, batch):
-    return model.bind_text(params, batch["text"]) if conditional else params
-
-  def loss_fn(params, model_state, batch, rng, is_training):
-    del rng, is_training
-    total, count = model.generator_nll(bound(params, batch), m, alphabet_size, batch["points"], batch["lengths"])
-    return total / count, ({"nll_per_point": total / count}, model_state)
-
-  nll_fn = jax.jit(lambda params, batch: model.generator_nll(bound(params, batch), m, alphabet_size,
-                                                             batch["points"], batch["lengths"]))
+  loss_fn = generation_loss_fn(m, alphabet_size)
+  nll_fn = jax.jit(lambda params, batch: batch_nll(params, m, alphabet_size, batch))
 
   def split_nll(params, split):
     total, count, done = 0.0, 0, 0
@@ -309,3 +325,28 @@ def run(config, workdir: str) -> dict:
       "task": config.task, "source": config.data.source, "num_steps": config.num_steps,
       "data_seconds": trained.data_seconds, "train_seconds": trained.train_seconds,
       **report(config, trained.data, trained.params, trained.evaluator, workdir)})
+
+
+# ------------------------------------------------------------------ benchmark
+
+SYNTHETIC_VARIANTS = {"recognition": "recognize_synthetic", "generation": "generate"}  # variant -> its config
+
+
+def synthetic_train_step(batch: int, length: int, variant: str, **overrides) -> train.SyntheticStep:
+  """The train step of the recogniser (BLSTM-CTC, digits and blank, a label per 20 points) or of the
+  unconditional generator (MDN) on `batch` random sequences of `length` pen points; `overrides` set fields
+  of the variant's config's `model` (e.g. `hidden_size=64`)."""
+  if variant not in SYNTHETIC_VARIANTS:
+    raise ValueError(f"no handwriting variant {variant!r}; known: {', '.join(SYNTHETIC_VARIANTS)}")
+  config = command_line.named_config("experiments.handwriting.configs", SYNTHETIC_VARIANTS[variant], overrides)
+  m, keys = config.model, jax.random.split(jax.random.PRNGKey(1), 2)
+  data = {"points": jax.random.normal(keys[0], (batch, length, 3)), "lengths": jnp.full((batch,), length)}
+  if variant == "recognition":
+    classes, label_length = 11, max(1, length // 20)
+    data.update(labels=jax.random.randint(keys[1], (batch, label_length), 1, classes),
+                label_lengths=jnp.full((batch,), label_length))
+    loss_fn, params = recognition_loss_fn(m), model.init_recognizer(jax.random.PRNGKey(0), m, classes)
+  else:
+    loss_fn, params = generation_loss_fn(m, 1), model.init_generator(jax.random.PRNGKey(0), m, 1)
+  state = train.create_train_state(params, train.make_optimizer(config.optimizer))
+  return train.SyntheticStep(f"handwriting/{variant}", loss_fn, state, data, batch * length, describe_model(config))

@@ -282,3 +282,20 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
   metrics = make_evaluate(model, saved, ids, report=print)(params)
   print(json.dumps(metrics, indent=2))
   return metrics
+
+
+def synthetic_train_step(batch: int, length: int, variant: str = "zaremba_small", **overrides) -> train.SyntheticStep:
+  """The train step of config `variant` (e.g. zaremba_medium) on random tokens: `batch` streams, a TBPTT
+  window of `length` tokens, the config's vocabulary bound (`data.max_vocab`; 10,000 where it keeps every
+  word). `overrides` set fields of the config's `model` (e.g. `hidden_size=64`)."""
+  config = command_line.named_config("experiments.language_modeling.configs", variant, overrides)
+  vocab = config.data.max_vocab or 10000
+  model = make_model(config, vocab)
+  params = model.init(jax.random.PRNGKey(0))
+  # The schedule's length does not change the cost of a step.
+  state = train.create_train_state(params, train.make_optimizer(config.optimizer), model.initial_carries(params, batch))
+  tokens_Bx1T = jax.random.randint(jax.random.PRNGKey(1), (batch, length + 1), 0, vocab)
+  data = {"inputs": tokens_Bx1T[:, :-1], "targets": tokens_Bx1T[:, 1:], "reset": jnp.zeros((batch,), bool)}
+  m = config.model
+  return train.SyntheticStep(f"language_modeling/{variant}", model.loss_fn, state, data, batch * length,
+                             f"{m.num_layers}x{m.hidden_size} {m.cell}, vocab {vocab}, {config.optimizer.name}")

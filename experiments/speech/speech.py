@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax import cells, ctc, train
+from experiments import command_line
 from experiments.speech import features, model, utterances
 
 
@@ -113,16 +114,23 @@ def _split_batches(source, split, count, spec, normalizer, config):
 NORMALIZER_FILE = "normalizer.json"  # the training split's feature statistics, in the workdir
 
 
-def make_task(config, source, spec, normalizer):
-  """`(Task, valid batches and refs, log_probs)` for BLSTM-CTC digit recognition."""
-  m = config.model
-  train_size, valid_size, _ = config.data.sizes
+def ctc_loss_fn(m):
+  """The Task's loss for `m` (config.model): mean CTC loss per utterance; metric: loss per digit."""
 
   def loss_fn(params, model_state, batch, rng, is_training):
     dropout_rng = rng if (is_training and m.dropout > 0) else None
     logits, lengths = model.logits(params, m, batch["feats"], batch["frames"], dropout_rng)
     loss_B = ctc.ctc_loss(logits, lengths, batch["labels"], batch["label_lengths"])
     return jnp.mean(loss_B), ({"loss_per_digit": jnp.sum(loss_B) / jnp.sum(batch["label_lengths"])}, model_state)
+
+  return loss_fn
+
+
+def make_task(config, source, spec, normalizer):
+  """`(Task, valid batches and refs, log_probs)` for BLSTM-CTC digit recognition."""
+  m = config.model
+  train_size, valid_size, _ = config.data.sizes
+  loss_fn = ctc_loss_fn(m)
 
   def train_batch(step):
     first = step * config.batch_size
@@ -139,6 +147,24 @@ def make_task(config, source, spec, normalizer):
                     train_batch=train_batch, evaluate=evaluate, tokens_per_batch=config.batch_size,
                     files={NORMALIZER_FILE: normalizer.to_json()})
   return task, log_probs
+
+
+def synthetic_train_step(batch: int, length: int, variant: str = "dtmf", **overrides) -> train.SyntheticStep:
+  """The BLSTM-CTC train step of config `variant` (dtmf or fsdd_connected) on `batch` random utterances of
+  `length` feature frames, each labelled with as many digits (at most `data.max_digits`) as its subsampled
+  frames can hold; `overrides` set fields of the config's `model` (e.g. `hidden_size=32`)."""
+  config = command_line.named_config("experiments.speech.configs", variant, overrides)
+  m, feature_size = config.model, features.spec_from_config(config.features).size
+  digits = max(1, min(config.data.max_digits, length // (2 * m.subsample)))
+  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  data = {"feats": jax.random.normal(keys[0], (batch, length, feature_size)), "frames": jnp.full((batch,), length),
+          "labels": jax.random.randint(keys[1], (batch, digits), 1, model.NUM_CLASSES),
+          "label_lengths": jnp.full((batch,), digits)}
+  state = train.create_train_state(model.init(jax.random.PRNGKey(0), m, feature_size),
+                                   train.make_optimizer(config.optimizer))
+  description = (f"{m.num_layers}x{m.hidden_size} {'bidirectional ' if m.bidirectional else ''}{m.cell} + CTC, "
+                 f"subsample {m.subsample}")
+  return train.SyntheticStep(f"speech/{variant}", ctc_loss_fn(m), state, data, batch * length, description)
 
 
 def normalizer_path(workdir):

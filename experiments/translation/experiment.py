@@ -77,6 +77,32 @@ def describe_model(config) -> str:
   return f"{encoder}, decoder {m.decoder_layers} x {m.decoder_size}, {m.attention} attention"
 
 
+def make_loss_fn(model: Seq2Seq, config):
+  """The Task's loss: training optimises the (label-smoothed) loss; evaluation measures the plain NLL per token."""
+
+  def loss_fn(params, model_state, batch, rng, train_mode):
+    loss, metrics = model.loss(params, batch, rng, train_mode, config.label_smoothing if train_mode else 0.0)
+    return loss, (metrics, model_state)
+
+  return loss_fn
+
+
+def synthetic_train_step(batch: int, length: int, variant: str, **overrides) -> train.SyntheticStep:
+  """The train step of config `variant` (tatoeba or numbers) on random sentence pairs, source and target
+  `length` tokens each, over the config's vocabulary sizes; `overrides` set fields of the config's `model`."""
+  config = command_line.named_config("experiments.translation.configs", variant, overrides)
+  source_vocab, target_vocab = config.data.source_vocab_size, config.data.target_vocab_size
+  model = make_model(config, source_vocab, target_vocab)
+  keys = jax.random.split(jax.random.PRNGKey(1), 2)
+  target_Bx1T = jax.random.randint(keys[1], (batch, length + 1), 3, target_vocab)  # ids past PAD, BOS and EOS
+  data = {"source": jax.random.randint(keys[0], (batch, length), 3, source_vocab),
+          "source_lengths": jnp.full((batch,), length), "target_in": target_Bx1T[:, :-1],
+          "target_out": target_Bx1T[:, 1:], "target_lengths": jnp.full((batch,), length)}
+  state = train.create_train_state(model.init(jax.random.PRNGKey(0)), train.make_optimizer(config.optimizer))
+  return train.SyntheticStep(f"translation/{variant}", make_loss_fn(model, config), state, data, 2 * batch * length,
+                             describe_model(config))
+
+
 # ----------------------------------------------------------------------------- decoding and scoring
 
 
@@ -189,11 +215,7 @@ def build(config, workdir: str) -> Experiment:
                data.dataset_name(config), {k: len(v) for k, v in splits.items()}, source_tok.vocab_size,
                target_tok.vocab_size, config.data.tokenizer, batches.steps_per_epoch, time.perf_counter() - start)
 
-  def loss_fn(params, model_state, batch, rng, train_mode):
-    """Training optimises the (label-smoothed) loss; evaluation measures the plain NLL per token."""
-    loss, metrics = model.loss(params, batch, rng, train_mode, config.label_smoothing if train_mode else 0.0)
-    return loss, (metrics, model_state)
-
+  loss_fn = make_loss_fn(model, config)
   eval_step = train.make_eval_step(loss_fn)
   valid_pairs = splits["valid"][:config.eval.valid_examples]
 

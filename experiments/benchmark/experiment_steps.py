@@ -1,0 +1,142 @@
+"""The experiments' whole train steps, found by name, timed alone or data-parallel.
+
+Every experiment package that exposes `synthetic_train_step(batch, length, variant=..., **overrides)`
+(an `rnn_jax.train.SyntheticStep`: its own loss and optimizer on a synthetic batch) can be timed here.
+An entry names it as `experiment` (its default variant) or `experiment/variant`:
+
+  step = synthetic_step("language_modeling/zaremba_medium", batch=32, length=64)
+  timer = step_timer(step)                     # a timing.Timer running train_step, threading the state
+  rows = run_train_steps(["translation", "handwriting/generation"], batch=32, length=64)
+  rows = run_data_parallel("language_modeling", per_device_batch=16, length=64)   # 1, 2, 4, ... devices
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from typing import Callable, Sequence
+
+import jax
+
+import experiments
+from experiments.benchmark import environment, report, timing
+from experiments.benchmark.flops import jaxpr_matmul_flops
+from rnn_jax import train
+
+
+def experiment_names() -> list[str]:
+  """The experiment packages (folders of `experiments/`) that define `synthetic_train_step`."""
+  return [name for name in _packages() if hasattr(importlib.import_module(f"experiments.{name}"),
+                                                   "synthetic_train_step")]
+
+
+def _packages() -> list[str]:
+  return sorted(m.name for m in pkgutil.iter_modules(experiments.__path__) if m.ispkg)
+
+
+def check_entries(entries: Sequence[str]) -> None:
+  """ValueError naming the first entry whose experiment has no `synthetic_train_step`, and the known ones."""
+  for entry in entries:
+    _builder(entry.partition("/")[0])
+
+
+def _builder(experiment: str) -> Callable[..., train.SyntheticStep]:
+  module = importlib.import_module(f"experiments.{experiment}") if experiment in _packages() else None
+  builder = getattr(module, "synthetic_train_step", None)
+  if builder is None:
+    raise ValueError(f"no experiment {experiment!r} with a synthetic_train_step; known: "
+                     f"{', '.join(experiment_names())} (an entry is experiment or experiment/variant)")
+  return builder
+
+
+def synthetic_step(entry: str, batch: int, length: int, **overrides) -> train.SyntheticStep:
+  """The experiment's train step for `entry` (`experiment` or `experiment/variant`) at this shape;
+  `overrides` go to its `synthetic_train_step` (e.g. `hidden_size=8`)."""
+  experiment, _, variant = entry.partition("/")
+  return _builder(experiment)(batch, length, **({"variant": variant} if variant else {}), **overrides)
+
+
+def step_timer(step: train.SyntheticStep, num_devices: int | None = None) -> timing.Timer:
+  """A Timer running `step`'s `rnn_jax.train.train_step` repeatedly, threading the state through.
+
+  With `num_devices` the batch is split over that many local devices and the state replicated
+  (`rnn_jax.train.data_parallel`), so the same step runs data-parallel.
+  """
+  step_fn = functools.partial(train.train_step, step.loss_fn)
+  rng = jax.random.PRNGKey(0)
+  flops = jaxpr_matmul_flops(step_fn, step.state, step.batch, rng)
+  shard_batch, replicate = train.data_parallel(num_devices)
+  holder = {"state": replicate(step.state)}
+  batch = shard_batch(step.batch)
+
+  def run_once():
+    holder["state"], metrics = holder["compiled"](holder["state"], batch, rng)
+    jax.block_until_ready((holder["state"], metrics))
+
+  timer = timing.Timer(step.name, run_once, flops=flops, extra={"description": step.description})
+  timer.optimizer_steps = lambda: holder["state"].step  # updates applied so far
+
+  def compile_fn():
+    # The state keeps its (replicated) placement: carried model state (e.g. TBPTT carries)
+    # would otherwise come back split over the batch and no longer fit the compiled step.
+    state_shardings = jax.tree.map(lambda x: x.sharding, holder["state"])
+    replicated = jax.tree.leaves(state_shardings)[0]
+    compiled = jax.jit(step_fn, out_shardings=(state_shardings, replicated)).lower(
+        holder["state"], batch, rng).compile()
+    holder["compiled"] = compiled
+    memory = compiled.memory_analysis()
+    if memory is not None:
+      timer.extra["temp_bytes"] = memory.temp_size_in_bytes
+
+  timer.compile_fn = compile_fn
+  return timer
+
+
+def run_train_steps(entries: Sequence[str], batch: int, length: int, rounds: int = 5, warmup: int = 1,
+                    min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0,
+                    ceiling_size: int = 2048, on_rows: Callable[[list[dict]], None] = lambda rows: None,
+                    **fields) -> list[dict]:
+  """Times the whole train step of each entry; `on_rows` receives each row as soon as it is measured.
+
+  Every step is built before any is timed, so a bad entry or variant stops the run before the timing.
+  """
+  steps = [synthetic_step(entry, batch, length) for entry in entries]
+  env = environment.environment()
+  ceiling = peak_flops if peak_flops > 0 else timing.matmul_ceiling("float32", ceiling_size)
+  rows = []
+  for step in steps:
+    timer = step_timer(step)
+    result = timing.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                            compile_rounds=compile_rounds)[0]
+    rows.append(report.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
+                                length=length, tokens=step.tokens, **fields))
+    on_rows(rows[-1:])
+  return rows
+
+
+def run_data_parallel(entry: str, per_device_batch: int, length: int, rounds: int = 5, warmup: int = 1,
+                      min_round_s: float = 0.2, compile_rounds: int = 1, **fields) -> list[dict]:
+  """The train step of `entry` on 1, 2, 4, ... local devices at a fixed per-device batch (weak scaling).
+
+  Reports `tokens_per_s_per_device` and `scaling_efficiency` (per-device throughput
+  relative to one device). On CPU the devices come from
+  `jax.config.update("jax_num_cpu_devices", n)` (main.py's --devices) and share the
+  host's cores, so the efficiency there measures overhead, not added compute.
+  """
+  check_entries([entry])
+  env = environment.environment()
+  counts = sorted({1, *[2 ** k for k in range(1, 8) if 2 ** k <= jax.device_count()], jax.device_count()})
+  rows = []
+  for n in counts:
+    step = synthetic_step(entry, per_device_batch * n, length)
+    timer = step_timer(step, num_devices=n)
+    result = timing.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                            compile_rounds=compile_rounds)[0]
+    row = report.make_row(None, timer, result, None, env, mode="data_parallel", batch=per_device_batch * n,
+                          length=length, tokens=step.tokens, devices=n, **fields)
+    row["tokens_per_s_per_device"] = row["tokens_per_s"] / n
+    rows.append(row)
+  for row in rows:
+    row["scaling_efficiency"] = row["tokens_per_s_per_device"] / rows[0]["tokens_per_s_per_device"]
+  return rows
