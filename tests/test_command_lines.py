@@ -99,7 +99,7 @@ def test_default_lm_run_first_screen_is_short_and_plain(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}  # let JAX probe its backends, as a user's would
   result = subprocess.run(
       [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={tmp_path / 'run'}",
-       f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.max_steps=2", "--config.log_every=1",
+       f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.num_steps=2", "--config.log_every=1",
        "--config.eval_every=2", "--config.sample.length=5"],
       cwd=REPO, env=dict(env, PYTHONPATH=REPO), capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]
