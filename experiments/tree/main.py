@@ -2,7 +2,7 @@
 
 Modes: train (default; trains each model of `config.models` in `<workdir>/<model>`, resuming, then writes the
 test accuracies by depth into the workdir), eval (test accuracy by depth of the workdir's checkpoints).
-Override any config field: `--config.models=rvnn_mlp,lstm --config.num_steps=300`.
+Override any config field: `--config.models="('rvnn_mlp','lstm')" --config.num_steps=300`.
 """
 
 from absl import app, flags

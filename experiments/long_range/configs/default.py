@@ -4,7 +4,7 @@ r"""Long-range dependencies: adding and copy problems over a sweep of T, the REA
 
 Trains every variant on every task and T (one sub-workdir each) and writes `error_vs_T.png`, `results.json` and
 `results.md` into the workdir (experiments/long_range/README.md). A quick look (minutes on a CPU):
-`--config.lengths=10,20 --config.variants=tanh_normal_clip,gru_clip --config.num_steps=300`.
+`--config.lengths=10,20 --config.variants="('tanh_normal_clip','gru_clip')" --config.num_steps=300`.
 """
 
 import ml_collections
