@@ -143,7 +143,7 @@ def synthetic_train_step(batch: int, length: int, variant: str = "lstm_clip", ta
   `overrides` set fields of the config's `model` (e.g. `hidden_size=128`)."""
   from experiments.long_range.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
-  config.model.update(overrides)
+  config.model.lock().update(overrides)  # an unknown field: KeyError naming it and the fields
   config.data.batch_size, config.data.eval_size = batch, 1
   config = point_config(config, task, variant, length)
   built = build(config)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -68,7 +69,7 @@ def predict_roots(logits_fn, params, data: dict, chunk: int = 1000) -> np.ndarra
                          for i in range(0, count, chunk)])
 
 
-def build(config, name: str, data: dict) -> tuple[train.Task, callable]:
+def build(config, name: str, data: dict) -> tuple[train.Task, Callable]:
   """`(task, logits_fn)` of model `name`; batch `s` is drawn from a generator seeded by `(seed, s)`, so a resumed
   run reads the same batches."""
   init, logits_fn = model_lib.make_model(name, model_lib.hidden_size(name, config.model))
@@ -168,7 +169,7 @@ def synthetic_train_step(batch: int, length: int, variant: str = "tree_lstm", **
   from experiments.tree.configs import default  # pylint: disable=g-import-not-at-top
   config = default.get_config()
   config.models = (variant,)
-  config.model.update(overrides)
+  config.model.lock().update(overrides)  # an unknown field: KeyError naming it and the fields
   data = expressions.arithmetic_trees(1, batch, length, length)
   task, _ = build(config, variant, {"train": data, "valid": data})
   params, _ = task.init(jax.random.PRNGKey(0))
