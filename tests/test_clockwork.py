@@ -97,6 +97,11 @@ def test_clockwork_learns_a_waveform(tmp_path):
     assert (point / name).exists(), name
   assert train.load_config(str(point)).optimizer.learning_rate == 1e-2
   assert len([m for m in train.read_metrics(str(point)) if "loss" in m]) == 300 // 50
+  # A rerun finds every point finished: nothing is trained again, the point's files stay as they were.
+  point_results, metrics = (point / "results.json").read_text(), (point / "metrics.jsonl").read_text()
+  again = waveform.run(_small_sweep_config(), str(tmp_path))
+  assert again["best"][0]["nmse"] == results["best"][0]["nmse"]
+  assert (point / "results.json").read_text() == point_results and (point / "metrics.jsonl").read_text() == metrics
 
 
 def test_synthetic_train_step_is_the_experiments_loss_and_optimizer():

@@ -31,11 +31,11 @@ def _launch(module, *flags, cwd=REPO, data_dir=None):
     ("clockwork", ["--config.sweep.models=('clockwork','gru')"], "config.sweep.models: unknown ['gru']"),
     ("reservoir", ["--config.data.fit_length=0"], "config.data needs fit_length > 0 and washout >= 0"),
     ("reservoir", ["--config.model.spectral_radius=-1"], "config.model.spectral_radius must be > 0"),
-    ("tree", ["--models=rvnn,bogus"], "unknown: ['bogus']"),
-    ("tree", ["--train_leaves=5"], "--train_leaves takes two integers"),
-    ("long_range", ["--lengths=0"], "--lengths takes positive integers"),
     ("shapes", ["--config.num_steps=-1"], "config.num_steps must be a positive integer, got -1"),
     ("shapes", ["--config.examples=('tagger','parser')"], "config.examples must name some of"),
+    ("tree", ["--config.models=('rvnn','bogus')"], "config.models must name some of ('rvnn', "),
+    ("tree", ["--config.data.train_leaves=(5,1)"], "config.data.train_leaves must be (min, max)"),
+    ("long_range", ["--config.lengths=(0,)"], "config.lengths must be positive integers, got (0,)"),
     ("benchmark", ["--rounds=0", "--output=/dev/null"], "flag --rounds=0: 0 is not a positive integer"),
     ("reservoir", ["extra"], "unexpected arguments: ['extra']"),
     ("translation", ["--mode=compare", "--compare=runs/a"], "--compare takes label=workdir entries"),
@@ -103,7 +103,7 @@ def test_default_lm_run_first_screen_is_short_and_plain(tmp_path):
   env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}  # let JAX probe its backends, as a user's would
   result = subprocess.run(
       [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={tmp_path / 'run'}",
-       f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.max_steps=2", "--config.log_every=1",
+       f"--config.data.tfds_dir={tmp_path / 'tfds'}", "--config.num_steps=2", "--config.log_every=1",
        "--config.eval_every=2", "--config.sample.length=5"],
       cwd=REPO, env=dict(env, PYTHONPATH=REPO), capture_output=True, text=True, timeout=300, check=False)
   assert result.returncode == 0, result.stderr[-2000:]

@@ -31,31 +31,31 @@ TRANSLATION = ["--config.num_steps=6", "--config.log_every=1", "--config.eval_ev
                "--config.decode.beam_size=2", "--config.eval.valid_examples=10", "--config.eval.heatmaps=0"]
 
 
-def _command(workdir, corpus, max_steps, *extra):
+def _command(workdir, corpus, num_steps, *extra):
   return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
           f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.eval_batch_size=2",
           "--config.data.bptt=16", "--config.model.hidden_size=32", "--config.model.embed_size=16",
           "--config.model.dropout=0.1", "--config.log_every=1", "--config.eval_every=10", "--config.checkpoint_every=10",
-          "--config.num_epochs=100", f"--config.max_steps={max_steps}", "--config.sample.length=5", *extra]
+          f"--config.num_steps={num_steps}", "--config.sample.length=5", *extra]
 
 
-def _launch(workdir, corpus, max_steps, processes, *extra):
+def _launch(workdir, corpus, num_steps, processes, *extra):
   """The LM command (translation's if `corpus` is None) started in `processes` processes (stdout and stderr
   together)."""
   port = _free_port()
   env = {**os.environ, "PYTHONPATH": REPO, "JAX_PLATFORMS": "cpu"}
   distributed = lambda i: ([f"--config.distributed.num_processes={processes}", f"--config.distributed.process_id={i}",
                             f"--config.distributed.coordinator_address=127.0.0.1:{port}"] if processes > 1 else [])
-  command = _command(workdir, corpus, max_steps) if corpus else [
+  command = _command(workdir, corpus, num_steps) if corpus else [
       sys.executable, "-m", "experiments.translation.main", f"--workdir={workdir}", *TRANSLATION]
   return [subprocess.Popen(command + distributed(i) + list(extra), cwd=REPO, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
           for i in range(processes)]
 
 
-def _run(workdir, corpus, max_steps, processes):
+def _run(workdir, corpus, num_steps, processes):
   """Runs the LM command (translation's if `corpus` is None) in `processes` processes; returns their outputs."""
-  launched = _launch(workdir, corpus, max_steps, processes)
+  launched = _launch(workdir, corpus, num_steps, processes)
   outputs = [p.communicate(timeout=300)[0] for p in launched]
   for p, out in zip(launched, outputs):
     assert p.returncode == 0, out[-3000:]

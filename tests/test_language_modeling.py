@@ -34,8 +34,7 @@ def _tiny_config(path):
   c.log_every = 1
   c.eval_every = 1000
   c.checkpoint_every = 10
-  c.max_steps = 40
-  c.num_epochs = 100
+  c.num_steps = 40
   c.sample.length = 20
   return c
 
@@ -102,7 +101,7 @@ def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype, capsys):
   corpus.write_text(SHORT_TEXT)
   config = _tiny_config(corpus)
   config.model.matmul_dtype = matmul_dtype  # bfloat16: mixed precision, params and optimizer state in float32
-  config.max_steps = 150
+  config.num_steps = 150
   config.optimizer.learning_rate = 1e-2
   state = lm.run(config, str(tmp_path / "run"))
   assert {leaf.dtype for leaf in jax.tree.leaves(state.params)} == {jnp.dtype("float32")}
@@ -125,11 +124,16 @@ def test_tiny_model_overfits_a_short_text(tmp_path, matmul_dtype, capsys):
   assert evaluated["valid_loss"] < 0.5 and abs(evaluated["valid_bpc"] - evaluated["valid_loss"] / np.log(2)) < 1e-9
 
 
+def _files(directory) -> dict:
+  """`{relative path: bytes}` of every file under `directory`."""
+  return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
 def _launch(workdir, corpus, *extra):
   return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
           f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.bptt=16",
           "--config.model.hidden_size=32", "--config.model.embed_size=16", "--config.model.dropout=0.1",
-          "--config.max_steps=40", "--config.num_epochs=100", "--config.log_every=1",
+          "--config.num_steps=40", "--config.log_every=1",
           "--config.checkpoint_every=7", "--config.eval_every=1000", "--config.sample.length=10", *extra]
 
 
@@ -139,6 +143,14 @@ def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
   env = dict(os.environ, JAX_PLATFORMS="cpu")
   straight = subprocess.run(_launch(tmp_path / "a", corpus), cwd=REPO, env=env, capture_output=True, text=True)
   assert straight.returncode == 0, straight.stderr[-3000:]
+  assert {"config.json", "metrics.jsonl", "tensorboard", "results.json"} <= set(os.listdir(tmp_path / "a"))
+  # Rerunning the finished run says so and prints its results, computing and writing nothing.
+  before = _files(tmp_path / "a")
+  again = subprocess.run(_launch(tmp_path / "a", corpus), cwd=REPO, env=env, capture_output=True, text=True)
+  assert again.returncode == 0, again.stderr[-3000:]
+  assert f"{tmp_path / 'a'} holds a finished run: all 40 steps trained" in again.stdout, again.stdout
+  assert '"valid_loss": ' in again.stdout and "Training steps" not in again.stderr
+  assert _files(tmp_path / "a") == before
 
   proc = subprocess.Popen(_launch(tmp_path / "b", corpus), cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
@@ -172,8 +184,7 @@ def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
     ("data.level", "byte", "config.data.level must be 'char' or 'word'"),
     ("model.dropout", 1.5, "config.model.dropout must be in"),
     ("data.bptt", 0, "config.data.bptt must be > 0"),
-    ("max_steps", -1, "config.max_steps must be >= 0"),
-    ("num_steps", 500, "config.num_steps is derived from the corpus, num_epochs and max_steps"),
+    ("num_steps", -1, "config.num_steps must be >= 0"),
     ("eval_splits", ("validation",), r"config.eval_splits must name some of \('train', 'valid', 'test'\)"),
     ("data.fractions", (1.0, 0.0, 0.0), "config.data.fractions must be three positive fractions"),
     ("sample.length", -5, "config.sample.length must be >= 0"),

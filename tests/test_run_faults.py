@@ -33,7 +33,7 @@ def _lm_command(workdir, corpus, *flags):
   return [sys.executable, "-m", "experiments.language_modeling.main", f"--workdir={workdir}",
           f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.eval_batch_size=2",
           "--config.data.bptt=16", "--config.model.hidden_size=32", "--config.model.embed_size=16",
-          "--config.num_epochs=100", "--config.log_every=1", "--config.eval_every=1000", "--config.sample.length=10",
+          "--config.log_every=1", "--config.eval_every=1000", "--config.sample.length=10",
           *flags]
 
 
@@ -74,7 +74,7 @@ def trained_lm(tmp_path_factory):
   """`(corpus, workdir)` of a finished 4-step LM run with checkpoints at steps 2 and 4."""
   base = tmp_path_factory.mktemp("trained_lm")
   corpus, workdir = _corpus(base), base / "run"
-  result = _run_lm(workdir, corpus, "--config.max_steps=4", "--config.checkpoint_every=2")
+  result = _run_lm(workdir, corpus, "--config.num_steps=4", "--config.checkpoint_every=2")
   assert result.returncode == 0, result.stderr[-2000:]
   return corpus, workdir
 
@@ -88,7 +88,7 @@ def _copy(trained_lm, tmp_path):
 def test_a_refused_run_changes_nothing_in_the_workdir(trained_lm, tmp_path):
   corpus, workdir = _copy(trained_lm, tmp_path)
   before = _files(workdir)
-  refused = _run_lm(workdir, corpus, "--config.max_steps=4", "--config.model.hidden_size=48")
+  refused = _run_lm(workdir, corpus, "--config.num_steps=6", "--config.model.hidden_size=48")
   line = _one_line_error(refused, "CheckpointError")
   assert "cannot restore checkpoint step 4" in line and "incompatible" in line and "state/params/" in line, line
   assert _files(workdir) == before  # config.json, vocab.json, metrics, checkpoints: all as they were
@@ -120,12 +120,12 @@ def test_a_damaged_checkpoint_is_one_line_naming_it_and_the_leaf_then_the_previo
   corpus, workdir = _copy(trained_lm, tmp_path)
   _damage_largest_data_file(workdir / "checkpoints" / "4", damage)
   before = _files(workdir)
-  line = _one_line_error(_run_lm(workdir, corpus, "--config.max_steps=6"), "CheckpointError")
+  line = _one_line_error(_run_lm(workdir, corpus, "--config.num_steps=6"), "CheckpointError")
   assert re.search(f"cannot restore checkpoint step 4 in {workdir / 'checkpoints'}: {problem}", line), line
   assert f"move {workdir / 'checkpoints' / '4'} out of {workdir / 'checkpoints'} to resume from step 2" in line
   assert _files(workdir) == before
   (workdir / "checkpoints" / "4").rename(tmp_path / "damaged_step_4")  # as the message says
-  resumed = _run_lm(workdir, corpus, "--config.max_steps=6")
+  resumed = _run_lm(workdir, corpus, "--config.num_steps=6")
   assert resumed.returncode == 0 and "Restored checkpoint step 2" in resumed.stderr, resumed.stderr[-2000:]
 
 
@@ -152,14 +152,14 @@ def test_a_full_disk_is_one_line_before_writing_and_another_workdir_resumes(trai
   mount(sum(len(body) for body in _files(workdir).values()) + 200_000)
   shutil.copytree(workdir, disk / "run")
   before = _files(disk / "run" / "checkpoints")
-  refused = _run_lm(disk / "run", corpus, "--config.max_steps=6", "--config.checkpoint_every=2")
+  refused = _run_lm(disk / "run", corpus, "--config.num_steps=6", "--config.checkpoint_every=2")
   line = _one_line_error(refused, "CheckpointError")
   assert re.search(rf"cannot save checkpoint step 6 in {disk / 'run' / 'checkpoints'} \(it needs about [\d.]+ MiB\); "
                    r"0\.\d MiB free there: free some space or use another --workdir; the last good checkpoint "
                    r"\(step 4\) is kept", line), line
   assert _files(disk / "run" / "checkpoints") == before
   shutil.copytree(disk / "run", tmp_path / "elsewhere")
-  resumed = _run_lm(tmp_path / "elsewhere", corpus, "--config.max_steps=6", "--config.checkpoint_every=2")
+  resumed = _run_lm(tmp_path / "elsewhere", corpus, "--config.num_steps=6", "--config.checkpoint_every=2")
   assert resumed.returncode == 0 and "Restored checkpoint step 4" in resumed.stderr, resumed.stderr[-2000:]
   assert [m["step"] for m in train.read_metrics(str(tmp_path / "elsewhere")) if "loss" in m] == list(range(1, 7))
 
@@ -173,7 +173,7 @@ def _with_file_size_limit(kib: int, command: list) -> list:
 def test_a_checkpoint_write_refused_midway_ends_in_one_error_line_and_a_rerun_resumes(trained_lm, tmp_path):
   corpus, workdir = _copy(trained_lm, tmp_path)
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
-  command = _lm_command(workdir, corpus, "--config.max_steps=6", "--config.checkpoint_every=2")
+  command = _lm_command(workdir, corpus, "--config.num_steps=6", "--config.checkpoint_every=2")
   refused = subprocess.run(_with_file_size_limit(20, command), cwd=REPO, env=env, capture_output=True, text=True,
                            timeout=600, check=False)
   # TensorStore's threads may print tracebacks of their own around it; the error is one line.
@@ -181,7 +181,7 @@ def test_a_checkpoint_write_refused_midway_ends_in_one_error_line_and_a_rerun_re
   assert re.search(r"^CheckpointError: cannot save checkpoint step 6 in \S+ \(.*File too large.*\); [\d.]+ MiB "
                    r"free there: free some space or use another --workdir; the last good checkpoint \(step 4\) is "
                    r"kept$", refused.stderr, re.MULTILINE), refused.stderr[-3000:]
-  resumed = _run_lm(workdir, corpus, "--config.max_steps=6", "--config.checkpoint_every=2")
+  resumed = _run_lm(workdir, corpus, "--config.num_steps=6", "--config.checkpoint_every=2")
   assert resumed.returncode == 0 and "Restored checkpoint step 4" in resumed.stderr, resumed.stderr[-2000:]
   assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]  # the refused save's remains are gone
   assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, 7))
@@ -191,7 +191,7 @@ def test_a_second_run_on_a_workdir_in_use_exits_at_once_naming_the_holder(tmp_pa
   corpus, workdir = _corpus(tmp_path), tmp_path / "run"
   with workdir_lib.locked(str(workdir)):
     start = time.perf_counter()
-    second = _run_lm(workdir, corpus, "--config.max_steps=100000")
+    second = _run_lm(workdir, corpus, "--config.num_steps=100000")
     line = _one_line_error(second, "WorkdirLockedError")
   assert f"in use by another run (pid {os.getpid()} on host" in line, line
   assert time.perf_counter() - start < 120  # refused before training, not after
@@ -287,7 +287,7 @@ def test_a_diverging_run_stops_naming_step_and_loss(tmp_path):
     lm.run(config, str(tmp_path / "run"))
   # With the guard off, the run trains to its end and its perplexity is infinite, not an OverflowError.
   config.divergence_factor = 0.0
-  config.max_steps, config.checkpoint_every = 3, 3
+  config.num_steps, config.checkpoint_every = 3, 3
   lm.run(config, str(tmp_path / "unguarded"))
   final = [m for m in train.read_metrics(str(tmp_path / "unguarded")) if m.get("evaluation")][-1]
   assert final["valid_loss"] > 1000 and final["valid_perplexity"] == math.inf
@@ -299,11 +299,11 @@ def test_another_corpus_on_a_workdir_is_refused_unless_asked_for(tmp_path):
   first.write_text(text.stdlib_docstring_text()[:20_000])
   second.write_text(text.stdlib_docstring_text()[20_000:40_000].upper())
   config = _tiny_config(first)
-  config.max_steps, config.checkpoint_every, config.sample.length = 2, 2, 0
+  config.num_steps, config.checkpoint_every, config.sample.length = 2, 2, 0
   lm.run(config, str(tmp_path / "run"))
   before = _files(tmp_path / "run")
   config = _tiny_config(second)
-  config.max_steps, config.checkpoint_every, config.sample.length = 4, 2, 0
+  config.num_steps, config.checkpoint_every, config.sample.length = 4, 2, 0
   with pytest.raises(lm.CorpusChangedError, match=r"vocab.json was built from another corpus \(.*first.txt, 18000 "
                      r"characters of training text\) than config.data.path=.*second.txt \(18000\): use another "
                      r"--workdir, or --config.data.new_corpus_ok=True"):
@@ -317,7 +317,7 @@ def test_another_corpus_on_a_workdir_is_refused_unless_asked_for(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp_path, signum):
   corpus, workdir = _corpus(tmp_path), tmp_path / "run"
-  flags = ("--config.max_steps=100000", "--config.checkpoint_every=100000")
+  flags = ("--config.num_steps=100000", "--config.checkpoint_every=100000")
   env = dict(os.environ, PYTHONPATH=REPO, JAX_PLATFORMS="cpu")
   proc = subprocess.Popen(_lm_command(workdir, corpus, *flags), cwd=REPO, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
@@ -331,6 +331,6 @@ def test_sigterm_or_ctrl_c_saves_a_checkpoint_and_exits_then_a_rerun_resumes(tmp
   saved = train.Checkpointer(str(workdir / "checkpoints")).latest_step()
   assert saved == train.read_metrics(str(workdir))[-1]["step"] >= 5
   assert f"{signum.name} received: saved checkpoint step {saved} in " in line and "rerun the same command" in line, line
-  resumed = _run_lm(workdir, corpus, f"--config.max_steps={saved + 2}", "--config.checkpoint_every=100000")
+  resumed = _run_lm(workdir, corpus, f"--config.num_steps={saved + 2}", "--config.checkpoint_every=100000")
   assert resumed.returncode == 0 and f"Restored checkpoint step {saved}" in resumed.stderr, resumed.stderr[-2000:]
   assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, saved + 3))

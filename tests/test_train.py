@@ -121,6 +121,21 @@ def test_loop_learns_writes_metrics_and_resumes(tmp_path):
     train.restore_params(str(tmp_path / "empty"), _config(), {"w": jnp.zeros(4)}, jnp.zeros(()))
 
 
+def test_a_finished_run_is_not_trained_again_and_training_further_drops_its_stale_results(tmp_path):
+  train.train_loop(_regression_task(), _config(num_steps=4), str(tmp_path))
+  train.write_results(str(tmp_path), {"score": 1.5})
+  before = {name: (tmp_path / name).read_bytes() for name in ("metrics.jsonl", "config.json", "results.json")}
+  config = _config(num_steps=4)
+  config.optimizer.learning_rate = 0.2
+  with pytest.raises(train.RunFinished, match=r"holds a finished run: all 4 steps trained(.|\n)*differs from the "
+                     r"run's config.json in optimizer.learning_rate: not used(.|\n)*\"score\": 1.5") as finished:
+    train.train_loop(_regression_task(), config, str(tmp_path))
+  assert finished.value.results["score"] == 1.5
+  assert {name: (tmp_path / name).read_bytes() for name in before} == before
+  train.train_loop(_regression_task(), _config(num_steps=6), str(tmp_path))  # more steps: trains on
+  assert not (tmp_path / "results.json").exists()  # they were the results of step 4
+
+
 def _hparams_in(logdir) -> dict:
   """The hparams (name -> value) of the session-start summaries in `logdir`'s event files."""
   from tensorboardX.proto import event_pb2, plugin_hparams_pb2  # pylint: disable=g-import-not-at-top

@@ -1,5 +1,8 @@
 """Recursive networks: hand computation on a tiny tree, batching with padding, gradients, the data."""
 
+import json
+import os
+
 import jax
 from jax.test_util import check_grads
 import jax.numpy as jnp
@@ -109,9 +112,38 @@ def test_arithmetic_trees_are_consistent():
   assert data["depth"].max() >= 4 and len(np.unique(data["labels"])) == 10
 
 
-def test_recursive_network_learns_small_expressions():
+def _small_config(workdir_steps=400):
+  from experiments.tree.configs import default  # pylint: disable=g-import-not-at-top
+  c = default.get_config()
+  c.models, c.num_steps, c.log_every, c.eval_every, c.checkpoint_every = ("rvnn_mlp",), workdir_steps, 100, 200, 200
+  c.data.update(train_examples=2000, train_leaves=(2, 4), valid_examples=200, test_examples=500, test_max_leaves=6)
+  c.model.tree_hidden = 32
+  c.optimizer.learning_rate = 1e-2
+  return c
+
+
+def _files(directory) -> dict:
+  return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
+
+
+def test_recursive_network_learns_small_expressions_and_a_rerun_recomputes_nothing(tmp_path, capsys):
   from experiments.tree import arithmetic  # pylint: disable=g-import-not-at-top
-  train = expressions.arithmetic_trees(0, 2000, 2, 4)
-  test = expressions.arithmetic_trees(1, 500, 2, 6)
-  result = arithmetic.train_and_test("rvnn_mlp", train, test, hidden_size=32, steps=400, learning_rate=1e-2)
-  assert result["accuracy"] > 0.9  # chance is ~0.1-0.2
+  results = arithmetic.run(_small_config(), str(tmp_path))
+  (point,) = results["points"]
+  assert point["model"] == "rvnn_mlp" and point["accuracy"] > 0.75  # chance is ~0.1-0.2; up to 6 digits (trained: 4)
+  assert point["history"][-1]["valid_accuracy"] > 0.9
+  assert {"config.json", "results.json", "results.md", "accuracy_vs_depth.png"} <= set(os.listdir(tmp_path))
+  assert {"config.json", "metrics.jsonl", "tensorboard", "results.json"} <= set(os.listdir(tmp_path / "rvnn_mlp"))
+  before = _files(tmp_path)
+  capsys.readouterr()
+  assert arithmetic.run(_small_config(), str(tmp_path)) == json.loads(before["results.json"])
+  assert f"{tmp_path} holds a finished sweep" in capsys.readouterr().out
+  assert _files(tmp_path) == before
+
+
+def test_synthetic_train_step_is_the_experiments_loss_on_expressions_of_the_given_length():
+  from experiments import tree as tree_experiment  # pylint: disable=g-import-not-at-top
+  step = tree_experiment.synthetic_train_step(3, 5, variant="rvnn", tree_hidden=8)
+  assert step.tokens == 3 * 9 and step.batch["trees"].num_nodes.tolist() == [9, 9, 9]
+  loss, _ = step.loss_fn(step.state.params, step.state.model_state, step.batch, None, True)
+  assert 0 < float(loss) < 10 and step.state.params["w_out"].shape == (8, 10)

@@ -89,12 +89,15 @@ def train_point(config, workdir: str) -> dict:
   m = config.model
   size = m.hidden_sizes[m.cell]
   task = make_task(config)
-  params = train.train_loop(task, config, workdir).params
+  params, finished_before = train.trained_params(task, config, workdir)
   output = model.emit_waveform(model.make_cell(m.cell, m.periods), params, 1, config.data.length)[0]
   curve = [[h["step"], h["loss"]] for h in train.read_metrics(workdir) if "loss" in h]
-  results = train.write_results(workdir, {
-      "model": m.cell, "hidden_size": size, "learning_rate": config.optimizer.learning_rate, "seed": config.seed,
-      "num_params": model.num_params(m.cell, size, m.periods), "nmse": task.evaluate(params)["nmse"]})
+  if finished_before:
+    results = workdir_lib.read_results(workdir)
+  else:
+    results = train.write_results(workdir, {
+        "model": m.cell, "hidden_size": size, "learning_rate": config.optimizer.learning_rate, "seed": config.seed,
+        "num_params": model.num_params(m.cell, size, m.periods), "nmse": task.evaluate(params)["nmse"]})
   return {**results, "loss_curve": curve, "output": np.asarray(output).tolist()}  # for the plot
 
 

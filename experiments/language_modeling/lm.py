@@ -44,13 +44,10 @@ def validate(config) -> None:
   if config.model.tied and config.model.embed_size != config.model.hidden_size:
     raise ValueError(f"config.model.tied needs embed_size == hidden_size, got {config.model.embed_size} "
                      f"and {config.model.hidden_size}")
-  if config.num_epochs <= 0:
-    raise ValueError(f"config.num_epochs must be > 0, got {config.num_epochs}")
-  if config.max_steps < 0:
-    raise ValueError(f"config.max_steps must be >= 0 (0: no cap), got {config.max_steps}")
-  if config.num_steps and not config.steps_per_epoch:  # set by hand rather than by `build`, which would ignore it
-    raise ValueError(f"config.num_steps is derived from the corpus, num_epochs and max_steps: set those "
-                     f"instead (got num_steps={config.num_steps})")
+  if config.num_steps < 0:
+    raise ValueError(f"config.num_steps must be >= 0 (0: num_epochs passes), got {config.num_steps}")
+  if not (config.num_steps or config.num_epochs > 0):
+    raise ValueError(f"config.num_epochs must be > 0 when config.num_steps is 0, got {config.num_epochs}")
   unknown = [split for split in config.eval_splits if split not in text.SPLITS]
   if unknown or not config.eval_splits:
     raise ValueError(f"config.eval_splits must name some of {text.SPLITS}, got {tuple(config.eval_splits)}")
@@ -167,7 +164,8 @@ def stream_summary(split: str, nll_B: np.ndarray, streams) -> str:
 
 
 def build(config, workdir: str):
-  """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch` and `config.num_steps`."""
+  """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch`, and `config.num_steps` from
+  `config.num_epochs` when it is 0."""
   validate(config)
   with train.distributed.primary_first("corpus"):  # process 0 prepares the dataset the others then read
     vocab, ids, identity = load_corpus(config, workdir)
@@ -175,11 +173,10 @@ def build(config, workdir: str):
   streams = _windows(ids["train"], config.data.batch_size, config.data.bptt, "the training split")
   steps_per_epoch = text.num_windows(streams, config.data.bptt)
   config.steps_per_epoch = steps_per_epoch
-  config.num_steps = config.num_epochs * steps_per_epoch
+  if not config.num_steps:
+    config.num_steps = config.num_epochs * steps_per_epoch
   if config.eval_every <= 0:
     config.eval_every = steps_per_epoch
-  if config.max_steps:
-    config.num_steps = min(config.num_steps, config.max_steps)
   evaluate = make_evaluate(model, config, ids)
 
   def train_batch(step):
@@ -234,13 +231,20 @@ def make_evaluate(model: LanguageModel, config, ids, report: Callable[[str], Non
 
 
 def run(config, workdir: str):
-  """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample."""
+  """Trains (resuming if `workdir` holds a checkpoint), evaluates, prints a sample; writes `results.json` (the last
+  evaluation and the sample) and returns the final train state."""
   task, model, vocab, _ = build(config, workdir)
   m = config.model
   command_line.log_model_and_workdir(f"{m.num_layers} x {m.hidden_size} {m.cell}", task.init, workdir)
   state = train.train_loop(task, config, workdir)
-  print(sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
-                    config.sample.temperature, config.seed))
+  sample = sample_text(model, vocab, state.params, config.sample.prime, config.sample.length,
+                       config.sample.temperature, config.seed)
+  print(sample)
+  last_evaluation = [line for line in train.read_metrics(workdir) if line.get("evaluation")][-1:]
+  results = {"num_steps": config.num_steps, **{name: value for line in last_evaluation for name, value in line.items()
+                                               if name not in ("step", "time", "evaluation")}, "sample": sample}
+  if train.distributed.is_primary():
+    train.write_results(workdir, results)
   return state
 
 

@@ -163,9 +163,10 @@ def train_example(config, example: str, workdir: str) -> dict:
   returns the metrics with the plotted targets and predictions."""
   task, score = make_task(config, example)
   command_line.log_model_and_workdir(DESCRIPTIONS[example], task.init, workdir)
-  params = train.train_loop(task, config, workdir).params
+  params, finished_before = train.trained_params(task, config, workdir)
   metrics, target, prediction = score(params)
-  results = train.write_results(workdir, {"example": example, "num_steps": config.num_steps, **metrics})
+  results = (workdir_lib.read_results(workdir) if finished_before else
+             train.write_results(workdir, {"example": example, "num_steps": config.num_steps, **metrics}))
   print(f"{DESCRIPTIONS[example]}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
   return {**results, "target": target.tolist(), "prediction": prediction.tolist()}
 

@@ -39,13 +39,28 @@ class Interrupted(RunError):
   """SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first."""
 
 
+class RunFinished(Exception):
+  """The workdir's run has done all its steps and written its results: nothing to train or recompute.
+
+  `results` holds its `results.json`; the message says so and shows them (without their history).
+  """
+
+  def __init__(self, message: str, results: dict):
+    super().__init__(message)
+    self.results = results
+
+
 def one_line_errors(main):
   """`main` (an absl `main(argv)`) ending the program with a RunError's or DataError's message on one line, exit
-  status 1."""
+  status 1; a RunFinished's message is printed and the program ends normally."""
   @functools.wraps(main)
   def main_with_one_line_errors(argv):
     try:
       return main(argv)
+    except RunFinished as e:
+      if jax.process_index() == 0:
+        print(e, flush=True)
+      return None
     except (RunError, DataError) as e:
       process = f"process {jax.process_index()}: " if jax.process_count() > 1 else ""
       if getattr(e, "ends_at_once", False):

@@ -26,7 +26,7 @@ from absl import logging
 from rnn_jax.train import distributed, hparams, optim
 from rnn_jax.train import workdir as workdir_lib
 from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves, one_line
-from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError, PeerLostError
+from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError, PeerLostError, RunFinished
 from rnn_jax.train.step import LossFn, create_train_state, make_train_step
 
 
@@ -73,6 +73,16 @@ def restore_params(workdir: str, config, params, model_state=None):
   finally:
     checkpoints.close()
   return state.params
+
+
+def trained_params(task: Task, config, workdir: str):
+  """`(params, finished_before)`: trains `task` in `workdir` (resuming), or, where a run finished there
+  already, restores its params without training (for a sweep's points, which a rerun should not redo)."""
+  try:
+    return train_loop(task, config, workdir).params, False
+  except RunFinished:
+    params, model_state = task.init(jax.random.PRNGKey(config.seed))  # the structure to restore into
+    return restore_params(workdir, config, params, model_state), True
 
 
 def _last_good(checkpoints: Checkpointer) -> str:
@@ -158,12 +168,21 @@ def _stop_requests():
       signal.signal(signum, handler)
 
 
+def _raise_if_finished(checkpoints: Checkpointer, config, workdir: str) -> None:
+  """RunFinished when `workdir` holds the checkpoint of step `config.num_steps` and the run's `results.json`."""
+  results = workdir_lib.read_results(workdir)
+  if results is not None and checkpoints.latest_step() == config.num_steps:
+    raise RunFinished(workdir_lib.finished_message(workdir, config, results), results)
+
+
 def train_loop(task: Task, config, workdir: str, num_devices: int | None = None):
   """Trains `task` for `config.num_steps` steps, resuming from `workdir` if it holds a checkpoint.
 
   Returns the final `TrainState`. Metrics go to absl logging, TensorBoard and `workdir/metrics.jsonl`. The
   workdir is locked for the run; `config.json` and `task.files` are written once its checkpoint is found
-  compatible. SIGTERM/SIGINT save a checkpoint and raise `Interrupted`.
+  compatible. SIGTERM/SIGINT save a checkpoint and raise `Interrupted`. A finished run (the checkpoint of the
+  last step and `results.json`, which the experiment writes when it ends) raises `RunFinished` before any
+  compute, holding its results; a run that trains further removes its stale `results.json` first.
   """
   validate_config(config)
   primary = distributed.is_primary()
@@ -171,11 +190,14 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
   with lock, _stop_requests() as stop_requests:
     checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
     try:
+      _raise_if_finished(checkpoints, config, workdir)
       rng, init_rng = jax.random.split(jax.random.PRNGKey(config.seed))
       params, model_state = task.init(init_rng)
       optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
       state, rng, metadata = checkpoints.restore_latest(create_train_state(params, optimizer, model_state), rng)
       if primary:
+        if int(state.step) < config.num_steps:
+          workdir_lib.remove_results(workdir)
         workdir_lib.save_config(config, workdir)
         for name, text in task.files.items():
           workdir_lib.write_atomically(os.path.join(workdir, name), text)

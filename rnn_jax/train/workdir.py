@@ -1,4 +1,5 @@
-"""What a run keeps in its workdir besides checkpoints: the lock, `config.json`, the task's files, `metrics.jsonl`.
+"""What a run keeps in its workdir besides checkpoints: the lock, `config.json`, the task's files, `metrics.jsonl`,
+`results.json`.
 
 Every file is replaced atomically (written beside it, then renamed), so a crash at any moment leaves either the
 old or the new file, never half of one. One run at a time holds a workdir: `locked` takes an exclusive lock
@@ -21,6 +22,7 @@ import numpy as np
 from absl import logging
 from tensorboardX import SummaryWriter
 
+from rnn_jax.train import hparams
 from rnn_jax.train.errors import WorkdirLockedError
 
 
@@ -99,6 +101,47 @@ def read_metrics(workdir: str) -> list[dict]:
     return [json.loads(line) for line in f if line.endswith("\n")]
 
 
+def results_path(workdir: str) -> str:
+  return os.path.join(workdir, "results.json")
+
+
+def read_results(workdir: str) -> dict | None:
+  """The `results.json` a finished run wrote in `workdir`, or None."""
+  if not os.path.exists(results_path(workdir)):
+    return None
+  with open(results_path(workdir)) as f:
+    return json.load(f)
+
+
+def remove_results(workdir: str) -> None:
+  """Removes `results.json`: a run that trains further makes it stale (it writes it again when it ends)."""
+  if os.path.exists(results_path(workdir)):
+    os.remove(results_path(workdir))
+
+
+def config_differences(config, workdir: str) -> list[str]:
+  """The dotted names of the fields in which `config` differs from the `config.json` saved in `workdir`."""
+  if not os.path.exists(config_path(workdir)):
+    return []
+  with open(config_path(workdir)) as f:
+    saved = hparams.flatten(json.load(f))
+  given = hparams.flatten(json.loads(config.to_json_best_effort()))
+  return sorted(name for name in saved.keys() | given.keys() if saved.get(name) != given.get(name))
+
+
+def finished_message(workdir: str, config, results: dict) -> str:
+  """What a rerun of the finished run in `workdir` says: that it is finished, and its results."""
+  lines = [f"{os.path.abspath(workdir)} holds a finished run: all {config.num_steps} steps trained and its results "
+           "written, so nothing is trained or recomputed (a larger --config.num_steps trains on; another --workdir "
+           "starts afresh)."]
+  differing = config_differences(config, workdir)
+  if differing:
+    lines.append(f"This command's config differs from the run's config.json in {', '.join(differing)}: not used.")
+  shown = {name: value for name, value in results.items() if name != "history"}
+  lines.append(f"{results_path(workdir)}: {json.dumps(shown, indent=1)}")
+  return "\n".join(lines)
+
+
 def write_results(workdir: str, results: dict) -> dict:
   """`results` with the run's median speed, machine and evaluation history (from `metrics.jsonl`), written to
   `workdir/results.json` and returned."""
@@ -107,7 +150,7 @@ def write_results(workdir: str, results: dict) -> dict:
   results = {**results, "median_steps_per_s": float(np.median(speeds)) if speeds else None,
              "machine": f"{os.cpu_count()} CPU cores, jax {jax.__version__} on {jax.default_backend()}",
              "history": [h for h in history if any(k.startswith("valid") for k in h)]}
-  write_atomically(os.path.join(workdir, "results.json"), json.dumps(results, indent=1))
+  write_atomically(results_path(workdir), json.dumps(results, indent=1))
   logging.info("results: %s", {k: v for k, v in results.items() if k != "history"})
   return results
 

@@ -8,9 +8,8 @@ from rnn_jax.train import distributed, optim
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0                      # seeds init, dropout (per step via fold_in) -- a run is reproducible from it
-  c.num_epochs = 1                # passes over the training streams
-  c.max_steps = 0                 # stop earlier than num_epochs if > 0
-  c.num_steps = 0                 # derived at start: num_epochs * steps_per_epoch (capped by max_steps)
+  c.num_steps = 0                 # optimizer steps; 0: num_epochs * steps_per_epoch (filled in at start)
+  c.num_epochs = 1                # passes over the training streams, when num_steps is 0
   c.steps_per_epoch = 0           # derived at start from corpus size, batch_size and bptt
   c.log_every = 50                # steps between log lines / metric writes
   c.eval_every = 500              # steps between validation evaluations (also at the end); 0 = every epoch

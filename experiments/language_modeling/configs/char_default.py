@@ -8,6 +8,6 @@ from experiments.language_modeling.configs.base import base_config
 
 def get_config():
   c = base_config()
-  c.max_steps = 600
+  c.num_steps = 600
   c.eval_every = 300
   return c
