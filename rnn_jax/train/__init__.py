@@ -4,7 +4,7 @@ from rnn_jax.train.checkpoint import CheckpointError, Checkpointer
 from rnn_jax.train.errors import (DivergedError, Interrupted, NonFiniteLossError, PeerLostError, RunError,
                                   WorkdirLockedError,
                                   one_line_errors)
-from rnn_jax.train.distributed import data_parallel
+from rnn_jax.train.mesh import Layout, data_parallel
 from rnn_jax.train.loop import Task, restore_params, train_loop
 from rnn_jax.train.optim import make_optimizer
 from rnn_jax.train.step import (SyntheticStep, TrainState, create_train_state, eval_step, make_eval_step, make_train_step,
@@ -12,6 +12,6 @@ from rnn_jax.train.step import (SyntheticStep, TrainState, create_train_state, e
 from rnn_jax.train.workdir import load_config, read_metrics, write_results
 
 __all__ = ["CheckpointError", "Checkpointer", "DivergedError", "Interrupted", "NonFiniteLossError", "PeerLostError", "RunError",
-           "SyntheticStep", "Task", "TrainState", "WorkdirLockedError", "create_train_state", "data_parallel", "eval_step",
+           "Layout", "SyntheticStep", "Task", "TrainState", "WorkdirLockedError", "create_train_state", "data_parallel", "eval_step",
            "load_config", "make_eval_step", "make_optimizer", "make_train_step", "one_line_errors", "read_metrics", "write_results",
            "restore_params", "supervised_step", "train_loop", "train_step"]
