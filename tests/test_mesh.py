@@ -1,6 +1,7 @@
 """The data x model mesh on 4 simulated CPU devices: the lm1b_large LSTMP LM (at a reduced size) trains on a 2x2
 mesh with the losses of one device, holds half of every model-split matrix per device, and its 2x2 checkpoint
-resumes on one device; the config's memory figures follow from the placement rules at full size."""
+resumes on one device; the config's memory figures follow from the placement rules at full size, and the mesh
+benchmark reads XLA's per-device memory."""
 
 import json
 import os
@@ -53,6 +54,13 @@ out["params"] = {{jax.tree_util.keystr(k): [list(v.shape), shards(v)]
 out["mu"] = shards(state.opt_state[1][0].mu["rnn"][0]["w_x"])
 out["carry"] = shards(state.model_state[0].c)
 _, out["resumed"] = run("mesh", 1, 1, 4)
+
+from experiments.benchmark import mesh as bench
+from experiments.language_modeling.model import LanguageModel
+model = LanguageModel(vocab_size=64, cell="lstmp", hidden_size=32, num_layers=1, embed_size=16, proj_size=16)
+tokens = np.zeros((8, 5), np.int32)
+batch = {{"inputs": tokens[:, :-1], "targets": tokens[:, 1:], "reset": np.ones((8,), bool)}}
+out["bench"] = {{f"{{d}}x{{m}}": bench.memory_row(bench.mesh_step(model, d, m, batch)[1]) for d, m in ((4, 1), (1, 4))}}
 print(json.dumps(out))
 """
 
@@ -67,7 +75,7 @@ def test_a_2x2_mesh_trains_as_one_device_holds_half_of_each_matrix_and_resumes_o
   corpus.write_text("\n".join(" ".join(f"w{w}" for w in line) for line in words.reshape(-1, 12)))
   script = textwrap.dedent(_SCRIPT.format(repo=REPO, corpus=str(corpus), tmp=str(tmp_path)))
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
-  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+  result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   out = json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -89,6 +97,11 @@ def test_a_2x2_mesh_trains_as_one_device_holds_half_of_each_matrix_and_resumes_o
   assert out["params"]["['rnn'][0]['w_x']"][0] == [8, 64]
   assert out["mu"] == [[8, 32]] * 4               # Adam's moments are split as their params
   assert out["carry"] == [[2, 16]] * 4            # the TBPTT carries as the batch, over "data"
+
+  # The mesh benchmark's per-device arguments (XLA's figure): 1x4 holds a quarter of the state 4x1 holds whole.
+  state_mib = 3 * 4 * (64 * 16 + 16 * 128 + 16 * 128 + 128 + 32 * 16 + 16 * 64 + 64) / 2**20  # params, Adam's two
+  replicated, split = out["bench"]["4x1"]["arguments_mib"], out["bench"]["1x4"]["arguments_mib"]
+  assert state_mib < replicated < 1.1 * state_mib and state_mib / 4 < split < 0.3 * state_mib
 
 
 def test_lm1b_large_memory_figures_follow_from_the_placement_rules():

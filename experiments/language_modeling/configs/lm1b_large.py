@@ -1,11 +1,11 @@
 """A large word-level LM in the spirit of Jozefowicz et al. (2016), "Exploring the limits of language modeling":
 One Billion Word benchmark (lm1b), 2 layers of LSTMP with 8192 cells and a 1024-unit recurrent projection,
 1024-wide embeddings, a full softmax over 793,472 words. 1,776,884,608 parameters (the paper's LSTM-8192-1024
-has 1.8 B and reached test perplexity 30.6 with a sampled softmax, in 3 weeks on 32 GPUs); no figure of this
-config has been measured yet.
+has 1.8 B and reached test perplexity 30.6 with a sampled softmax, on 32 GPUs); no figure of this config has
+been measured yet.
 
   python -m experiments.language_modeling.main --config=experiments/language_modeling/configs/lm1b_large.py \
-    --config.data.download=True --config.mesh.model=4 --workdir=runs/lm1b_large
+    --config.data.download=True --workdir=runs/lm1b_large   # on 4, 8, ... devices: mesh data=-1 x model=4
 
 It needs a mesh (`config.mesh`, docs/training.md) whose model axis splits the state over several devices:
 the embedding and softmax on the vocabulary axis, the LSTM kernels on the gate axis (4H), the projection on
@@ -14,8 +14,10 @@ the cell axis (H). Per device, in float32:
     axis: 26.5 GiB at model=1, 13.2 GiB at model=2, 6.6 GiB at model=4, 3.3 GiB at model=8;
   - logits (B x T x V x 4 B = 15.1 GiB for the global batch of 256 x 20) divided over all data x model devices,
     about twice that again for their gradient: e.g. 1.9 GiB each on 8 devices, 0.5 GiB on 32.
-So 8 devices of 16 GiB take a 2 x 4 mesh (`--config.mesh.model=4`), and 80 GiB devices fit even model=1.
-Preparing lm1b through TFDS needs about 10 GB of disk and the corpus holds ~4 GB of text in host memory.
+By these figures 8 devices of 16 GiB should hold a 2 x 4 mesh (the default model=4) with room for the LSTM's
+activations, and 80 GiB devices even model=1 (`--config.mesh.model=1`); none of this has been run at full size.
+TFDS downloads and prepares lm1b once (`--config.data.download=True`); its training text, about 0.8 billion
+words, is then read into host memory.
 """
 
 from experiments.language_modeling.configs.base import base_config
