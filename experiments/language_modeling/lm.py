@@ -170,6 +170,7 @@ def stream_summary(split: str, nll_B: np.ndarray, streams) -> str:
 def build(config, workdir: str):
   """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch` and `config.num_steps`."""
   validate(config)
+  train.Layout.from_config(config)  # the devices can form config.mesh, before the corpus is read
   with train.distributed.primary_first("corpus"):  # process 0 prepares the dataset the others then read
     vocab, ids, identity = load_corpus(config, workdir)
   model = make_model(config, len(vocab))

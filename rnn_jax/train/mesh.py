@@ -30,6 +30,7 @@ from flax import linen as nn
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from rnn_jax.train.distributed import process_rows
+from rnn_jax.train.errors import MeshError
 from rnn_jax.train.step import train_step
 
 # Logical axis -> mesh axis (None: replicated). Params name their axes with the logical names.
@@ -47,16 +48,16 @@ def config() -> ml_collections.ConfigDict:
 
 
 def mesh_shape(data: int, model: int, device_count: int) -> tuple[int, int]:
-  """`(data, model)` with `data=-1` resolved; ValueError naming config.mesh when the devices do not fit."""
+  """`(data, model)` with `data=-1` resolved; MeshError naming config.mesh when the devices do not fit."""
   if model < 1 or not (data == -1 or data >= 1):
-    raise ValueError(f"config.mesh.model must be >= 1 and config.mesh.data >= 1 or -1, got data={data}, "
+    raise MeshError(f"config.mesh.model must be >= 1 and config.mesh.data >= 1 or -1, got data={data}, "
                      f"model={model}")
   if data == -1:
     if device_count % model:
-      raise ValueError(f"config.mesh.model={model} does not divide the {device_count} devices: choose a divisor")
+      raise MeshError(f"config.mesh.model={model} does not divide the {device_count} devices: choose a divisor")
     data = device_count // model
   if data * model > device_count:
-    raise ValueError(f"config.mesh data={data} x model={model} needs {data * model} devices, "
+    raise MeshError(f"config.mesh data={data} x model={model} needs {data * model} devices, "
                      f"{device_count} are available: use a smaller mesh")
   return data, model
 
@@ -76,7 +77,7 @@ class Layout:
     devices = jax.devices()[:num_devices]
     data, model = mesh_shape(data, model, len(devices))
     if jax.process_count() > 1 and (data * model != len(devices) or jax.local_device_count() % model):
-      raise ValueError(f"with {jax.process_count()} processes the mesh must hold every device and each "
+      raise MeshError(f"with {jax.process_count()} processes the mesh must hold every device and each "
                        f"process whole model groups: config.mesh data={data} x model={model} does not fit "
                        f"{jax.local_device_count()} devices per process")
     grid = np.asarray(devices[:data * model]).reshape(data, model)
