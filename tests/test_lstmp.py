@@ -1,5 +1,6 @@
-"""LSTMP against a direct NumPy loop in float64: outputs, final carry, and gradients (central differences of
-the NumPy loop along random directions); a stack of LSTMP layers reads the projection's width."""
+"""LSTMP against a direct NumPy loop in float64 (outputs, final carry, and gradients against central differences
+of the loop along random directions) and against torch.nn.LSTM(proj_size=...) with the same weights (outputs and
+weight gradients); a stack of LSTMP layers reads the projection's width."""
 
 import jax
 import jax.numpy as jnp
@@ -67,3 +68,25 @@ def test_lstmp_without_a_projection_size_is_refused():
     cells.get("lstmp")
   with pytest.raises(ValueError, match="bad options for cell 'lstm'"):
     cells.get("lstm", proj_size=4)
+
+
+def test_lstmp_matches_torch_lstm_with_proj_size():
+  torch = pytest.importorskip("torch")
+  cell = cells.get("lstmp", proj_size=3)
+  params = cell.init(jax.random.PRNGKey(0), 4, 5)
+  xs = jax.random.normal(jax.random.PRNGKey(2), (2, 6, 4))
+  weights = jax.random.normal(jax.random.PRNGKey(3), (2, 6, 3))
+  lstm = torch.nn.LSTM(4, 5, proj_size=3, batch_first=True)
+  as_torch = lambda w: torch.nn.Parameter(torch.tensor(np.asarray(w)))
+  lstm.weight_ih_l0, lstm.weight_hh_l0 = as_torch(params["w_x"].T), as_torch(params["w_h"].T)
+  lstm.bias_ih_l0, lstm.bias_hh_l0 = as_torch(params["b"]), as_torch(jnp.zeros(20))
+  lstm.weight_hr_l0 = as_torch(params["w_p"].T)
+  ys_torch, _ = lstm(torch.tensor(np.asarray(xs)))
+  (ys_torch * torch.tensor(np.asarray(weights))).sum().backward()
+
+  loss = lambda p: jnp.sum(scan.run(cell, p, xs)[1] * weights)
+  ys, grads = scan.run(cell, params, xs)[1], jax.grad(loss)(params)
+  np.testing.assert_allclose(ys, ys_torch.detach().numpy(), rtol=1e-5, atol=1e-6)
+  for name, torch_grad in (("w_x", lstm.weight_ih_l0.grad.T), ("w_h", lstm.weight_hh_l0.grad.T),
+                           ("b", lstm.bias_ih_l0.grad), ("w_p", lstm.weight_hr_l0.grad.T)):
+    np.testing.assert_allclose(grads[name], torch_grad.numpy(), rtol=1e-4, atol=1e-5, err_msg=name)
