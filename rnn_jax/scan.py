@@ -264,10 +264,11 @@ def init_stack(key: jax.Array, cell: Cell, input_size: int, hidden_size: int, nu
       kf, kb = jax.random.split(key)
       params.append({"forward": cell.init(kf, size, hidden_size),
                      "backward": cell.init(kb, size, hidden_size)})
-      size = 2 * hidden_size if merge == "concat" else hidden_size
+      output = cell.output_size(params[-1]["forward"])
+      size = 2 * output if merge == "concat" else output
     else:
       params.append(cell.init(key, size, hidden_size))
-      size = hidden_size
+      size = cell.output_size(params[-1])
   return params
 
 

@@ -43,7 +43,8 @@ def _lower(fn, *args, platform: str) -> str:
 CELL_OPTIONS = {"lstm": [{}, {"peepholes": True}, {"layer_norm": True}, {"matmul_dtype": "bfloat16"}],
                 "gru": [{}, {"reset_after": False}, {"matmul_dtype": "bfloat16"}],
                 "elman": [{}, {"activation": "relu"}], "rnn": [{}], "irnn": [{}], "clockwork": [{"periods": (1, 2)}],
-                "reservoir": [{"connectivity": 0.5}]}
+                "reservoir": [{"connectivity": 0.5}],
+                "lstmp": [{"proj_size": 3}, {"proj_size": 3, "matmul_dtype": "bfloat16"}]}
 
 
 def test_every_registered_cell_is_covered():

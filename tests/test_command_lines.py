@@ -39,6 +39,8 @@ def _launch(module, *flags, cwd=REPO, data_dir=None):
     ("benchmark", ["--rounds=0", "--output=/dev/null"], "flag --rounds=0: 0 is not a positive integer"),
     ("reservoir", ["extra"], "unexpected arguments: ['extra']"),
     ("translation", ["--mode=compare", "--compare=runs/a"], "--compare takes label=workdir entries"),
+    ("language_modeling", ["--config.mesh.model=3", "--workdir=/nonexistent/never"],
+     "MeshError: config.mesh.model=3 does not divide the 1 devices: choose a divisor"),
 ])
 def test_bad_flags_are_named_before_training(module, flags, message):
   result = _launch(module, *flags)

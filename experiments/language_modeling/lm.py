@@ -41,9 +41,10 @@ def validate(config) -> None:
       raise ValueError(f"config.model.{field} must be > 0, got {config.model[field]}")
   if not 0.0 <= config.model.dropout < 1.0:
     raise ValueError(f"config.model.dropout must be in [0, 1), got {config.model.dropout}")
-  if config.model.tied and config.model.embed_size != config.model.hidden_size:
-    raise ValueError(f"config.model.tied needs embed_size == hidden_size, got {config.model.embed_size} "
-                     f"and {config.model.hidden_size}")
+  output_size = config.model.get("proj_size") or config.model.hidden_size
+  if config.model.tied and config.model.embed_size != output_size:
+    raise ValueError(f"config.model.tied needs embed_size == hidden_size (proj_size with a projection), got "
+                     f"{config.model.embed_size} and {output_size}")
   if config.num_steps < 0:
     raise ValueError(f"config.num_steps must be >= 0 (0: num_epochs passes), got {config.num_steps}")
   if not (config.num_steps or config.num_epochs > 0):
@@ -138,7 +139,7 @@ def make_model(config, vocab_size: int) -> LanguageModel:
   return LanguageModel(vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                        embed_size=m.embed_size, dropout=m.dropout, variational_dropout=m.variational_dropout,
                        tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat,
-                       matmul_dtype=m.matmul_dtype)
+                       matmul_dtype=m.matmul_dtype, proj_size=m.get("proj_size", 0))
 
 
 def evaluate_streams(model: LanguageModel, eval_step, params, streams, bptt: int) -> np.ndarray:
@@ -167,6 +168,7 @@ def build(config, workdir: str):
   """`(task, model, vocab, ids)` for a config; fills `config.steps_per_epoch`, and `config.num_steps` from
   `config.num_epochs` when it is 0."""
   validate(config)
+  train.Layout.from_config(config)  # the devices can form config.mesh, before the corpus is read
   with train.distributed.primary_first("corpus"):  # process 0 prepares the dataset the others then read
     vocab, ids, identity = load_corpus(config, workdir)
   model = make_model(config, len(vocab))
@@ -190,7 +192,8 @@ def build(config, workdir: str):
 
   task = train.Task(init=init, loss_fn=model.loss_fn, train_batch=train_batch, evaluate=evaluate,
                     tokens_per_batch=config.data.batch_size * config.data.bptt,
-                    files={VOCAB_FILE: vocab.to_json(), CORPUS_FILE: json.dumps(identity, indent=2)})
+                    files={VOCAB_FILE: vocab.to_json(), CORPUS_FILE: json.dumps(identity, indent=2)},
+                    param_axes=model.param_axes)
   logging.info("corpus: %s; vocab %d (%s level); train %d tokens, %d steps/epoch, %d steps",
                config.data.path, len(vocab), config.data.level, len(ids["train"]), steps_per_epoch, config.num_steps)
   return task, model, vocab, ids

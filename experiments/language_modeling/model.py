@@ -1,7 +1,9 @@
 """The language model: embedding -> stacked recurrent network -> softmax over the vocabulary.
 
-Params: `{"embed": [V, E], "rnn": scan.init_stack(...), "out_b": [V]}` plus `"out_w": [H, V]`
-unless the embeddings are tied (then `logits = h @ embed.T`, which needs E == H).
+Params: `{"embed": [V, E], "rnn": scan.init_stack(...), "out_b": [V]}` plus `"out_w": [O, V]`
+unless the embeddings are tied (then `logits = h @ embed.T`, which needs E == O); O is the
+cell's output width (H, or `proj_size` for the "lstmp" cell). `param_axes` names every param's
+logical axes for a `data x model` mesh (`rnn_jax.train.mesh`).
 Dropout (Zaremba et al. 2014) acts on non-recurrent connections only: the embeddings,
 between layers, and before the softmax; `variational` shares each mask over time.
 """
@@ -13,6 +15,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import PartitionSpec as P
 
 from rnn_jax import cells, ops, scan
 
@@ -33,6 +36,15 @@ class LanguageModel(cells.WithCell):
   unroll: int = 1
   remat: bool = False
   matmul_dtype: str = "float32"   # "bfloat16": mixed precision in the recurrence and the softmax layer
+  proj_size: int = 0              # the "lstmp" cell's projection width (0: no projection)
+
+  @property
+  def cell_options(self) -> dict:
+    return {"proj_size": self.proj_size} if self.proj_size else {}
+
+  @property
+  def output_size(self) -> int:
+    return self.proj_size or self.hidden_size
 
   def init(self, key: jax.Array):
     """Fresh params; with `init_scale > 0` every weight is U(-s, s) as in Zaremba et al."""
@@ -43,7 +55,7 @@ class LanguageModel(cells.WithCell):
         "out_b": jnp.zeros((self.vocab_size,)),
     }
     if not self.tied:
-      params["out_w"] = jax.nn.initializers.glorot_uniform()(k_out, (self.hidden_size, self.vocab_size))
+      params["out_w"] = jax.nn.initializers.glorot_uniform()(k_out, (self.output_size, self.vocab_size))
     if self.init_scale > 0:
       leaves, treedef = jax.tree.flatten(params)
       keys = jax.random.split(k_uniform, len(leaves))
@@ -51,6 +63,15 @@ class LanguageModel(cells.WithCell):
                 for k, x in zip(keys, leaves)]
       params = jax.tree.unflatten(treedef, leaves)
     return params
+
+  def param_axes(self, params):
+    """The logical axes of every param (`PartitionSpec`s of names): the vocabulary, the gates (4H) and the cell
+    units (H) are what `rnn_jax.train.mesh.RULES` split over the model axis."""
+    cell_axes = {"w_x": P("embed", "gates"), "w_h": P("proj", "gates"), "b": P("gates"), "w_p": P("hidden", "proj")}
+    rnn = [{name: cell_axes.get(name) or jax.tree.map(lambda _: P(), w) for name, w in layer.items()}
+           for layer in params["rnn"]]
+    axes = {"embed": P("vocab", "embed"), "rnn": rnn, "out_b": P("vocab"), "out_w": P("proj", "vocab")}
+    return {name: axes[name] for name in params}
 
   def initial_carries(self, params, batch_size: int):
     return scan.initial_stack_carry(self.pure_cell, params["rnn"], (batch_size,))

@@ -18,6 +18,7 @@ from rnn_jax.cells.elman import Elman
 from rnn_jax.cells.gru import GRU
 from rnn_jax.cells.lstm import LSTM, LSTMState
 from rnn_jax.cells.reservoir import Reservoir
+from rnn_jax.cells.lstmp import LSTMP, LSTMPState
 
 _REGISTRY: dict[str, Callable[..., Cell]] = {}
 
@@ -46,7 +47,8 @@ def get(name: str | Cell, **options) -> Cell:
 
 
 def from_config(model_config, field: str = "config.model") -> Cell:
-  """The cell a config names: `model_config.cell` and, if present, `model_config.matmul_dtype`.
+  """The cell a config names: `model_config.cell` and, if present, `model_config.matmul_dtype` and (when
+  non-zero) `model_config.proj_size`.
 
   Errors name the config field, e.g. "config.model.cell: unknown cell 'lstn'; ...".
   """
@@ -55,6 +57,8 @@ def from_config(model_config, field: str = "config.model") -> Cell:
   options = {}
   if "matmul_dtype" in model_config:
     options["matmul_dtype"] = model_config.matmul_dtype
+  if model_config.get("proj_size"):
+    options["proj_size"] = model_config.proj_size
   try:
     return get(model_config.cell, **options)
   except ValueError as e:
@@ -115,9 +119,10 @@ register("elman", Elman)
 register("rnn", Elman)
 register("irnn", lambda **o: Elman(**{"activation": "relu", "recurrent_init": "identity", **o}))
 register("lstm", LSTM)
+register("lstmp", LSTMP)
 register("gru", GRU)
 register("clockwork", Clockwork)
 register("reservoir", Reservoir)
 
-__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMState", "Reservoir", "WithCell", "check_params", "from_config", "get",
-           "names", "register"]
+__all__ = ["Cell", "Elman", "GRU", "LSTM", "LSTMP", "LSTMPState", "LSTMState", "Reservoir", "WithCell", "check_params",
+           "from_config", "get", "names", "register"]

@@ -1,11 +1,10 @@
-"""Data parallelism over every device of every process, on JAX's own multi-controller runtime.
+"""Several processes of one run, on JAX's own multi-controller runtime.
 
   distributed.initialize_from(config)          # first, in every process; a one-process run needs nothing
-  shard_batch, replicate = distributed.data_parallel()
-  state = replicate(state)                      # the same values in every process: replicated
-  batch = shard_batch(task.train_batch(step))   # each process keeps its rows of the global batch
+  layout = mesh.Layout.from_config(config)      # rnn_jax.train.mesh: the devices of all processes
+  batch = layout.shard_batch(task.train_batch(step))   # each process keeps its rows of the global batch
 
-One `Mesh` holds the devices of all processes along a "data" axis. Every process computes the same
+One `Mesh` holds the devices of all processes (`rnn_jax.train.mesh`). Every process computes the same
 global batch from the step (`Task.train_batch` is a pure function of it) and hands its own rows to
 `jax.make_array_from_process_local_data`, so the global batch, the gradient all-reduce XLA inserts,
 and therefore the loss curve are the same whatever the number of processes. Logs and files are
@@ -18,10 +17,8 @@ import contextlib
 
 import jax
 import ml_collections
-import numpy as np
 from absl import logging
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
 def initialize(coordinator_address: str = "", num_processes: int = 1, process_id: int = 0,
@@ -97,27 +94,3 @@ def process_rows(batch_size: int) -> slice:
     raise ValueError(f"the global batch of {batch_size} must divide evenly over {count} processes")
   share = batch_size // count
   return slice(index * share, (index + 1) * share)
-
-
-def data_parallel(num_devices: int | None = None):
-  """`(shard_batch, replicate)`: `shard_batch(global_batch)` places this process's rows on its devices
-  as one global array split over all devices; `replicate(tree)` places the same values everywhere.
-  `num_devices` (one process only) uses the first that many devices."""
-  if num_devices is not None and jax.process_count() > 1:
-    raise ValueError("num_devices applies to a single process; with several, every device takes part")
-  devices = jax.devices()[:num_devices]
-  mesh = Mesh(np.asarray(devices), ("data",))
-  batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
-  replicated = NamedSharding(mesh, PartitionSpec())
-
-  def shard_batch(batch):
-    def put(x):
-      if np.ndim(x) == 0 or x.shape[0] % len(devices):
-        raise ValueError(f"batch leading dimension {np.shape(x)} must divide evenly over {len(devices)} devices")
-      return jax.make_array_from_process_local_data(batch_sharding, np.asarray(x)[process_rows(x.shape[0])])
-    return jax.tree.map(put, batch)
-
-  def replicate(tree):
-    return jax.tree.map(lambda x: jax.make_array_from_process_local_data(replicated, np.asarray(x)), tree)
-
-  return shard_batch, replicate

@@ -35,6 +35,10 @@ class PeerLostError(RunError):
   ends_at_once = True  # JAX's shutdown barrier would wait for the lost peer
 
 
+class MeshError(RunError, ValueError):
+  """The devices cannot form the mesh `config.mesh` asks for."""
+
+
 class Interrupted(RunError):
   """SIGTERM or SIGINT arrived; a checkpoint of the step reached was saved first."""
 

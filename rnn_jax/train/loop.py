@@ -1,9 +1,10 @@
 """The one train loop: data -> pure train step -> metrics, checkpoints, logs.
 
 It knows nothing about text, strokes or languages: a `Task` supplies the model's
-init, its loss and its batches. Data parallelism (`distributed.data_parallel`): the batch is
-sharded over a 1-D `Mesh` of all devices of all processes along its leading axis and the state
-is replicated; XLA inserts the gradient all-reduce. Several processes (`distributed.initialize`)
+init, its loss and its batches. Devices (`mesh.Layout`, from `config.mesh`): the batch is split
+over the `data` axis of a `data x model` mesh of all devices of all processes, and the params
+over its `model` axis as `Task.param_axes` names them (by default `model=1`: data parallelism,
+the state replicated, the gradient all-reduced by XLA). Several processes (`distributed.initialize`)
 run the same loop in lockstep; process 0 alone holds the workdir's lock and writes its files and
 logs, and every process takes part in checkpoints and evaluations.
 """
@@ -23,11 +24,11 @@ import jax
 import numpy as np
 from absl import logging
 
-from rnn_jax.train import distributed, hparams, optim
+from rnn_jax.train import distributed, hparams, mesh, optim
 from rnn_jax.train import workdir as workdir_lib
 from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves, one_line
 from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError, PeerLostError, RunFinished
-from rnn_jax.train.step import LossFn, create_train_state, make_train_step
+from rnn_jax.train.step import LossFn, create_train_state
 
 
 @dataclasses.dataclass
@@ -42,6 +43,8 @@ class Task:
   tokens_per_batch: for tokens/s in the logs.
   files: `{file name: text}` the run keeps in its workdir (e.g. a vocabulary), written with `config.json` once
     the workdir's checkpoint is found compatible, so that a refused run changes nothing.
+  param_axes: optional `params -> tree of PartitionSpec` naming each param's logical axes (e.g.
+    `P("vocab", "embed")`), which `config.mesh.rules` map to the mesh; None: params replicated.
   """
   init: Callable[[jax.Array], tuple[Any, Any]]
   loss_fn: LossFn
@@ -49,6 +52,7 @@ class Task:
   evaluate: Callable[[Any], dict] | None = None
   tokens_per_batch: int = 0
   files: dict[str, str] = dataclasses.field(default_factory=dict)
+  param_axes: Callable[[Any], Any] | None = None
 
 
 def validate_config(config) -> None:
@@ -192,9 +196,15 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
     try:
       _raise_if_finished(checkpoints, config, workdir)
       rng, init_rng = jax.random.split(jax.random.PRNGKey(config.seed))
-      params, model_state = task.init(init_rng)
       optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
-      state, rng, metadata = checkpoints.restore_latest(create_train_state(params, optimizer, model_state), rng)
+      layout = mesh.Layout.from_config(config, num_devices)
+
+      def make_state(key):
+        params, model_state = task.init(key)
+        return create_train_state(params, optimizer, model_state)
+
+      state = layout.init_state(make_state, init_rng, task.param_axes)  # restored into its shards
+      state, rng, metadata = checkpoints.restore_latest(state, layout.replicate(rng))
       if primary:
         if int(state.step) < config.num_steps:
           workdir_lib.remove_results(workdir)
@@ -204,7 +214,7 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
         hparams.write(config, os.path.join(workdir, "tensorboard"))
       writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
       try:
-        return _train(task, config, state, rng, metadata, checkpoints, writer, num_devices, stop_requests)
+        return _train(task, config, layout, state, rng, metadata, checkpoints, writer, stop_requests)
       except Exception as e:  # pylint: disable=broad-except
         if not distributed.lost_peer(e):
           raise
@@ -216,21 +226,20 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
       checkpoints.close()
 
 
-def _train(task: Task, config, state, rng, metadata: dict, checkpoints: Checkpointer,
-           writer: workdir_lib.MetricWriter, num_devices: int | None, stop_requests: list):
+def _train(task: Task, config, layout: mesh.Layout, state, rng, metadata: dict, checkpoints: Checkpointer,
+           writer: workdir_lib.MetricWriter, stop_requests: list):
   """The steps from `state.step` to `config.num_steps`, with logs, checkpoints and evaluations."""
-  shard_batch, replicate = distributed.data_parallel(num_devices)
-  state, rng = replicate((state, rng))
   first_step = int(state.step)
   if first_step and task.evaluate is not None and _evaluation_due(first_step, config) \
       and not writer.evaluated(first_step):
     _evaluate(task, state, first_step, writer)  # due when the previous run ended between checkpoint and evaluation
-  train_step = make_train_step(task.loss_fn)
-  logging.info("Training steps %d..%d on %d %s device(s) in %d process(es)", first_step, config.num_steps,
-               len(jax.devices()[:num_devices]), jax.default_backend(), jax.process_count())
+  train_step = layout.train_step(task.loss_fn, state)
+  logging.info("Training steps %d..%d on %d %s device(s) in %d process(es), mesh data %d x model %d", first_step,
+               config.num_steps, layout.mesh.size, jax.default_backend(), jax.process_count(),
+               layout.shape["data"], layout.shape["model"])
   pending, window_start = [], time.perf_counter()
   for step in range(first_step, config.num_steps):
-    state, metrics = train_step(state, shard_batch(task.train_batch(step)), rng)
+    state, metrics = train_step(state, layout.shard_batch(task.train_batch(step)), rng)
     pending.append((step + 1, metrics))
     done, stopping = step + 1, bool(stop_requests)
     saving = done % config.checkpoint_every == 0 or done == config.num_steps or stopping

@@ -2,7 +2,7 @@
 
 import ml_collections
 
-from rnn_jax.train import distributed, optim
+from rnn_jax.train import distributed, mesh, optim
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -17,6 +17,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3          # how many recent checkpoints to keep
   c.divergence_factor = 10.0     # stop when the loss exceeds this x |its initial value| (0: never)
   c.distributed = distributed.config()  # several processes, one per host or accelerator (README: Training core)
+  c.mesh = mesh.config()          # the data x model device mesh (docs/training.md); default: data parallelism
   c.eval_splits = ("valid",)      # splits evaluated during training ("test" too in final configs)
 
   c.data = ml_collections.ConfigDict()
@@ -37,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
   c.model.matmul_dtype = "float32"  # "bfloat16": bf16 matmul operands, float32 accumulation, params and carries
   c.model.hidden_size = 256       # units per layer
+  c.model.proj_size = 0           # cell "lstmp": the recurrent projection's width (0: none; other cells)
   c.model.num_layers = 2          # stacked layers
   c.model.embed_size = 256        # token embedding size
   c.model.dropout = 0.0           # dropout on non-recurrent connections (Zaremba et al. 2014)
