@@ -66,6 +66,18 @@ def test_loss_resets_carries_at_epoch_start_and_stops_their_gradient():
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grad_carry))
 
 
+def test_random_resets_restart_streams_at_the_configured_rate_reproducibly():
+  """Every stream restarts at an epoch's first window; elsewhere each does with the configured probability,
+  drawn from `(seed, step)` alone (a resumed run draws the same); probability 0 leaves epoch starts only."""
+  resets = np.stack([lm.stream_resets(step, 50, 64, 0.05, seed=3) for step in range(1000)])
+  assert resets[::50].all()
+  others = np.delete(resets, np.s_[::50], axis=0)
+  assert abs(others.mean() - 0.05) < 0.005 and others.any(axis=0).all()
+  np.testing.assert_array_equal(lm.stream_resets(777, 50, 64, 0.05, seed=3), resets[777])
+  assert not np.array_equal(np.stack([lm.stream_resets(step, 50, 64, 0.05, seed=4) for step in range(1000)]), resets)
+  assert not np.delete(np.stack([lm.stream_resets(s, 50, 64, 0.0, 3) for s in range(200)]), np.s_[::50], 0).any()
+
+
 def test_tbptt_batches_continue_the_streams():
   ids = np.arange(100)
   streams = text.batchify(ids, 4)
@@ -130,7 +142,8 @@ def _launch(workdir, corpus, *extra):
           f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.bptt=16",
           "--config.model.hidden_size=32", "--config.model.embed_size=16", "--config.model.dropout=0.1",
           "--config.max_steps=40", "--config.num_epochs=100", "--config.log_every=1",
-          "--config.checkpoint_every=7", "--config.eval_every=1000", "--config.sample.length=10", *extra]
+          "--config.checkpoint_every=7", "--config.eval_every=1000", "--config.sample.length=10",
+          "--config.data.reset_probability=0.2", *extra]  # random resets: drawn the same after a restart
 
 
 def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
@@ -177,6 +190,8 @@ def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
     ("eval_splits", ("validation",), r"config.eval_splits must name some of \('train', 'valid', 'test'\)"),
     ("data.fractions", (1.0, 0.0, 0.0), "config.data.fractions must be three positive fractions"),
     ("sample.length", -5, "config.sample.length must be >= 0"),
+    ("data.reset_probability", 1.0, r"config.data.reset_probability must be in \[0, 1\)"),
+    ("model.cell_clip", -1.0, "config.model.cell_clip must be >= 0"),
     ("sample.temperature", -0.5, "config.sample.temperature must be >= 0"),
 ])
 def test_invalid_config_values_are_named(field, value, message):
@@ -184,6 +199,10 @@ def test_invalid_config_values_are_named(field, value, message):
   *sections, name = field.split(".")
   (config[sections[0]] if sections else config)[name] = value
   with pytest.raises(ValueError, match=message):
+    lm.validate(config)
+  config = char_default.get_config()
+  config.model.cell, config.model.cell_clip = "gru", 3.0
+  with pytest.raises(ValueError, match="config.model.cell_clip clips an LSTM's cell state"):
     lm.validate(config)
   config = char_default.get_config()
   config.model.tied, config.model.embed_size = True, 100

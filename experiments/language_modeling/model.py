@@ -34,10 +34,12 @@ class LanguageModel:
   unroll: int = 1
   remat: bool = False
   matmul_dtype: str = "float32"   # "bfloat16": mixed precision in the recurrence and the softmax layer
+  cell_clip: float = 0.0          # > 0: the LSTM's cell state clipped to [-cell_clip, cell_clip]
 
   @property
   def pure_cell(self) -> cells.Cell:
-    return cells.get(self.cell, matmul_dtype=self.matmul_dtype)
+    clip = {"cell_clip": self.cell_clip} if self.cell_clip else {}
+    return cells.get(self.cell, matmul_dtype=self.matmul_dtype, **clip)
 
   def init(self, key: jax.Array):
     """Fresh params; with `init_scale > 0` every weight is U(-s, s) as in Zaremba et al."""
