@@ -13,6 +13,7 @@ included); rnn_jax's run is stopped with SIGTERM, which ends it cleanly. Writes 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,12 +25,6 @@ import time
 from absl import app, flags
 
 from experiments import command_line
-
-_CONFIG = command_line.config_flag(__file__, "torch_comparison")
-_MINUTES = flags.DEFINE_float("minutes", 30.0, "Wall budget of each program.")
-_OUT = flags.DEFINE_string("out", "runs/side_by_side", "Output folder.")
-_SCHEDULE = flags.DEFINE_enum("schedule", "pinned", ["pinned", "sequential"], "Both at once on one core each, "
-                              "or one after the other.")
 
 
 DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "torch_comparison.py")
@@ -119,15 +114,25 @@ def run(config_args: list[str], out: str, minutes: float, schedule: str) -> dict
   return curves
 
 
-def main(argv):
+def define_flags() -> dict:
+  """The command line's flags (defined only when run as a program, so that tests can import the module); the
+  config is parsed here only to check its fields: each program reads the arguments itself."""
+  return {"config": command_line.config_flag(__file__, "torch_comparison"),
+          "minutes": flags.DEFINE_float("minutes", 30.0, "Wall budget of each program."),
+          "out": flags.DEFINE_string("out", "runs/side_by_side", "Output folder."),
+          "schedule": flags.DEFINE_enum("schedule", "pinned", ["pinned", "sequential"],
+                                        "Both at once on one core each, or one after the other.")}
+
+
+def main(argv, flag):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not _MINUTES.value > 0:
-    sys.exit(f"--minutes must be > 0, got {_MINUTES.value}")
-  curves = run(config_arguments(sys.argv), _OUT.value, _MINUTES.value, _SCHEDULE.value)
+  if not flag["minutes"].value > 0:
+    sys.exit(f"--minutes must be > 0, got {flag['minutes'].value}")
+  curves = run(config_arguments(sys.argv), flag["out"].value, flag["minutes"].value, flag["schedule"].value)
   for name, points in curves.items():
     print(f"{name}: " + ", ".join(f"{m:.1f} min {v:.3f}" for m, v in points))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(functools.partial(main, flag=define_flags()))

@@ -16,6 +16,7 @@ from a zero state. Writes one JSON line per validation to `--metrics` (`step`, `
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -27,12 +28,6 @@ from absl import app, flags
 
 from experiments import command_line
 from rnn_jax.data import text
-
-_CONFIG = command_line.config_flag(__file__, "torch_comparison")
-_METRICS = flags.DEFINE_string("metrics", "runs/torch_reference/metrics.jsonl", "Where the JSON lines go.")
-_MINUTES = flags.DEFINE_float("minutes", 0.0, "Wall budget; 0: stop only at num_epochs / max_steps.")
-_THREADS = flags.DEFINE_integer("threads", 1, "torch.set_num_threads (one core, as under taskset -c N).")
-
 
 def import_torch():
   """torch, or a SystemExit naming the extra to install."""
@@ -119,28 +114,37 @@ def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[d
       out_of_time = minutes > 0 and time.time() - start > 60 * minutes
       if (step + 1) % eval_every == 0 or step + 1 == num_steps or out_of_time:
         now = time.time()
-        records.append({"step": step + 1, "time": now, "wall_s": now - start, "loss": float(loss),
+        records.append({"step": step + 1, "time": now, "wall_s": now - start, "loss": loss.item(),
                         "valid_loss": validation_loss(torch, model, valid, bptt)})
         out.write(json.dumps(records[-1]) + "\n")
         out.flush()
-        print(f"step {step + 1}  loss {float(loss):.4f}  valid {records[-1]['valid_loss']:.4f} nats/token  "
+        print(f"step {step + 1}  loss {records[-1]['loss']:.4f}  valid {records[-1]['valid_loss']:.4f} nats/token  "
               f"{records[-1]['wall_s'] / 60:.1f} min", flush=True)
       if out_of_time:
         break
   return records
 
 
-def main(argv):
+def define_flags() -> dict:
+  """The command line's flags (defined only when run as a program, so that tests can import the module)."""
+  return {"config": command_line.config_flag(__file__, "torch_comparison"),
+          "metrics": flags.DEFINE_string("metrics", "runs/torch_reference/metrics.jsonl", "Where the JSON lines go."),
+          "minutes": flags.DEFINE_float("minutes", 0.0, "Wall budget; 0: stop only at num_epochs / max_steps."),
+          "threads": flags.DEFINE_integer("threads", 1, "torch.set_num_threads (one core, as under taskset -c N).")}
+
+
+def main(argv, flag):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config = _CONFIG.value
+  config = flag["config"].value
   if config.model.cell != "lstm" or config.data.level != "char":
     sys.exit(f"the PyTorch reference is a character LSTM: config.model.cell={config.model.cell!r} and "
              f"config.data.level={config.data.level!r} must be 'lstm' and 'char'")
-  if not math.isfinite(_MINUTES.value) or _MINUTES.value < 0:
-    sys.exit(f"--minutes must be >= 0, got {_MINUTES.value}")
-  train(config, _METRICS.value, _MINUTES.value, _THREADS.value)
+  minutes = flag["minutes"].value
+  if not math.isfinite(minutes) or minutes < 0:
+    sys.exit(f"--minutes must be >= 0, got {minutes}")
+  train(config, flag["metrics"].value, minutes, flag["threads"].value)
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(functools.partial(main, flag=define_flags()))
