@@ -78,6 +78,25 @@ def test_random_resets_restart_streams_at_the_configured_rate_reproducibly():
   assert not np.delete(np.stack([lm.stream_resets(s, 50, 64, 0.0, 3) for s in range(200)]), np.s_[::50], 0).any()
 
 
+def test_cell_clip_lets_a_stream_recover_from_a_runaway_cell_state():
+  """One LSTM unit counts a's up and b's down (forget gate open) and predicts the next token from the count's
+  sign. After 300 a's an unclipped cell state of 300 mispredicts the 100 b's that follow; clipped to 3 it
+  recovers within a few b's. The carries stay inside the clip across the evaluation's windows."""
+  stream = np.array([[1] * 300 + [2] * 101])
+  losses = {}
+  for clip in (0.0, 3.0):
+    model = LanguageModel(vocab_size=3, hidden_size=1, embed_size=2, num_layers=1, cell_clip=clip)
+    params = model.init(jax.random.PRNGKey(0))
+    params["embed"] = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # a, b one-hot
+    params["rnn"][0].update(w_x=jnp.array([[20.0, 0.0, 20.0, 0.0], [20.0, 0.0, -20.0, 0.0]]),  # i = 1; g = +-1
+                            w_h=jnp.zeros((1, 4)), b=jnp.array([0.0, 20.0, 0.0, 20.0]))  # f = o = 1
+    params["out_w"], params["out_b"] = jnp.array([[0.0, 6.0, -6.0]]), jnp.zeros((3,))
+    losses[clip] = lm.evaluate_streams(model, train.make_eval_step(model.loss_fn), params, stream, 50)[0]
+    _, carries = model.apply(params, model.initial_carries(params, 1), jnp.asarray(stream))
+    np.testing.assert_allclose(float(carries[0].c[0, 0]), -3.0 if clip else 300.0 - 101.0, rtol=1e-4)
+  assert losses[0.0] > 1.0 and losses[3.0] < 0.2 * losses[0.0], losses
+
+
 def test_tbptt_batches_continue_the_streams():
   ids = np.arange(100)
   streams = text.batchify(ids, 4)
