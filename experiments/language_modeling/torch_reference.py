@@ -70,6 +70,11 @@ def make_model(torch, config, vocab_size: int):
   return CharLSTM()
 
 
+def _window(torch, streams: np.ndarray, index: int, bptt: int):
+  """`(inputs_BxT, targets_BxT)` of window `index` as int64 tensors."""
+  return tuple(torch.from_numpy(np.asarray(a, np.int64)) for a in text.window(streams, index, bptt))
+
+
 def validation_loss(torch, model, streams: np.ndarray, bptt: int) -> float:
   """Mean NLL (nats/token) over `[B, N]` streams, each from a zero state carried across windows."""
   model.eval()
@@ -77,11 +82,23 @@ def validation_loss(torch, model, streams: np.ndarray, bptt: int) -> float:
   windows = text.num_windows(streams, bptt)
   with torch.no_grad():
     for index in range(windows):
-      inputs, targets = (torch.from_numpy(np.asarray(a, np.int64)) for a in text.window(streams, index, bptt))
+      inputs, targets = _window(torch, streams, index, bptt)
       logits, state = model(inputs, state)
       total += float(torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten()))
   model.train()
   return total / windows
+
+
+def _train_step(torch, model, optimizer, inputs, targets, state, clip_norm: float):
+  """One Adam step on a window; returns `(loss, final state)`."""
+  logits, state = model(inputs, state)
+  loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+  optimizer.zero_grad()
+  loss.backward()
+  if clip_norm > 0:
+    torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
+  optimizer.step()
+  return loss.item(), state
 
 
 def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[dict]:
@@ -102,24 +119,17 @@ def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[d
   with open(metrics_path, "w") as out:
     for step in range(num_steps):
       index = step % steps_per_epoch
-      inputs, targets = (torch.from_numpy(np.asarray(a, np.int64)) for a in text.window(streams, index, bptt))
-      state = None if index == 0 else tuple(s.detach() for s in state)
-      logits, state = model(inputs, state)
-      loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
-      optimizer.zero_grad()
-      loss.backward()
-      if config.optimizer.clip_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optimizer.clip_norm)
-      optimizer.step()
+      state = None if index == 0 else tuple(s.detach() for s in state)  # reset each epoch; truncated BPTT
+      loss, state = _train_step(torch, model, optimizer, *_window(torch, streams, index, bptt), state,
+                                config.optimizer.clip_norm)
       out_of_time = minutes > 0 and time.time() - start > 60 * minutes
       if (step + 1) % eval_every == 0 or step + 1 == num_steps or out_of_time:
-        now = time.time()
-        records.append({"step": step + 1, "time": now, "wall_s": now - start, "loss": loss.item(),
-                        "valid_loss": validation_loss(torch, model, valid, bptt)})
+        valid_loss, now = validation_loss(torch, model, valid, bptt), time.time()
+        records.append({"step": step + 1, "time": now, "wall_s": now - start, "loss": loss, "valid_loss": valid_loss})
         out.write(json.dumps(records[-1]) + "\n")
         out.flush()
-        print(f"step {step + 1}  loss {records[-1]['loss']:.4f}  valid {records[-1]['valid_loss']:.4f} nats/token  "
-              f"{records[-1]['wall_s'] / 60:.1f} min", flush=True)
+        print(f"step {step + 1}  loss {loss:.4f}  valid {valid_loss:.4f} nats/token  {(now - start) / 60:.1f} min",
+              flush=True)
       if out_of_time:
         break
   return records
