@@ -142,6 +142,20 @@ def test_lstm_peephole_and_layer_norm_closed_form():
   np.testing.assert_allclose(y, h_new, atol=1e-5)
 
 
+def test_lstm_cell_clip_bounds_the_cell_state_closed_form():
+  """A forget gate held open and a saturated input add ~1 per step to c: unclipped it grows with time; with
+  `cell_clip` it stays at the clip, and the step equals the closed form on the clipped state."""
+  p = cells.get("lstm").init(jax.random.PRNGKey(4), I, H)
+  p = dict(p, w_h=jnp.zeros_like(p["w_h"]), b=p["b"].at[:3 * H].set(20.0))  # i, f, g -> 1; o = sigmoid(0)
+  xs = jnp.zeros((B, 30, I))
+  final, _ = scan.run(cells.get("lstm"), p, xs)
+  clipped, _ = scan.run(cells.get("lstm", cell_clip=3.0), p, xs)
+  assert float(final.c.min()) > 29.0 and float(jnp.abs(clipped.c).max()) == 3.0
+  np.testing.assert_allclose(clipped.h, 0.5 * np.tanh(3.0), atol=1e-5)
+  with pytest.raises(ValueError, match="cell_clip must be >= 0"):
+    cells.get("lstm", cell_clip=-1.0)
+
+
 def test_lstm_init_forget_bias_and_orthogonal_recurrence():
   p = cells.get("lstm", forget_bias=1.0).init(jax.random.PRNGKey(0), I, H)
   np.testing.assert_array_equal(p["b"][H:2 * H], 1.0)

@@ -15,7 +15,7 @@ from tests.conftest import clear_traces, float64
 
 B, T, I, H = 3, 7, 4, 5
 LENGTHS = np.array([7, 3, 5])
-FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("gru", {}), ("gru", {"reset_after": False}), ("elman", {}),
+FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("lstm", {"cell_clip": 0.3, "peepholes": True}), ("gru", {}), ("gru", {"reset_after": False}), ("elman", {}),
                ("elman", {"activation": "relu"})]
 FUSED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in FUSED_CELLS]
 

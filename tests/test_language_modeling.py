@@ -65,6 +65,37 @@ def test_loss_resets_carries_at_epoch_start_and_stops_their_gradient():
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree.leaves(grad_carry))
 
 
+def test_random_resets_restart_streams_at_the_configured_rate_reproducibly():
+  """Every stream restarts at an epoch's first window; elsewhere each does with the configured probability,
+  drawn from `(seed, step)` alone (a resumed run draws the same); probability 0 leaves epoch starts only."""
+  resets = np.stack([lm.stream_resets(step, 50, 64, 0.05, seed=3) for step in range(1000)])
+  assert resets[::50].all()
+  others = np.delete(resets, np.s_[::50], axis=0)
+  assert abs(others.mean() - 0.05) < 0.005 and others.any(axis=0).all()
+  np.testing.assert_array_equal(lm.stream_resets(777, 50, 64, 0.05, seed=3), resets[777])
+  assert not np.array_equal(np.stack([lm.stream_resets(step, 50, 64, 0.05, seed=4) for step in range(1000)]), resets)
+  assert not np.delete(np.stack([lm.stream_resets(s, 50, 64, 0.0, 3) for s in range(200)]), np.s_[::50], 0).any()
+
+
+def test_cell_clip_lets_a_stream_recover_from_a_runaway_cell_state():
+  """One LSTM unit counts a's up and b's down (forget gate open) and predicts the next token from the count's
+  sign. After 300 a's an unclipped cell state of 300 mispredicts the 100 b's that follow; clipped to 3 it
+  recovers within a few b's. The carries stay inside the clip across the evaluation's windows."""
+  stream = np.array([[1] * 300 + [2] * 101])
+  losses = {}
+  for clip in (0.0, 3.0):
+    model = LanguageModel(vocab_size=3, hidden_size=1, embed_size=2, num_layers=1, cell_clip=clip)
+    params = model.init(jax.random.PRNGKey(0))
+    params["embed"] = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]])  # a, b one-hot
+    params["rnn"][0].update(w_x=jnp.array([[20.0, 0.0, 20.0, 0.0], [20.0, 0.0, -20.0, 0.0]]),  # i = 1; g = +-1
+                            w_h=jnp.zeros((1, 4)), b=jnp.array([0.0, 20.0, 0.0, 20.0]))  # f = o = 1
+    params["out_w"], params["out_b"] = jnp.array([[0.0, 6.0, -6.0]]), jnp.zeros((3,))
+    losses[clip] = lm.evaluate_streams(model, train.make_eval_step(model.loss_fn), params, stream, 50)[0]
+    _, carries = model.apply(params, model.initial_carries(params, 1), jnp.asarray(stream))
+    np.testing.assert_allclose(float(carries[0].c[0, 0]), -3.0 if clip else 300.0 - 101.0, rtol=1e-4)
+  assert losses[0.0] > 1.0 and losses[3.0] < 0.2 * losses[0.0], losses
+
+
 def test_tbptt_batches_continue_the_streams():
   ids = np.arange(100)
   streams = text.batchify(ids, 4)
@@ -134,7 +165,8 @@ def _launch(workdir, corpus, *extra):
           f"--config.data.path={corpus}", "--config.data.batch_size=4", "--config.data.bptt=16",
           "--config.model.hidden_size=32", "--config.model.embed_size=16", "--config.model.dropout=0.1",
           "--config.num_steps=40", "--config.log_every=1",
-          "--config.checkpoint_every=7", "--config.eval_every=1000", "--config.sample.length=10", *extra]
+          "--config.checkpoint_every=7", "--config.eval_every=1000", "--config.sample.length=10",
+          "--config.data.reset_probability=0.2", *extra]  # random resets: drawn the same after a restart
 
 
 def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
@@ -188,6 +220,8 @@ def test_sigkill_and_restart_continues_the_same_loss_curve(tmp_path):
     ("eval_splits", ("validation",), r"config.eval_splits must name some of \('train', 'valid', 'test'\)"),
     ("data.fractions", (1.0, 0.0, 0.0), "config.data.fractions must be three positive fractions"),
     ("sample.length", -5, "config.sample.length must be >= 0"),
+    ("data.reset_probability", 1.0, r"config.data.reset_probability must be in \[0, 1\)"),
+    ("model.cell_clip", -1.0, "config.model.cell_clip must be >= 0"),
     ("sample.temperature", -0.5, "config.sample.temperature must be >= 0"),
 ])
 def test_invalid_config_values_are_named(field, value, message):
@@ -195,6 +229,10 @@ def test_invalid_config_values_are_named(field, value, message):
   *sections, name = field.split(".")
   (config[sections[0]] if sections else config)[name] = value
   with pytest.raises(ValueError, match=message):
+    lm.validate(config)
+  config = char_default.get_config()
+  config.model.cell, config.model.cell_clip = "gru", 3.0
+  with pytest.raises(ValueError, match="config.model.cell_clip clips an LSTM's cell state"):
     lm.validate(config)
   config = char_default.get_config()
   config.model.tied, config.model.embed_size = True, 100

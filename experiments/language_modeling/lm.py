@@ -3,7 +3,9 @@
 Truncated BPTT over a contiguous stream: the training text is cut into
 `batch_size` parallel streams; batch `s` is window `s mod steps_per_epoch` of
 `bptt` steps; the final carries of one window are the initial carries of the next
-(kept in the train state, so they are checkpointed), reset at every epoch start.
+(kept in the train state, so they are checkpointed), reset at every epoch start and, with probability
+`data.reset_probability`, at any window of any stream, so that training also starts from the zero state that
+evaluation starts every stream from.
 """
 
 from __future__ import annotations
@@ -49,6 +51,13 @@ def validate(config) -> None:
     raise ValueError(f"config.num_steps must be >= 0 (0: num_epochs passes), got {config.num_steps}")
   if not (config.num_steps or config.num_epochs > 0):
     raise ValueError(f"config.num_epochs must be > 0 when config.num_steps is 0, got {config.num_epochs}")
+  if config.model.cell_clip and config.model.cell != "lstm":
+    raise ValueError(f"config.model.cell_clip clips an LSTM's cell state: set it to 0 for cell "
+                     f"{config.model.cell!r}, got {config.model.cell_clip}")
+  if not config.model.cell_clip >= 0:
+    raise ValueError(f"config.model.cell_clip must be >= 0 (0: no clip), got {config.model.cell_clip}")
+  if not 0.0 <= config.data.reset_probability < 1.0:
+    raise ValueError(f"config.data.reset_probability must be in [0, 1), got {config.data.reset_probability}")
   unknown = [split for split in config.eval_splits if split not in text.SPLITS]
   if unknown or not config.eval_splits:
     raise ValueError(f"config.eval_splits must name some of {text.SPLITS}, got {tuple(config.eval_splits)}")
@@ -69,6 +78,14 @@ def _windows(ids, batch_size: int, bptt: int, what: str):
     raise ValueError(f"{what} of {len(ids)} tokens is too short for {batch_size} streams of at least "
                      f"{bptt} + 1 tokens (config.data.bptt): use a larger corpus or smaller values")
   return text.batchify(ids, batch_size)
+
+
+def stream_resets(step: int, steps_per_epoch: int, batch_size: int, probability: float, seed: int) -> np.ndarray:
+  """`[batch_size]` bool: which streams restart from a zero carry at training `step` -- all at an epoch's first
+  window, and each with `probability` at any other. A function of `(seed, step)` only, so a resumed run draws
+  the same resets."""
+  draws_B = np.random.default_rng([seed, step]).random(batch_size)
+  return (draws_B < probability) | (step % steps_per_epoch == 0)
 
 
 def _load_splits(data_config) -> dict:
@@ -139,7 +156,7 @@ def make_model(config, vocab_size: int) -> LanguageModel:
   return LanguageModel(vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                        embed_size=m.embed_size, dropout=m.dropout, variational_dropout=m.variational_dropout,
                        tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat,
-                       matmul_dtype=m.matmul_dtype, proj_size=m.get("proj_size", 0))
+                       matmul_dtype=m.matmul_dtype, proj_size=m.get("proj_size", 0), cell_clip=m.get("cell_clip", 0.0))
 
 
 def evaluate_streams(model: LanguageModel, eval_step, params, streams, bptt: int) -> np.ndarray:
@@ -184,7 +201,9 @@ def build(config, workdir: str):
   def train_batch(step):
     index = step % steps_per_epoch
     inputs, targets = text.window(streams, index, config.data.bptt)
-    return {"inputs": inputs, "targets": targets, "reset": np.full((config.data.batch_size,), index == 0)}
+    return {"inputs": inputs, "targets": targets,
+            "reset": stream_resets(step, steps_per_epoch, config.data.batch_size, config.data.reset_probability,
+                                   config.seed)}
 
   def init(key):
     params = model.init(key)

@@ -37,10 +37,12 @@ class LanguageModel(cells.WithCell):
   remat: bool = False
   matmul_dtype: str = "float32"   # "bfloat16": mixed precision in the recurrence and the softmax layer
   proj_size: int = 0              # the "lstmp" cell's projection width (0: no projection)
+  cell_clip: float = 0.0          # > 0: the LSTM's cell state clipped to [-cell_clip, cell_clip]
 
   @property
   def cell_options(self) -> dict:
-    return {"proj_size": self.proj_size} if self.proj_size else {}
+    return {**({"proj_size": self.proj_size} if self.proj_size else {}),
+            **({"cell_clip": self.cell_clip} if self.cell_clip else {})}
 
   @property
   def output_size(self) -> int:

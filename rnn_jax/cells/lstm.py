@@ -4,7 +4,7 @@ Gates are fused in one weight, in the order **i, f, g, o** (PyTorch's order):
 
   z = x W_x + b + h W_h            # [B, 4H]
   i, f, g, o = sigmoid, sigmoid, tanh, sigmoid of the four slices
-  c' = f * c + i * g
+  c' = f * c + i * g               (clipped to [-cell_clip, cell_clip] if cell_clip > 0)
   h' = o * tanh(c')                 y = h'
 
 Params: `w_x [I, 4H]`, `w_h [H, 4H]` (one orthogonal block per gate), `b [4H]`
@@ -32,15 +32,28 @@ class LSTMState(NamedTuple):
   h: jax.Array
 
 
+def clip_cell(c, cell_clip: float):
+  """`c` clipped to `[-cell_clip, cell_clip]`; unchanged for `cell_clip == 0`."""
+  return jnp.clip(c, -cell_clip, cell_clip) if cell_clip > 0 else c
+
+
 @dataclasses.dataclass(frozen=True)
 class LSTM(base.Cell):
-  """LSTM with fused gates; options: `forget_bias`, `peepholes`, `layer_norm`."""
+  """LSTM with fused gates; options: `forget_bias`, `peepholes`, `layer_norm`, `cell_clip` (> 0: the cell
+  state is clipped to [-cell_clip, cell_clip] at every step, as TensorFlow's LSTMCell `cell_clip`, so that it
+  cannot grow without bound; 0: no clip)."""
 
   forget_bias: float = 1.0
   peepholes: bool = False
   layer_norm: bool = False
+  cell_clip: float = 0.0
   name = "lstm"
   params_match_init = True
+
+  def __post_init__(self):
+    super().__post_init__()
+    if not self.cell_clip >= 0:
+      raise ValueError(f"cell_clip must be >= 0 (0: no clip), got {self.cell_clip}")
 
   def init(self, key, input_size, hidden_size):
     kx, kh, kp = jax.random.split(key, 3)
@@ -77,7 +90,7 @@ class LSTM(base.Cell):
     if self.peepholes:
       i = i + c * ops.along_last(params["w_peep"][0], c)
       f = f + c * ops.along_last(params["w_peep"][1], c)
-    c = ops.fast_sigmoid(f) * c + ops.fast_sigmoid(i) * jnp.tanh(g)
+    c = clip_cell(ops.fast_sigmoid(f) * c + ops.fast_sigmoid(i) * jnp.tanh(g), self.cell_clip)
     if self.peepholes:
       o = o + c * ops.along_last(params["w_peep"][2], c)
     c_out = layers.layer_norm(params["ln_c"], c) if self.layer_norm else c

@@ -29,8 +29,8 @@ def unsupported_reason(cell: base.Cell, params: Any = None, remat: bool = False)
   """None if `run` computes `cell` exactly, else why not."""
   if type(cell) is not LSTM:  # pylint: disable=unidiomatic-typecheck  (a subclass may change `recur`)
     return f"cuDNN runs only the plain LSTM, not cell {cell.name!r}"
-  if cell.peepholes or cell.layer_norm:
-    return "cuDNN's LSTM has no peepholes or layer norm"
+  if cell.peepholes or cell.layer_norm or cell.cell_clip:
+    return "cuDNN's LSTM has no peepholes, layer norm or cell clip"
   if cell.matmul_dtype is not None and jnp.dtype(cell.matmul_dtype) != jnp.float32:
     return f"jax.experimental.rnn runs float32 only, not matmul_dtype={cell.matmul_dtype!r}"
   if params is not None and any(jnp.result_type(w) != jnp.float32 for w in jax.tree.leaves(params)):

@@ -30,6 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.batch_size = 32          # parallel streams in training
   c.data.eval_batch_size = 16     # parallel streams in evaluation
   c.data.bptt = 64                # truncated-BPTT window (time steps per batch)
+  c.data.reset_probability = 0.0  # chance that a stream restarts from a zero carry at a training window
   c.data.tfds_dir = ""            # where TFDS prepares datasets ("" = ~/.cache/rnn_jax/tfds)
   c.data.download = False         # let TFDS download catalog datasets (needs internet)
   c.data.new_corpus_ok = False    # True: train a workdir's run on another corpus, through its saved vocabulary
@@ -37,6 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()
   c.model.matmul_dtype = "float32"  # "bfloat16": bf16 matmul operands, float32 accumulation, params and carries
+  c.model.cell_clip = 0.0         # > 0: an LSTM's cell state clipped to [-cell_clip, cell_clip] at every step
   c.model.hidden_size = 256       # units per layer
   c.model.proj_size = 0           # cell "lstmp": the recurrent projection's width (0: none; other cells)
   c.model.num_layers = 2          # stacked layers

@@ -1,0 +1,138 @@
+"""rnn_jax's LM and the PyTorch reference on the same corpus, config and wall budget; one plot of both.
+
+  python -m experiments.language_modeling.side_by_side --minutes=30 --out=runs/side_by_side \
+    [--config=experiments/language_modeling/configs/torch_comparison.py] [--config.<field>=...]
+
+`--schedule=pinned` (default) runs both at once, each pinned to its own core with `taskset -c`;
+`--schedule=sequential` runs one after the other with the whole machine each (for a machine with one core, or
+without taskset). Each gets `--minutes` of wall time from its launch (start-up, compilation and validation
+included); rnn_jax's run is stopped with SIGTERM, which ends it cleanly. Writes `OUT/rnn_jax/` (its workdir),
+`OUT/torch/metrics.jsonl` and `OUT/side_by_side.png` (validation nats/char against wall minutes). Needs the
+`torch` and `experiments` extras.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from experiments import command_line
+
+
+DEFAULT_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "torch_comparison.py")
+
+
+def config_arguments(argv: list[str]) -> list[str]:
+  """The `--config` (this program's default unless given) and `--config.<field>` arguments of `argv`, to hand
+  on to both programs unchanged."""
+  found = [arg for arg in argv if arg.startswith(("--config=", "--config.", "--noconfig."))]
+  return found if any(arg.startswith("--config=") for arg in found) else [f"--config={DEFAULT_CONFIG}", *found]
+
+
+def commands(config_args: list[str], out: str, minutes: float) -> dict[str, list[str]]:
+  """The two programs' command lines."""
+  python = [sys.executable, "-m", "experiments.language_modeling."]
+  return {
+      "rnn_jax": [python[0], python[1], python[2] + "main", *config_args, f"--workdir={os.path.join(out, 'rnn_jax')}",
+                  "--config.eval_splits=('valid',)", "--config.sample.length=0"],
+      "torch": [python[0], python[1], python[2] + "torch_reference", *config_args, f"--minutes={minutes}",
+                f"--metrics={os.path.join(out, 'torch', 'metrics.jsonl')}", "--threads=1"],
+  }
+
+
+def launch(name: str, command: list[str], out: str, core: int | None) -> tuple[subprocess.Popen, float]:
+  """`(process, launch time)`; its output goes to `OUT/<name>.log`."""
+  if core is not None:
+    command = ["taskset", "-c", str(core), *command]
+  log = open(os.path.join(out, f"{name}.log"), "w")  # pylint: disable=consider-using-with
+  return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), time.time()
+
+
+def finish(process: subprocess.Popen, started: float, minutes: float) -> None:
+  """Waits for the budget, then stops the process with SIGTERM (a clean stop) if it still runs."""
+  try:
+    process.wait(timeout=max(0.0, started + 60 * minutes - time.time()))
+  except subprocess.TimeoutExpired:
+    process.send_signal(signal.SIGTERM)
+    process.wait()
+
+
+def curve(metrics_path: str, started: float) -> list[tuple[float, float]]:
+  """`[(wall minutes since launch, valid nats/char)]` from a metrics.jsonl."""
+  points = []
+  with open(metrics_path) as f:
+    for line in f:
+      record = json.loads(line)
+      if "valid_loss" in record:
+        points.append(((record["time"] - started) / 60, record["valid_loss"]))
+  return points
+
+
+def plot(curves: dict, path: str, title: str) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for name, points in curves.items():
+    if points:
+      ax.plot(*zip(*points), marker="o", label=name)
+  ax.set(xlabel="wall time (minutes)", ylabel="validation nats/char", title=title)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path, dpi=120)
+  plt.close(fig)
+
+
+def run(config_args: list[str], out: str, minutes: float, schedule: str) -> dict:
+  """Runs both programs, plots, and returns `{name: [(minutes, valid nats/char)]}`."""
+  os.makedirs(os.path.join(out, "torch"), exist_ok=True)
+  pinned = schedule == "pinned"
+  if pinned and (shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2):
+    sys.exit("--schedule=pinned needs taskset and two cores: use --schedule=sequential")
+  cores = sorted(os.sched_getaffinity(0))[:2] if pinned else [None, None]
+  started = {}
+  running = []
+  for (name, command), core in zip(commands(config_args, out, minutes).items(), cores):
+    process, started[name] = launch(name, command, out, core)
+    running.append((name, process))
+    if not pinned:
+      finish(process, started[name], minutes)
+  for name, process in running:
+    finish(process, started[name], minutes)
+  metrics = {"rnn_jax": os.path.join(out, "rnn_jax", "metrics.jsonl"),
+             "torch": os.path.join(out, "torch", "metrics.jsonl")}
+  curves = {name: curve(path, started[name]) for name, path in metrics.items()}
+  plot(curves, os.path.join(out, "side_by_side.png"), f"{schedule}, {minutes:g} min each")
+  return curves
+
+
+def define_flags() -> dict:
+  """The command line's flags (defined only when run as a program, so that tests can import the module); the
+  config is parsed here only to check its fields: each program reads the arguments itself."""
+  return {"config": command_line.config_flag(__file__, "torch_comparison"),
+          "minutes": flags.DEFINE_float("minutes", 30.0, "Wall budget of each program."),
+          "out": flags.DEFINE_string("out", "runs/side_by_side", "Output folder."),
+          "schedule": flags.DEFINE_enum("schedule", "pinned", ["pinned", "sequential"],
+                                        "Both at once on one core each, or one after the other.")}
+
+
+def main(argv, flag):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flag["minutes"].value > 0:
+    sys.exit(f"--minutes must be > 0, got {flag['minutes'].value}")
+  curves = run(config_arguments(sys.argv), flag["out"].value, flag["minutes"].value, flag["schedule"].value)
+  for name, points in curves.items():
+    print(f"{name}: " + ", ".join(f"{m:.1f} min {v:.3f}" for m, v in points))
+
+
+if __name__ == "__main__":
+  app.run(functools.partial(main, flag=define_flags()))

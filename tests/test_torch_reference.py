@@ -1,0 +1,61 @@
+"""The PyTorch reference LM and the side-by-side comparison (run only where the `torch` extra is installed)."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the PyTorch reference needs the torch extra: pip install -e .[torch]")
+
+from experiments.language_modeling import lm, torch_reference  # pylint: disable=wrong-import-position
+from experiments.language_modeling.configs import torch_comparison  # pylint: disable=wrong-import-position
+from rnn_jax.data import text  # pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = {"data.batch_size": 4, "data.bptt": 16, "data.eval_batch_size": 2, "model.hidden_size": 32,
+        "model.embed_size": 8, "num_steps": 60, "eval_every": 20, "optimizer.learning_rate": 3e-2}
+
+
+def _corpus(tmp_path):
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 60)
+  return corpus
+
+
+def _tiny_config(corpus):
+  config = torch_comparison.get_config()
+  config.data.path = str(corpus)
+  for field, value in TINY.items():
+    *section, name = field.split(".")
+    (config[section[0]] if section else config)[name] = value
+  return config
+
+
+def test_reference_reads_the_same_characters_and_learns(tmp_path):
+  config = _tiny_config(_corpus(tmp_path))
+  vocab, ids, _ = lm.load_corpus(config, str(tmp_path / "run"))
+  vocab_size, streams, valid = torch_reference.corpus_streams(config)
+  assert vocab_size == len(vocab)
+  np.testing.assert_array_equal(streams, text.batchify(ids["train"], config.data.batch_size))
+  np.testing.assert_array_equal(valid, text.batchify(ids["valid"], config.data.eval_batch_size))
+  records = torch_reference.train(config, str(tmp_path / "torch.jsonl"), minutes=0)
+  assert [r["step"] for r in records] == [20, 40, 60]
+  assert records[0]["valid_loss"] < np.log(vocab_size) and records[-1]["valid_loss"] < 0.3, records  # memorised
+
+
+def test_side_by_side_plots_both_curves_within_the_budget(tmp_path):
+  corpus = _corpus(tmp_path)
+  overrides = [f"--config.{field}={value}" for field, value in TINY.items()]
+  schedule = "pinned" if len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") else "sequential"
+  out = tmp_path / "out"
+  done = subprocess.run([sys.executable, "-m", "experiments.language_modeling.side_by_side", "--minutes=5",
+                         f"--out={out}", f"--schedule={schedule}", f"--config.data.path={corpus}", *overrides],
+                        cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert (out / "side_by_side.png").stat().st_size > 1000
+  for name in ("rnn_jax", "torch"):
+    line = next(line for line in done.stdout.splitlines() if line.startswith(f"{name}: "))
+    assert line.count(" min ") == 3, done.stdout  # validations at steps 20, 40, 60
