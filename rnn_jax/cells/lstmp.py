@@ -22,6 +22,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import layers, ops
 from rnn_jax.cells import base
 
 
@@ -37,6 +38,7 @@ class LSTMP(base.Cell):
   proj_size: int = 0
   forget_bias: float = 1.0
   name = "lstmp"
+  params_match_init = True
 
   def __post_init__(self):
     super().__post_init__()
@@ -46,10 +48,10 @@ class LSTMP(base.Cell):
   def init(self, key, input_size, hidden_size):
     kx, kh, kp = jax.random.split(key, 3)
     return {
-        "w_x": base.glorot_uniform(kx, (input_size, 4 * hidden_size)),
+        "w_x": layers.glorot_uniform(kx, (input_size, 4 * hidden_size)),
         "w_h": jax.nn.initializers.orthogonal()(kh, (self.proj_size, 4 * hidden_size)),
         "b": jnp.zeros((4 * hidden_size,)).at[hidden_size:2 * hidden_size].set(self.forget_bias),
-        "w_p": base.glorot_uniform(kp, (hidden_size, self.proj_size)),
+        "w_p": layers.glorot_uniform(kp, (hidden_size, self.proj_size)),
     }
 
   def initial_carry(self, params, batch_shape):
@@ -60,8 +62,8 @@ class LSTMP(base.Cell):
   def recur(self, params, carry, z):
     c, h = carry
     i, f, g, o = jnp.split(z + self.matmul(h, params["w_h"]), 4, axis=-1)
-    c = base.fast_sigmoid(f) * c + base.fast_sigmoid(i) * jnp.tanh(g)
-    h = self.matmul(base.fast_sigmoid(o) * jnp.tanh(c), params["w_p"])
+    c = ops.fast_sigmoid(f) * c + ops.fast_sigmoid(i) * jnp.tanh(g)
+    h = self.matmul(ops.fast_sigmoid(o) * jnp.tanh(c), params["w_p"])
     return LSTMPState(c, h), h
 
   def hidden_size(self, params):
