@@ -6,18 +6,17 @@ Modes: train (default; resumes from the workdir, then scores the test split into
 Override any config field: `--config.model.num_layers=3 --config.model.cell=gru`.
 """
 
-import os
-
 from absl import app, flags
-from ml_collections import config_flags
 
 from rnn_jax import train
 from rnn_jax.data import fetch
-from experiments.speech import recognize, speech
+from experiments import command_line
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "dtmf.py"),
-    "Config file (see configs/).")
+command_line.require_experiments_extra(("matplotlib",))
+
+from experiments.speech import recognize, speech  # pylint: disable=wrong-import-position  # after the check
+
+_CONFIG = command_line.config_flag(__file__, "dtmf")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/speech", "Checkpoints, metrics, TensorBoard, results.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "recognize", "eval"], "What to do.")
 _INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; eval: a folder of recordings.")
@@ -41,4 +40,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(train.one_line_errors(main))
