@@ -1,6 +1,7 @@
 """Speech: `python -m experiments.speech.main [--config=...] [--workdir=...] [--mode=...]`.
 
-Modes: train (default; resumes from the workdir, then scores the test split into results.json), recognize
+Modes: train (default; resumes from the workdir, then scores the test split into results.json), sweep (one
+training run per depth and direction at an equal parameter count, in sub-workdirs; `config.sweep`), recognize
 (prints the digits of `--input`, a WAV file or a folder of them), eval (scores `--input`, a folder of
 `{digits}_{speaker}_{index}.wav` recordings). recognize and eval use the model the workdir's run saved.
 Override any config field: `--config.model.num_layers=3 --config.model.cell=gru`.
@@ -14,11 +15,11 @@ from experiments import command_line
 
 command_line.require_experiments_extra(("matplotlib",))
 
-from experiments.speech import recognize, speech  # pylint: disable=wrong-import-position  # after the check
+from experiments.speech import recognize, speech, sweep  # pylint: disable=wrong-import-position  # after the check
 
 _CONFIG = command_line.config_flag(__file__, "dtmf")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/speech", "Checkpoints, metrics, TensorBoard, results.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "recognize", "eval"], "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "recognize", "eval", "sweep"], "What to do.")
 _INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; eval: a folder of recordings.")
 
 
@@ -26,8 +27,8 @@ _INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; ev
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if _MODE.value == "train":
-    speech.run(_CONFIG.value, _WORKDIR.value)
+  if _MODE.value in ("train", "sweep"):
+    (speech.run if _MODE.value == "train" else sweep.run)(_CONFIG.value, _WORKDIR.value)
     return
   if not _INPUT.value:
     raise app.UsageError(f"--mode={_MODE.value} needs --input=FILE.wav or a folder")

@@ -74,6 +74,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.augment.time_masks = 0        # spans of frames set to the mean, per utterance
   c.augment.time_mask_width = 8   # widest span (frames)
 
+  c.sweep = ml_collections.ConfigDict()     # --mode=sweep: one run per depth and direction (sweep.py)
+  c.sweep.depths = (1, 2, 3, 5)   # num_layers of the points
+  c.sweep.directions = ("uni", "bi")  # forward-only and bidirectional layers
+  c.sweep.parameters = 0          # every point's hidden size is matched to this count (0: that of c.model)
+
   c.eval = ml_collections.ConfigDict()
   c.eval.beam_size = 8            # prefix beam search width on the test split
   return c
