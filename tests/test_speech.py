@@ -15,7 +15,8 @@ import pytest
 from scipy.io import wavfile
 
 from rnn_jax.data import fetch, spoken_digits
-from experiments.speech import augment, features, recognize, speech, utterances
+from rnn_jax.data.sources import DataError
+from experiments.speech import augment, features, model, recognize, speech, sweep, utterances
 from experiments.speech.configs import base as base_config, fsdd_official
 
 SPEC = features.Spec(sample_rate=8000, window_ms=25.0, hop_ms=10.0, num_mels=40, delta_order=0)
@@ -221,7 +222,10 @@ def test_one_line_errors_before_compute(tmp_path):
   with pytest.raises(ValueError, match="config.data.path"):
     speech.validate(config)
   config.data.path = str(tmp_path / "empty")
-  with pytest.raises(FileNotFoundError, match="no .*recordings"):
+  with pytest.raises(DataError, match="no folder of recordings at .*empty'"):
+    utterances.make_source(config.data)
+  config.data.path, config.data.tfds_dir = str(tmp_path), str(tmp_path / "tfds")   # holds the 16 kHz file
+  with pytest.raises(DataError, match="1_x_0.wav: need mono 8000 Hz audio, got 16000 Hz"):
     utterances.make_source(config.data)
 
 
@@ -233,6 +237,26 @@ def test_fsdd_not_fetched_stops_before_compute_naming_the_fetch_command(tmp_path
                                                              "rnn_jax.data.fetch fsdd (or --from=PATH offline)")):
     speech.run(config, str(tmp_path / "run"))
   assert not os.listdir(tmp_path)
+
+
+def _lstm_ctc_parameters(features_in: int, hidden: int, layers: int, directions: int) -> int:
+  """Four gates of `hidden` units on [input, hidden state, 1] per layer and direction, and the dense to 11."""
+  inputs = [features_in] + [directions * hidden] * (layers - 1)
+  return sum(directions * 4 * hidden * (size + hidden + 1) for size in inputs) + (directions * hidden + 1) * 11
+
+
+def test_sweep_points_cover_depths_and_directions_at_the_parameter_count_of_the_config():
+  config = base_config.base_config()
+  stacked = features.spec_from_config(config.features).size * config.model.subsample
+  target = _lstm_ctc_parameters(stacked, config.model.hidden_size, config.model.num_layers, 2)
+  points = sweep.points(config)
+  assert [name for name, _ in points] == [f"depth{d}_{b}" for d in (1, 2, 3, 5) for b in ("uni", "bi")]
+  for name, point in points:
+    m = point.model
+    assert (m.num_layers, m.bidirectional) == (int(name[5]), name.endswith("_bi"))
+    counts = [_lstm_ctc_parameters(stacked, m.hidden_size + d, m.num_layers, 1 + m.bidirectional) for d in (-1, 0, 1)]
+    assert abs(counts[1] - target) <= min(abs(counts[0] - target), abs(counts[2] - target)), name
+    assert abs(counts[1] - target) <= 0.02 * target, name
 
 
 @pytest.fixture(scope="module")

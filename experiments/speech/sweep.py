@@ -13,6 +13,8 @@ import copy
 import json
 import os
 
+import numpy as np
+
 from experiments import command_line
 from experiments.speech import features, model, speech
 
@@ -24,18 +26,19 @@ def parameter_count(model_cfg, feature_size: int) -> int:
 
 
 def matched_hidden_size(model_cfg, feature_size: int, target: int) -> int:
-  """The hidden size (>= 1) whose model has the parameter count closest to `target` (counts grow with it)."""
+  """The hidden size (>= 1) whose model has the parameter count closest to `target`.
+
+  A stack's count is a quadratic in the hidden size (weights from the layer below and recurrent weights grow
+  with its square), so three counts give it exactly.
+  """
   def count(hidden):
     sized = copy.deepcopy(model_cfg)
     sized.hidden_size = hidden
     return parameter_count(sized, feature_size)
-  low, high = 1, 2
-  while count(high) < target:
-    low, high = high, 2 * high
-  while high - low > 1:
-    middle = (low + high) // 2
-    low, high = (middle, high) if count(middle) < target else (low, middle)
-  return min((low, high), key=lambda hidden: abs(count(hidden) - target))
+  a, b, c = np.polyfit([1, 2, 3], [count(1), count(2), count(3)], 2)
+  root = max(np.roots([a, b, c - target]).real)
+  quadratic = lambda h: a * h * h + b * h + c
+  return min((max(1, int(np.floor(root))), max(1, int(np.ceil(root)))), key=lambda h: abs(quadratic(h) - target))
 
 
 def points(config) -> list[tuple[str, object]]:

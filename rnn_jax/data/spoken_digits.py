@@ -21,7 +21,7 @@ import tensorflow_datasets as tfds
 from scipy.io import wavfile
 
 from rnn_jax.data import fetch, sources
-from rnn_jax.data.sources import DEFAULT_DATA_DIR
+from rnn_jax.data.sources import DEFAULT_DATA_DIR, DataError
 
 SAMPLE_RATE = 8000
 RECORDING_NAME = re.compile(r"^(\d+)_([^_]+)_(\d+)\.wav$")   # {digits}_{speaker}_{index}.wav
@@ -29,10 +29,10 @@ SPLIT = "recordings"   # the builder's one split: the experiments split by speak
 
 
 def read_wav(path: str) -> np.ndarray:
-  """A mono 8 kHz WAV as float32 in [-1, 1]; one-line error for another rate or several channels."""
+  """A mono 8 kHz WAV as float32 in [-1, 1]; DataError (one line) for another rate or several channels."""
   rate, samples = wavfile.read(path)
   if rate != SAMPLE_RATE or samples.ndim != 1:
-    raise ValueError(f"{path}: need mono {SAMPLE_RATE} Hz audio, got {rate} Hz with shape {samples.shape}; "
+    raise DataError(f"{path}: need mono {SAMPLE_RATE} Hz audio, got {rate} Hz with shape {samples.shape}; "
                      f"convert it first (e.g. sox IN -r {SAMPLE_RATE} -c 1 OUT.wav)")
   if np.issubdtype(samples.dtype, np.integer):
     return (samples / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
@@ -40,10 +40,10 @@ def read_wav(path: str) -> np.ndarray:
 
 
 def single_digit_files(folder: str) -> list[str]:
-  """The names of `folder`'s `{digit}_{speaker}_{index}.wav` files of one digit, sorted; one-line error if none."""
+  """The names of `folder`'s `{digit}_{speaker}_{index}.wav` files of one digit, sorted; DataError if none."""
   names = sorted(n for n in os.listdir(folder) if (m := RECORDING_NAME.match(n)) and len(m.group(1)) == 1)
   if not names:
-    raise FileNotFoundError(f"no {{digit}}_{{speaker}}_{{index}}.wav recordings in {folder!r}: pass the Free "
+    raise DataError(f"no {{digit}}_{{speaker}}_{{index}}.wav recordings in {folder!r}: pass the Free "
                             "Spoken Digit Dataset's recordings/ folder (python -m rnn_jax.data.fetch fsdd)")
   return names
 
@@ -89,7 +89,7 @@ def load_recordings(path: str, data_dir: str | None = None) -> dict[tuple[str, i
   """`{(speaker, digit, index): wave}` of the folder `path` (or `fetched:fsdd`), prepared once in `data_dir`."""
   folder = os.path.abspath(fetch.resolve(path))
   if not os.path.isdir(folder):
-    raise FileNotFoundError(f"no folder of recordings at {path!r}: pass the Free Spoken Digit Dataset's "
+    raise DataError(f"no folder of recordings at {path!r}: pass the Free Spoken Digit Dataset's "
                             "recordings/ folder (python -m rnn_jax.data.fetch fsdd)")
   builder = sources.prepared(lambda: SpokenDigits(config=_config_for(folder), data_dir=data_dir or DEFAULT_DATA_DIR))
   return {(sources.as_str(ex["speaker"]), int(ex["digit"]), int(ex["index"])): np.asarray(ex["audio"], np.float32)
