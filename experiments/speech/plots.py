@@ -21,7 +21,7 @@ NONE = "-"   # the row of insertions and the column of deletions
 
 def _save(fig, path: str) -> str:
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=80, bbox_inches="tight")
+  fig.savefig(path, dpi=70, bbox_inches="tight")
   plt.close(fig)
   return path
 
@@ -29,7 +29,7 @@ def _save(fig, path: str) -> str:
 def emissions(path: str, items: Sequence[dict]) -> str:
   """For each item, the log-mel spectrogram with each decoded digit written where CTC emits it (its most
   probable frame; red lines), over the per-step probabilities of blank (grey) and of the digits emitted."""
-  fig, axes = plt.subplots(2 * len(items), 1, figsize=(8, 3.6 * len(items)), squeeze=False,
+  fig, axes = plt.subplots(2 * len(items), 1, figsize=(7, 3.2 * len(items)), squeeze=False,
                            gridspec_kw={"height_ratios": [2.2, 1] * len(items)})
   for k, item in enumerate(items):
     ax, bx = axes[2 * k, 0], axes[2 * k + 1, 0]

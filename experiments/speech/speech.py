@@ -115,7 +115,7 @@ def _split_batches(source, split, count, spec, normalizer, config):
   return batches, [model.digits_to_labels(u.digits) for u in utts]
 
 
-PICTURED_UTTERANCES = 3   # test utterances drawn with their CTC emissions
+PICTURED_UTTERANCES = 2   # test utterances drawn with their CTC emissions
 
 
 def write_pictures(workdir, config, source, spec, normalizer, log_probs, params, refs, hyps) -> list[str]:
@@ -193,7 +193,7 @@ def run(config, workdir: str) -> dict:
   best, beams = decode(log_probs, params, test_batches, config.eval.beam_size)
   decode_s = time.perf_counter() - start
   pictures = write_pictures(workdir, config, source, spec, normalizer, log_probs, params, refs, beams)
-  return train.write_results(workdir, {"pictures": pictures,
+  return train.write_results(workdir, {
       "source": config.data.source, "num_steps": config.num_steps, "data_seconds": data_s, "train_seconds": train_s,
-      "test_decode_seconds": decode_s, "test_utterances": len(refs),
+      "test_decode_seconds": decode_s, "pictures": pictures, "test_utterances": len(refs),
       "test_digits": sum(map(len, refs)), **scores(refs, best, "test_best_path"), **scores(refs, beams, "test_beam")})
