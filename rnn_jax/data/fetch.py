@@ -140,7 +140,8 @@ def contents_sha256(folder: str) -> str:
 
 
 def _files(folder: str) -> list[str]:
-  return [n for n in os.listdir(folder) if os.path.isfile(os.path.join(folder, n))]
+  """The files `*` names in `folder` (hidden ones left out, as the shell does)."""
+  return [n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n))]
 
 
 def _fetch_folder(data: Dataset, source: str, target: str) -> str:
