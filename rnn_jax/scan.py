@@ -281,6 +281,17 @@ def initial_stack_carry(cell: Cell, params: Sequence, batch_shape) -> list:
   return [layer_carry(p) for p in params]
 
 
+def stack_frames(x_BxTxD: jax.Array, lengths_B: jax.Array, factor: int) -> tuple[jax.Array, jax.Array]:
+  """Every `factor` consecutive steps concatenated (frame subsampling): `[B, T, D] -> [B, ceil(T/f), f*D]`,
+  and the new lengths `ceil(lengths_B / f)`. The last step of a sequence is zero-padded when it is short."""
+  if factor == 1:
+    return x_BxTxD, lengths_B
+  batch, steps, size = x_BxTxD.shape
+  pad = -steps % factor
+  padded = jnp.pad(x_BxTxD, ((0, 0), (0, pad), (0, 0)))
+  return padded.reshape(batch, (steps + pad) // factor, factor * size), (lengths_B + factor - 1) // factor
+
+
 def dropout(rng: jax.Array, rate: float, x_BxTxD: jax.Array, *, variational: bool = False,
             time_axis: int = 1) -> jax.Array:
   """Inverted dropout. `variational` draws one mask per sequence, shared over time (Gal & Ghahramani 2016)."""

@@ -7,6 +7,7 @@ import http.server
 import os
 import subprocess
 import sys
+import tarfile
 import threading
 
 import pytest
@@ -60,9 +61,13 @@ def test_fetch_from_a_local_copy_stores_the_checked_file(name, tmp_path, capsys)
   copy = fetched_file(name)
   fetch.main([name, f"--from={copy}", f"--data_dir={tmp_path}"])
   stored = tmp_path / name / DATASETS[name].filename
-  assert stored.read_bytes() == open(copy, "rb").read()
-  assert fetch.sha256_of(str(stored)) == DATASETS[name].sha256
-  assert _stored_files(tmp_path) == [f"{name}/{DATASETS[name].filename}"]
+  if DATASETS[name].extract:   # a folder
+    assert fetch.contents_sha256(str(stored)) == DATASETS[name].contents_sha256
+    assert sorted(os.listdir(stored)) == sorted(os.listdir(copy))
+  else:
+    assert stored.read_bytes() == open(copy, "rb").read()
+    assert fetch.sha256_of(str(stored)) == DATASETS[name].sha256
+    assert _stored_files(tmp_path) == [f"{name}/{DATASETS[name].filename}"]
   assert f"{name}: {stored} (sha256 verified)" in capsys.readouterr().out
 
 
@@ -140,6 +145,55 @@ def test_download_with_the_wrong_checksum_stores_nothing(small_dataset, http_ser
     fetch.fetch("tiny_shakespeare", root=str(tmp_path / "data"))
   assert _stored_files(tmp_path / "data") == []
 
+
+
+_RECORDINGS = {"0_amy_0.wav": b"RIFF zero", "1_amy_0.wav": b"RIFF one", "1_bob_3.wav": b"RIFF one again"}
+
+
+@pytest.fixture
+def small_folder_dataset(monkeypatch, tmp_path):
+  """fsdd's table entry becomes a tar.gz of `_RECORDINGS` written by the test; returns (archive, folder)."""
+  folder = tmp_path / "copy" / "recordings"
+  folder.mkdir(parents=True)
+  for name, data in _RECORDINGS.items():
+    (folder / name).write_bytes(data)
+  archive = tmp_path / "release.tar.gz"
+  with tarfile.open(archive, "w:gz") as tar:
+    tar.add(folder, arcname="release-1.0/recordings")
+    tar.add(tmp_path / "copy", arcname="release-1.0", recursive=False)
+  listing = subprocess.run("sha256sum * | sha256sum", shell=True, cwd=folder, capture_output=True, text=True,
+                           env={**os.environ, "LC_ALL": "C"}, check=True).stdout.split()[0]
+  entry = dataclasses.replace(DATASETS["fsdd"], url="https://example.invalid/release.tar.gz",
+                              sha256=hashlib.sha256(archive.read_bytes()).hexdigest(),
+                              extract="release-1.0/recordings", contents_sha256=listing)
+  monkeypatch.setitem(DATASETS, "fsdd", entry)
+  return archive, folder
+
+
+@pytest.mark.parametrize("source", ["archive", "folder", "folder above"])
+def test_a_folder_dataset_is_stored_from_its_archive_or_a_copy_of_the_folder(small_folder_dataset, tmp_path,
+                                                                               monkeypatch, source):
+  archive, folder = small_folder_dataset
+  location = {"archive": archive, "folder": folder, "folder above": folder.parent}[source]
+  fetch.main(["fsdd", f"--from={location}", f"--data_dir={tmp_path / 'data'}"])
+  assert _stored_files(tmp_path / "data") == sorted(f"fsdd/recordings/{n}" for n in _RECORDINGS)
+  for name, data in _RECORDINGS.items():
+    assert (tmp_path / "data" / "fsdd" / "recordings" / name).read_bytes() == data
+  monkeypatch.setenv(fetch.ENV_VAR, str(tmp_path / "data"))
+  assert fetch.resolve("fetched:fsdd") == str(tmp_path / "data" / "fsdd" / "recordings")
+
+
+def test_a_folder_copy_or_archive_that_differs_is_refused_in_one_line_and_nothing_is_stored(small_folder_dataset,
+                                                                                            tmp_path):
+  archive, folder = small_folder_dataset
+  (folder / "1_bob_3.wav").write_bytes(b"RIFF changed")
+  with pytest.raises(SystemExit, match=r"^fsdd: the files of .*recordings have contents sha256 [0-9a-f]{64}, "
+                                       r"expected [0-9a-f]{64} \(`sha256sum \* \| sha256sum` there\): .*nothing stored$"):
+    fetch.main(["fsdd", f"--from={folder}", f"--data_dir={tmp_path / 'data'}"])
+  archive.write_bytes(archive.read_bytes()[:-1])
+  with pytest.raises(SystemExit, match=r"^fsdd: .*release.tar.gz has sha256 [0-9a-f]{64}, expected .*: nothing stored$"):
+    fetch.main(["fsdd", f"--from={archive}", f"--data_dir={tmp_path / 'data'}"])
+  assert _stored_files(tmp_path / "data") == [] and not (tmp_path / "data" / "fsdd").exists()
 
 
 def test_no_file_in_the_repository_reads_data_from_outside_it():

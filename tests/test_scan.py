@@ -139,6 +139,18 @@ def test_dropout_keeps_one_minus_rate_scaled_up_and_variational_masks_are_shared
     assert np.all(y == y[:, :1]) == variational
 
 
+def test_stack_frames_concatenates_consecutive_steps_and_rounds_lengths_up():
+  x = np.arange(2 * 7 * 3, dtype=np.float32).reshape(2, 7, 3)
+  stacked, lengths = scan.stack_frames(jnp.asarray(x), jnp.asarray([7, 4]), 3)
+  padded = np.concatenate([x, np.zeros((2, 2, 3), np.float32)], axis=1)
+  want = np.stack([[np.concatenate(padded[b, 3 * t:3 * t + 3]) for t in range(3)] for b in range(2)])
+  np.testing.assert_array_equal(stacked, want)
+  assert lengths.tolist() == [3, 2]
+  same, unchanged = scan.stack_frames(jnp.asarray(x), jnp.asarray([7, 4]), 1)
+  np.testing.assert_array_equal(same, x)
+  np.testing.assert_array_equal(unchanged, [7, 4])
+
+
 def test_lengths_may_be_a_list_of_ints():
   cell, params, xs = _setup("gru")
   expected = scan.run_stack(cell, [params], xs, lengths=jnp.asarray(LENGTHS), residual=True)

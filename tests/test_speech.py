@@ -1,18 +1,23 @@
 """Speech: log-mel features against a direct NumPy computation, the utterance generators, a small learning run,
 and recognition of WAV files written by the test."""
 
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from experiments.speech import features, recognize, speech, utterances
-from experiments.speech.configs import base as base_config
+from rnn_jax.data import fetch, spoken_digits
+from rnn_jax.data.sources import DataError
+from experiments.speech import augment, features, model, recognize, speech, sweep, utterances
+from experiments.speech.configs import base as base_config, fsdd_official
 
 SPEC = features.Spec(sample_rate=8000, window_ms=25.0, hop_ms=10.0, num_mels=40, delta_order=0)
 
@@ -123,10 +128,45 @@ def _write_recordings(folder, speakers, takes=2):
   return written
 
 
+def test_recordings_are_read_through_a_tfds_builder_prepared_again_when_a_file_changes(tmp_path):
+  folder, tfds_dir = tmp_path / "recordings", str(tmp_path / "tfds")
+  folder.mkdir()
+  written = _write_recordings(str(folder), ("amy", "bob"))
+  wavfile.write(str(folder / "12_amy_0.wav"), 8000, np.zeros(100, np.int16))   # two digits: not a recording
+  recordings = spoken_digits.load_recordings(str(folder), tfds_dir)
+  assert sorted(recordings) == sorted((s, d, t) for (s, d), takes in written.items() for t in range(len(takes)))
+  for (speaker, digit, take), wave in recordings.items():
+    np.testing.assert_array_equal(wave, written[(speaker, digit)][take].astype(np.float32))
+  assert glob.glob(os.path.join(tfds_dir, "spoken_digits", "*", "*", "*.array_record*"))
+  os.utime(folder / "3_bob_1.wav", (1e9, 1e9))   # a file changed: read again
+  wavfile.write(str(folder / "3_bob_1.wav"), 8000, np.full(900, 16384, np.int16))
+  np.testing.assert_array_equal(spoken_digits.load_recordings(str(folder), tfds_dir)[("bob", 3, 1)], 0.5)
+
+
+def test_splits_by_speaker_or_by_recording_index():
+  recordings = {(s, d, i): np.full(3, 100 * d + i, np.float32) for s in ("amy", "bob", "cid")
+                for d in range(10) for i in range(12)}
+  cfg = base_config.base_config().data
+  cfg.fsdd.valid_speakers, cfg.fsdd.test_speakers = ("bob",), ("cid",)
+  pools = utterances.split_recordings(recordings, cfg)
+  assert {split: sorted(pool) for split, pool in pools.items()} == {"train": ["amy"], "valid": ["bob"],
+                                                                     "test": ["cid"]}
+  assert [w[0] for w in pools["train"]["amy"][4]] == [400 + i for i in range(12)]   # index order
+  cfg.fsdd.split = "indices"
+  pools = utterances.split_recordings(recordings, cfg)
+  for split, indices in (("test", range(0, 5)), ("valid", range(5, 10)), ("train", range(10, 12))):
+    assert sorted(pools[split]) == ["amy", "bob", "cid"]
+    assert [w[0] for w in pools[split]["bob"][7]] == [700 + i for i in indices]
+  cfg.fsdd.valid_indices = (5, 12)
+  with pytest.raises(ValueError, match="the train split lacks recordings"):
+    utterances.split_recordings(recordings, cfg)
+
+
 def test_connected_digits_are_deterministic_and_concatenate_the_speakers_recordings(tmp_path):
   written = _write_recordings(str(tmp_path), ("amy", "bob", "cid"))
   cfg = base_config.base_config().data
   cfg.source, cfg.path, cfg.snr_db = "fsdd", str(tmp_path), (200.0, 200.0)   # noise far below the samples
+  cfg.tfds_dir = str(tmp_path / "tfds")
   cfg.fsdd.valid_speakers, cfg.fsdd.test_speakers = ("bob",), ("cid",)
   source = utterances.make_source(cfg)
   np.testing.assert_array_equal(source("test", 4).wave, source("test", 4).wave)
@@ -140,17 +180,83 @@ def test_connected_digits_are_deterministic_and_concatenate_the_speakers_recordi
         assert matches, (split, index, digit)
 
 
+def test_speed_perturbation_scales_durations_and_frequencies():
+  t = np.arange(8000) / 8000
+  faster = augment.resample_speed(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 1.1)
+  assert abs(len(faster) - 8000 / 1.1) <= 1
+  spectrum = np.abs(np.fft.rfft(faster[200:-200] * np.hanning(len(faster) - 400), 8000))   # 1 Hz bins
+  assert abs(np.argmax(spectrum) - 1100) <= 2
+  cfg = base_config.base_config().augment
+  cfg.gain_db = (6.0, 6.0)
+  wave = np.random.default_rng(0).standard_normal(500).astype(np.float32)
+  np.testing.assert_allclose(augment.perturb_wave(wave, np.random.default_rng(1), cfg), wave * 10 ** 0.3, rtol=1e-6)
+
+
+def test_masks_cover_whole_mel_bands_in_every_delta_order_and_spans_inside_each_utterance():
+  cfg = base_config.base_config().augment
+  feats = np.random.default_rng(0).uniform(1, 2, (16, 60, 3 * 40)).astype(np.float32)
+  frames = np.arange(16) * 3 + 10
+  masked = lambda: np.asarray(jax.jit(lambda k, f, n: augment.mask_features(k, f, n, 40, cfg))(
+      jax.random.PRNGKey(0), feats, jnp.asarray(frames)))
+  np.testing.assert_array_equal(masked(), feats)
+  cfg.freq_masks, cfg.freq_mask_width, cfg.time_masks, cfg.time_mask_width = 2, 6, 2, 5
+  out = masked()
+  zero = out == 0
+  assert np.all((out == feats) | zero)
+  for row, n in zip(zero, frames):
+    bands = row.all(axis=0)                     # channels masked at every frame
+    spans = row.all(axis=1)                     # frames masked in every channel
+    np.testing.assert_array_equal(bands[:40], bands[40:80])
+    np.testing.assert_array_equal(bands[:40], bands[80:])
+    assert bands[:40].sum() <= 12 and spans.sum() <= 10 and not spans[n:].any()
+    np.testing.assert_array_equal(row, bands[None, :] | spans[:, None])
+  assert zero.all(axis=1).any() and zero.all(axis=2).any()     # some bands and spans were drawn
+
+
 def test_one_line_errors_before_compute(tmp_path):
   wavfile.write(str(tmp_path / "1_x_0.wav"), 16000, np.zeros(800, np.int16))
   with pytest.raises(ValueError, match="need mono 8000 Hz"):
-    utterances.read_wav(str(tmp_path / "1_x_0.wav"))
+    spoken_digits.read_wav(str(tmp_path / "1_x_0.wav"))
   config = base_config.base_config()
-  config.data.source = "fsdd"
+  config.data.source, config.data.path = "fsdd", ""
   with pytest.raises(ValueError, match="config.data.path"):
     speech.validate(config)
   config.data.path = str(tmp_path / "empty")
-  with pytest.raises(FileNotFoundError, match="no .*recordings"):
+  with pytest.raises(DataError, match="no folder of recordings at .*empty'"):
     utterances.make_source(config.data)
+  config.data.path, config.data.tfds_dir = str(tmp_path), str(tmp_path / "tfds")   # holds the 16 kHz file
+  with pytest.raises(DataError, match="1_x_0.wav: need mono 8000 Hz audio, got 16000 Hz"):
+    utterances.make_source(config.data)
+
+
+def test_fsdd_not_fetched_stops_before_compute_naming_the_fetch_command(tmp_path, monkeypatch):
+  monkeypatch.setenv(fetch.ENV_VAR, str(tmp_path / "data"))
+  config = fsdd_official.get_config()
+  assert config.data.path == "fetched:fsdd"
+  with pytest.raises(fetch.MissingDataError, match=re.escape(f"fsdd is not in {tmp_path / 'data'}: run python -m "
+                                                             "rnn_jax.data.fetch fsdd (or --from=PATH offline)")):
+    speech.run(config, str(tmp_path / "run"))
+  assert not os.listdir(tmp_path)
+
+
+def _lstm_ctc_parameters(features_in: int, hidden: int, layers: int, directions: int) -> int:
+  """Four gates of `hidden` units on [input, hidden state, 1] per layer and direction, and the dense to 11."""
+  inputs = [features_in] + [directions * hidden] * (layers - 1)
+  return sum(directions * 4 * hidden * (size + hidden + 1) for size in inputs) + (directions * hidden + 1) * 11
+
+
+def test_sweep_points_cover_depths_and_directions_at_the_parameter_count_of_the_config():
+  config = base_config.base_config()
+  stacked = features.spec_from_config(config.features).size * config.model.subsample
+  target = _lstm_ctc_parameters(stacked, config.model.hidden_size, config.model.num_layers, 2)
+  points = sweep.points(config)
+  assert [name for name, _ in points] == [f"depth{d}_{b}" for d in (1, 2, 3, 5) for b in ("uni", "bi")]
+  for name, point in points:
+    m = point.model
+    assert (m.num_layers, m.bidirectional) == (int(name[5]), name.endswith("_bi"))
+    counts = [_lstm_ctc_parameters(stacked, m.hidden_size + d, m.num_layers, 1 + m.bidirectional) for d in (-1, 0, 1)]
+    assert abs(counts[1] - target) <= min(abs(counts[0] - target), abs(counts[2] - target)), name
+    assert abs(counts[1] - target) <= 0.02 * target, name
 
 
 @pytest.fixture(scope="module")

@@ -24,16 +24,6 @@ from rnn_jax.cells import base, stack
 # ------------------------------------------------------------------ recognition
 
 
-def stack_frames(points_BxTx3: jax.Array, lengths_B: jax.Array, factor: int):
-  """Concatenates every `factor` consecutive frames: `[B, T, 3] -> [B, ceil(T/f), 3f]` and new lengths."""
-  if factor == 1:
-    return points_BxTx3, lengths_B
-  batch, steps, features = points_BxTx3.shape
-  pad = -steps % factor
-  padded = jnp.pad(points_BxTx3, ((0, 0), (0, pad), (0, 0)))
-  return padded.reshape(batch, (steps + pad) // factor, factor * features), (lengths_B + factor - 1) // factor
-
-
 def init_recognizer(key, cfg, num_classes: int):
   """Params `{"rnn": run_stack params, "out": dense}` for `cfg` (config.model)."""
   cell = cells.from_config(cfg)
@@ -44,7 +34,7 @@ def init_recognizer(key, cfg, num_classes: int):
 
 def recognizer_logits(params, cfg, points_BxTx3, lengths_B, dropout_rng=None):
   """`(logits_BxT'xV, lengths_B')`; frames past each length are padding."""
-  x_BxTxF, lengths = stack_frames(points_BxTx3, lengths_B, cfg.subsample)
+  x_BxTxF, lengths = scan.stack_frames(points_BxTx3, lengths_B, cfg.subsample)
   rate = cfg.dropout if dropout_rng is not None else 0.0
   _, ys_BxTx2H = scan.run_stack(cells.from_config(cfg), params["rnn"], x_BxTxF, lengths=lengths, bidirectional=True,
                                 dropout_rate=rate, dropout_rng=dropout_rng)

@@ -1,25 +1,25 @@
 """Speech: `python -m experiments.speech.main [--config=...] [--workdir=...] [--mode=...]`.
 
-Modes: train (default; resumes from the workdir, then scores the test split into results.json), recognize
+Modes: train (default; resumes from the workdir, then scores the test split into results.json), sweep (one
+training run per depth and direction at an equal parameter count, in sub-workdirs; `config.sweep`), recognize
 (prints the digits of `--input`, a WAV file or a folder of them), eval (scores `--input`, a folder of
 `{digits}_{speaker}_{index}.wav` recordings). recognize and eval use the model the workdir's run saved.
 Override any config field: `--config.model.num_layers=3 --config.model.cell=gru`.
 """
 
-import os
-
 from absl import app, flags
-from ml_collections import config_flags
 
 from rnn_jax import train
 from rnn_jax.data import fetch
-from experiments.speech import recognize, speech
+from experiments import command_line
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "dtmf.py"),
-    "Config file (see configs/).")
+command_line.require_experiments_extra(("matplotlib",))
+
+from experiments.speech import recognize, speech, sweep  # pylint: disable=wrong-import-position  # after the check
+
+_CONFIG = command_line.config_flag(__file__, "dtmf")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/speech", "Checkpoints, metrics, TensorBoard, results.")
-_MODE = flags.DEFINE_enum("mode", "train", ["train", "recognize", "eval"], "What to do.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "recognize", "eval", "sweep"], "What to do.")
 _INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; eval: a folder of recordings.")
 
 
@@ -27,8 +27,8 @@ _INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; ev
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if _MODE.value == "train":
-    speech.run(_CONFIG.value, _WORKDIR.value)
+  if _MODE.value in ("train", "sweep"):
+    (speech.run if _MODE.value == "train" else sweep.run)(_CONFIG.value, _WORKDIR.value)
     return
   if not _INPUT.value:
     raise app.UsageError(f"--mode={_MODE.value} needs --input=FILE.wav or a folder")
@@ -41,4 +41,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+  command_line.quiet_library_logs()
   app.run(train.one_line_errors(main))

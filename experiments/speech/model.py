@@ -9,7 +9,6 @@ from __future__ import annotations
 import jax
 
 from rnn_jax import cells, layers, scan
-from experiments.handwriting.model import stack_frames
 
 NUM_CLASSES = 11   # CTC blank (0) and the digits 0-9 as labels 1-10
 
@@ -25,7 +24,7 @@ def init(key, cfg, feature_size: int):
 
 def logits(params, cfg, feats_BxTxF, frames_B, dropout_rng=None):
   """`(logits_BxT'xV, lengths_B')`; outputs past each length are padding."""
-  x_BxTxF, lengths_B = stack_frames(feats_BxTxF, frames_B, cfg.subsample)
+  x_BxTxF, lengths_B = scan.stack_frames(feats_BxTxF, frames_B, cfg.subsample)
   rate = cfg.dropout if dropout_rng is not None else 0.0
   _, ys_BxTxH = scan.run_stack(cells.from_config(cfg), params["rnn"], x_BxTxF, lengths=lengths_B,
                                bidirectional=cfg.bidirectional, dropout_rate=rate, dropout_rng=dropout_rng)

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 import jax
 
 from rnn_jax import ctc, train
-from experiments.speech import features, model, speech, utterances
+from rnn_jax.data import spoken_digits
+from experiments.speech import features, model, speech
 
 
 INPUT_PEAK = 0.5   # files are scaled to this peak: inside the training levels of both sources (config.data)
@@ -64,7 +65,7 @@ def recognize_waves(recognizer: Recognizer, waves) -> list[str]:
 
 def read_scaled(path: str):
   """A WAV file scaled to `INPUT_PEAK` (recordings come at any level; the model saw a range of peaks)."""
-  wave = utterances.read_wav(path)
+  wave = spoken_digits.read_wav(path)
   return wave * (INPUT_PEAK / max(float(abs(wave).max()), 1e-6))
 
 
@@ -74,7 +75,7 @@ def recognize_paths(recognizer: Recognizer, paths) -> list[tuple[str, str]]:
 
 def digits_in_name(path: str) -> str:
   """The `{digits}` of `{digits}_{speaker}_{index}.wav`; one-line error for another name."""
-  match = utterances.RECORDING_NAME.match(os.path.basename(path))
+  match = spoken_digits.RECORDING_NAME.match(os.path.basename(path))
   if not match:
     raise ValueError(f"{path}: eval needs files named {{digits}}_{{speaker}}_{{index}}.wav, e.g. 4096_me_0.wav")
   return match.group(1)

@@ -17,7 +17,7 @@ import numpy as np
 
 from rnn_jax import cells, ctc, train
 from experiments import command_line
-from experiments.speech import features, model, utterances
+from experiments.speech import augment, features, model, plots, utterances
 
 
 def validate(config) -> None:
@@ -26,7 +26,12 @@ def validate(config) -> None:
   if data.source not in ("dtmf", "fsdd"):
     raise ValueError(f"config.data.source must be 'dtmf' or 'fsdd', got {data.source!r}")
   if data.source == "fsdd" and not data.path:
-    raise ValueError("config.data.path: set it to the Free Spoken Digit Dataset's recordings/ folder")
+    raise ValueError("config.data.path: set it to fetched:fsdd or the Free Spoken Digit Dataset's recordings/ folder")
+  if data.fsdd.split not in ("speakers", "indices"):
+    raise ValueError(f"config.data.fsdd.split must be 'speakers' or 'indices', got {data.fsdd.split!r}")
+  aug = config.augment
+  if min(aug.speed) <= 0 or aug.freq_mask_width > config.features.num_mels:
+    raise ValueError(f"config.augment: need speeds > 0 and freq_mask_width <= features.num_mels, got {aug}")
   if not 1 <= data.min_digits <= data.max_digits:
     raise ValueError(f"config.data needs 1 <= min_digits <= max_digits, got {data.min_digits}, {data.max_digits}")
   if len(data.sizes) != 3 or min(data.sizes) <= 0:
@@ -111,15 +116,39 @@ def _split_batches(source, split, count, spec, normalizer, config):
   return batches, [model.digits_to_labels(u.digits) for u in utts]
 
 
+PICTURED_UTTERANCES = 2   # test utterances drawn with their CTC emissions
+
+
+def write_pictures(workdir, config, source, spec, normalizer, log_probs, params, refs, hyps) -> list[str]:
+  """`emissions.png` (the first test utterances) and `confusions.png` (the whole test split) in `workdir`."""
+  utts = [source("test", i) for i in range(min(PICTURED_UTTERANCES, len(refs)))]
+  raw, frames = raw_features([u.wave for u in utts], spec, config.data.pad_frames)
+  lp, lengths = jax.device_get(log_probs(params, normalizer.apply(raw, frames), frames))
+  items = [{"log_mel_TxM": np.asarray(raw)[k, :int(frames[k]), :spec.num_mels], "log_probs_TxV": lp[k, :lengths[k]],
+            "subsample": config.model.subsample, "hop_ms": spec.hop_ms, "target": model.labels_to_digits(refs[k]),
+            "decoded": model.labels_to_digits(hyps[k])} for k in range(len(utts))]
+  digits = lambda labels: [model.labels_to_digits(l) for l in labels]
+  return [plots.emissions(os.path.join(workdir, "emissions.png"), items),
+          plots.confusions(os.path.join(workdir, "confusions.png"), digits(refs), digits(hyps),
+                           f"test digit confusions, {len(refs)} utterances, beam search")]
+
+
 NORMALIZER_FILE = "normalizer.json"  # the training split's feature statistics, in the workdir
 
 
-def ctc_loss_fn(m):
-  """The Task's loss for `m` (config.model): mean CTC loss per utterance; metric: loss per digit."""
+def ctc_loss_fn(config):
+  """The Task's loss: mean CTC loss per utterance (features masked in training where `config.augment` says);
+  metric: loss per digit."""
+  m = config.model
+  masks = config.augment.freq_masks or config.augment.time_masks
 
   def loss_fn(params, model_state, batch, rng, is_training):
+    feats = batch["feats"]
+    if is_training and masks:
+      rng, mask_key = jax.random.split(rng)
+      feats = augment.mask_features(mask_key, feats, batch["frames"], config.features.num_mels, config.augment)
     dropout_rng = rng if (is_training and m.dropout > 0) else None
-    logits, lengths = model.logits(params, m, batch["feats"], batch["frames"], dropout_rng)
+    logits, lengths = model.logits(params, m, feats, batch["frames"], dropout_rng)
     loss_B = ctc.ctc_loss(logits, lengths, batch["labels"], batch["label_lengths"])
     return jnp.mean(loss_B), ({"loss_per_digit": jnp.sum(loss_B) / jnp.sum(batch["label_lengths"])}, model_state)
 
@@ -130,11 +159,14 @@ def make_task(config, source, spec, normalizer):
   """`(Task, valid batches and refs, log_probs)` for BLSTM-CTC digit recognition."""
   m = config.model
   train_size, valid_size, _ = config.data.sizes
-  loss_fn = ctc_loss_fn(m)
+  loss_fn = ctc_loss_fn(config)
 
   def train_batch(step):
     first = step * config.batch_size
     utts = [source("train", (first + i) % train_size) for i in range(config.batch_size)]
+    if augment.is_on(config.augment):
+      utts = [u._replace(wave=augment.perturb_wave(u.wave, np.random.default_rng([config.seed, step, i]),
+                                                   config.augment)) for i, u in enumerate(utts)]
     return make_batch(utts, spec, normalizer, config)
 
   valid_batches, valid_refs = _split_batches(source, "valid", valid_size, spec, normalizer, config)
@@ -164,7 +196,7 @@ def synthetic_train_step(batch: int, length: int, variant: str = "dtmf", **overr
                                    train.make_optimizer(config.optimizer))
   description = (f"{m.num_layers}x{m.hidden_size} {'bidirectional ' if m.bidirectional else ''}{m.cell} + CTC, "
                  f"subsample {m.subsample}")
-  return train.SyntheticStep(f"speech/{variant}", ctc_loss_fn(m), state, data, batch * length, description)
+  return train.SyntheticStep(f"speech/{variant}", ctc_loss_fn(config), state, data, batch * length, description)
 
 
 def normalizer_path(workdir):
@@ -186,7 +218,9 @@ def run(config, workdir: str) -> dict:
   test_batches, refs = _split_batches(source, "test", config.data.sizes[2], spec, normalizer, config)
   start = time.perf_counter()
   best, beams = decode(log_probs, params, test_batches, config.eval.beam_size)
+  decode_s = time.perf_counter() - start
+  pictures = write_pictures(workdir, config, source, spec, normalizer, log_probs, params, refs, beams)
   return train.write_results(workdir, {
       "source": config.data.source, "num_steps": config.num_steps, "data_seconds": data_s, "train_seconds": train_s,
-      "test_decode_seconds": time.perf_counter() - start, "test_utterances": len(refs),
+      "test_decode_seconds": decode_s, "pictures": pictures, "test_utterances": len(refs),
       "test_digits": sum(map(len, refs)), **scores(refs, best, "test_best_path"), **scores(refs, beams, "test_beam")})

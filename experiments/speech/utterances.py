@@ -7,24 +7,22 @@ DTMF (embedded, no download): each digit is its telephone-keypad pair of sine to
 duration, level twist and slow frequency drift, separated by random pauses, at a random amplitude, in white noise
 `snr_db` below amplitude / sqrt(2). Connected FSDD digits: 1-7 recordings of one speaker of the split, each scaled
 to a random peak, joined by random short pauses, in white noise `snr_db` below the lowest peak. Recordings are
-read from a folder of `{digit}_{speaker}_{index}.wav` files (Free Spoken Digit Dataset, 8 kHz mono).
+read from a folder of `{digit}_{speaker}_{index}.wav` files (Free Spoken Digit Dataset, 8 kHz mono) through
+`rnn_jax.data.spoken_digits`, and split by speaker or by recording index (`split_recordings`).
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import re
 from typing import Callable, NamedTuple
 
 import numpy as np
-from scipy.io import wavfile
 
-SAMPLE_RATE = 8000
+from rnn_jax.data import spoken_digits
+
+SAMPLE_RATE = spoken_digits.SAMPLE_RATE
 SPLITS = ("train", "valid", "test")
 KEYPAD_HZ = {1: (697, 1209), 2: (697, 1336), 3: (697, 1477), 4: (770, 1209), 5: (770, 1336), 6: (770, 1477),
              7: (852, 1209), 8: (852, 1336), 9: (852, 1477), 0: (941, 1336)}
-RECORDING_NAME = re.compile(r"^(\d+)_([^_]+)_(\d+)\.wav$")
 
 
 class Utterance(NamedTuple):
@@ -84,31 +82,29 @@ def dtmf_utterance(cfg, split: str, index: int) -> Utterance:
   return Utterance(wave, digits, spans)
 
 
-def read_wav(path: str) -> np.ndarray:
-  """A mono 8 kHz WAV as float32 in [-1, 1]; one-line error for another rate or several channels."""
-  rate, samples = wavfile.read(path)
-  if rate != SAMPLE_RATE or samples.ndim != 1:
-    raise ValueError(f"{path}: need mono {SAMPLE_RATE} Hz audio, got {rate} Hz with shape {samples.shape}; "
-                     f"convert it first (e.g. sox IN -r {SAMPLE_RATE} -c 1 OUT.wav)")
-  if np.issubdtype(samples.dtype, np.integer):
-    return (samples / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
-  return samples.astype(np.float32)
+def split_recordings(recordings, cfg) -> dict[str, dict[str, dict[int, list[np.ndarray]]]]:
+  """`{split: {speaker: {digit: [wave, ...] in index order}}}` from `{(speaker, digit, index): wave}`.
 
-
-def read_recordings(folder: str) -> dict[str, dict[int, list[np.ndarray]]]:
-  """`{speaker: {digit: [wave, ...] in index order}}` from `{digit}_{speaker}_{index}.wav` single-digit files."""
-  found = {}
-  for path in glob.glob(os.path.join(folder, "*.wav")):
-    match = RECORDING_NAME.match(os.path.basename(path))
-    if match and len(match.group(1)) == 1:
-      found[(match.group(2), int(match.group(1)), int(match.group(3)))] = path
-  if not found:
-    raise FileNotFoundError(f"no {{digit}}_{{speaker}}_{{index}}.wav recordings in {folder!r}: "
-                            "set --config.data.path to the Free Spoken Digit Dataset's recordings/ folder")
-  recordings = {}
-  for speaker, digit, _ in sorted(found):
-    recordings.setdefault(speaker, {}).setdefault(digit, []).append(read_wav(found[(speaker, digit, _)]))
-  return recordings
+  `cfg.fsdd.split`: "speakers" (speaker-disjoint: `cfg.fsdd.valid_speakers`, `cfg.fsdd.test_speakers`, the
+  rest train) or "indices" (every speaker in every split: recording indices in `[start, end)` of
+  `cfg.fsdd.test_indices` test, of `cfg.fsdd.valid_indices` validate, the rest train).
+  """
+  speakers = sorted({speaker for speaker, _, _ in recordings})
+  if cfg.fsdd.split == "speakers":
+    by_speaker = split_speakers(speakers, cfg)
+    split_of = lambda speaker, index: next(s for s in SPLITS if speaker in by_speaker[s])
+  else:
+    inside = lambda index, bounds: bounds[0] <= index < bounds[1]
+    split_of = lambda speaker, index: ("test" if inside(index, cfg.fsdd.test_indices) else
+                                       "valid" if inside(index, cfg.fsdd.valid_indices) else "train")
+  pools = {split: {} for split in SPLITS}
+  for (speaker, digit, index), wave in sorted(recordings.items(), key=lambda item: item[0]):
+    pools[split_of(speaker, index)].setdefault(speaker, {}).setdefault(digit, []).append(wave)
+  for split, pool in pools.items():
+    if any(len(digits) < 10 for digits in pool.values()) or not pool:
+      raise ValueError(f"config.data.fsdd: the {split} split lacks recordings of some digit; check split, "
+                       f"*_speakers and *_indices")
+  return pools
 
 
 def split_speakers(speakers, cfg) -> dict[str, list[str]]:
@@ -125,14 +121,16 @@ def split_speakers(speakers, cfg) -> dict[str, list[str]]:
   return {"train": train, "valid": list(cfg.fsdd.valid_speakers), "test": list(cfg.fsdd.test_speakers)}
 
 
-def connected_utterance(recordings, speakers_by_split, cfg, split: str, index: int) -> Utterance:
-  """1..max_digits recordings of one of the split's speakers, joined by pauses, in light noise."""
+def connected_utterance(pools, cfg, split: str, index: int) -> Utterance:
+  """1..max_digits recordings of one of the split's speakers (`pools`: `split_recordings`), joined by pauses,
+  in light noise."""
   rng = rng_for(cfg.seed, split, index)
-  speaker = speakers_by_split[split][rng.integers(len(speakers_by_split[split]))]
+  speakers = sorted(pools[split])
+  speaker = speakers[rng.integers(len(speakers))]
   digits = _digits(rng, cfg)
   pieces = []
   for digit in digits:
-    takes = recordings[speaker][int(digit)]
+    takes = pools[split][speaker][int(digit)]
     take = takes[rng.integers(len(takes))]
     pieces.append(take * (rng.uniform(*cfg.fsdd.peak) / max(np.abs(take).max(), 1e-6)))
   noise_rms = cfg.fsdd.peak[0] / 10 ** (rng.uniform(*cfg.snr_db) / 20)
@@ -144,6 +142,5 @@ def make_source(cfg) -> Callable[[str, int], Utterance]:
   """`(split, index) -> Utterance` for `cfg.source` ("dtmf" or "fsdd"; `cfg`: config.data)."""
   if cfg.source == "dtmf":
     return lambda split, index: dtmf_utterance(cfg, split, index)
-  recordings = read_recordings(cfg.path)
-  speakers = split_speakers(recordings, cfg)
-  return lambda split, index: connected_utterance(recordings, speakers, cfg, split, index)
+  pools = split_recordings(spoken_digits.load_recordings(cfg.path, cfg.tfds_dir or None), cfg)
+  return lambda split, index: connected_utterance(pools, cfg, split, index)

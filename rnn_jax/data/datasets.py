@@ -3,6 +3,10 @@
 `python -m rnn_jax.data.fetch NAME` downloads a file from its `url` (or copies one given with
 `--from=PATH`), checks it against `sha256` and stores it as `<data root>/NAME/<filename>`. Each
 file is stored exactly as downloaded (renamed at most), so the checksum is of the downloaded file.
+A dataset with `extract` is a folder of an archive: the archive (checked against `sha256`) is unpacked
+and that folder's files are stored as the folder `<data root>/NAME/<filename>`; `--from=` then also takes a
+local copy of the folder, checked against `contents_sha256` (what `sha256sum * | sha256sum` prints in it,
+file names in C-locale order).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ class Dataset:
   sha256: str    # of the downloaded file
   licence: str
   origin: str    # what the file is and how its publisher made it
+  extract: str = ""          # the archive's folder to store (its files, no subfolders); "" = store the file
+  contents_sha256: str = ""  # of that folder's files (`sha256sum * | sha256sum`), to check a local copy
 
 
 DATASETS = {d.name: d for d in (
@@ -51,4 +57,17 @@ DATASETS = {d.name: d for d in (
         origin="the digits 0-9 of UCI's UJI Pen Characters (Version 2) (60 writers x 2 samples x 10 digits), "
                "converted to JSON by bridger/NumberPad (Data/ujipenchars2.json, stored renamed): "
                "{'rawData': {digit: [sample]}}, a sample a list of pen-down strokes of [x, y] tablet points"),
+    Dataset(
+        name="fsdd",
+        url="https://github.com/Jakobovski/free-spoken-digit-dataset/archive/v1.0.9.tar.gz",
+        filename="recordings",
+        sha256="8bc44cde129d505cbbb6b365c09f80c663f2aa77578afc634e6141a2f87100c0",
+        licence="CC BY-SA 4.0 (attribute: Free Spoken Digit Dataset (FSDD), Zohar Jackson et al., "
+                "DOI 10.5281/zenodo.1342401)",
+        origin="the Free Spoken Digit Dataset release v1.0.9 (github.com/Jakobovski/free-spoken-digit-dataset, "
+               "the tag's source archive, 11,975,353 bytes): its recordings/ folder, 2,500 mono 8 kHz WAVs "
+               "{digit}_{speaker}_{index}.wav, 50 of each digit by each of five speakers (george, jackson, "
+               "lucas, nicolas, theo); indices 0-4 are the dataset's own test set",
+        extract="free-spoken-digit-dataset-1.0.9/recordings",
+        contents_sha256="6683e4cce57553414a3f46d7e6159c614cdbba1313f3ca0f3ea109523db11ea6"),
 )}

@@ -3,9 +3,11 @@
   python -m rnn_jax.data.fetch tiny_shakespeare                     # download
   python -m rnn_jax.data.fetch tiny_shakespeare --from=input.txt    # offline: a copy downloaded elsewhere
   python -m rnn_jax.data.fetch uji_pen_digits --data_dir=/data      # another data directory
+  python -m rnn_jax.data.fetch fsdd --from=recordings/               # a folder: a copy of an archive's folder
 
 The data directory is `--data_dir`, else $RNN_JAX_DATA, else ~/rnn_jax_data; a dataset's file is
-stored as `<data directory>/<name>/<filename>` (names, sources and licences: `datasets.DATASETS`).
+stored as `<data directory>/<name>/<filename>` (names, sources and licences: `datasets.DATASETS`), a folder
+for datasets that are a folder of an archive (`Dataset.extract`).
 Configs name a fetched file `fetched:<name>` (`--config.data.path=fetched:tiny_shakespeare`);
 `resolve` turns that into the file's path, or fails in one line naming the command that fetches it.
 """
@@ -17,7 +19,9 @@ import functools
 import hashlib
 import http.client
 import os
+import shutil
 import sys
+import tarfile
 import tempfile
 import urllib.request
 
@@ -65,7 +69,7 @@ def resolve(path: str) -> str:
     return path
   name = path[len(PREFIX):]
   target = local_path(name)
-  if not os.path.isfile(target):
+  if not os.path.exists(target):
     raise MissingDataError(missing_message(name))
   return target
 
@@ -99,6 +103,8 @@ def fetch(name: str, source: str = "", root: str = "") -> str:
   """
   data = dataset(name)
   target = local_path(name, root)
+  if data.extract:
+    return _fetch_folder(data, source, target)
   if os.path.exists(target):
     if sha256_of(target) == data.sha256:
       return target
@@ -127,6 +133,75 @@ def fetch(name: str, source: str = "", root: str = "") -> str:
   return target
 
 
+def contents_sha256(folder: str) -> str:
+  """What `sha256sum * | sha256sum` prints in `folder` (its files in C-locale name order), without the " -"."""
+  lines = "".join(f"{sha256_of(os.path.join(folder, n))}  {n}\n" for n in sorted(_files(folder)))
+  return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def _files(folder: str) -> list[str]:
+  """The files `*` names in `folder` (hidden ones left out, as the shell does)."""
+  return [n for n in os.listdir(folder) if not n.startswith(".") and os.path.isfile(os.path.join(folder, n))]
+
+
+def _fetch_folder(data: Dataset, source: str, target: str) -> str:
+  """Stores the archive folder `data.extract` as `target`: unpacked from the checked archive (downloaded, or
+  `source`), or copied from `source`, a local copy of the folder (or of the folder above it) whose files
+  match `data.contents_sha256`. A failure (FetchError) leaves the data directory as it was."""
+  if os.path.isdir(target):
+    return target
+  directory = os.path.dirname(target)
+  made_directory = not os.path.isdir(directory)
+  os.makedirs(directory, exist_ok=True)
+  temp = tempfile.mkdtemp(prefix=f".{data.filename}.", suffix=".part", dir=directory)
+  try:
+    if source and os.path.isdir(source):
+      _copy_folder(data, source, temp)
+    else:
+      _unpack_archive(data, source, temp)
+    os.chmod(temp, 0o755)  # like any unpacked folder (the temporary one was private)
+    os.replace(temp, target)
+  except BaseException:
+    shutil.rmtree(temp)
+    if made_directory:
+      os.rmdir(directory)
+    raise
+  return target
+
+
+def _copy_folder(data: Dataset, source: str, out: str) -> None:
+  inner = os.path.join(source, os.path.basename(data.extract))
+  folder = inner if os.path.isdir(inner) else source
+  for name in _files(folder):
+    shutil.copyfile(os.path.join(folder, name), os.path.join(out, name))
+  digest = contents_sha256(out)
+  if digest != data.contents_sha256:
+    raise FetchError(f"the files of {folder} have contents sha256 {digest}, expected {data.contents_sha256} "
+                     f"(`sha256sum * | sha256sum` there): not a copy of {data.url}'s {data.extract}; nothing stored")
+
+
+def _unpack_archive(data: Dataset, source: str, out: str) -> None:
+  """Downloads (or copies `source`) the tar archive into `out`, checks it, unpacks `data.extract`'s files."""
+  location = source or data.url
+  archive = os.path.join(out, ".archive")
+  try:
+    with open(archive, "wb") as stream_out, _open(location) as stream:
+      digest = _copy_hashing(stream, stream_out)
+  except (OSError, http.client.HTTPException) as e:
+    offline = "" if source else "; offline, pass a copy downloaded elsewhere (or its folder) with --from=PATH"
+    raise FetchError(f"could not read {location} ({e}){offline}") from None
+  if digest != data.sha256:
+    raise FetchError(f"{location} has sha256 {digest}, expected {data.sha256}: nothing stored")
+  with tarfile.open(archive) as tar:
+    members = [m for m in tar.getmembers() if m.isfile() and os.path.dirname(m.name) == data.extract]
+    for member in members:
+      with tar.extractfile(member) as stream, open(os.path.join(out, os.path.basename(member.name)), "wb") as f:
+        shutil.copyfileobj(stream, f)
+  os.remove(archive)
+  if not members:
+    raise FetchError(f"{location} holds no files in {data.extract}/: nothing stored")
+
+
 def exit_on_missing_data(main):
   """An absl `main` that, when data is missing, prints the one-line message and exits with status 1."""
   @functools.wraps(main)
@@ -143,7 +218,8 @@ def main(argv=None) -> None:
                                    description="Fetch a dataset into the data directory, checked against its SHA-256.")
   parser.add_argument("name", choices=list(DATASETS))
   parser.add_argument("--from", dest="source", default="", metavar="PATH",
-                      help="copy this already-downloaded file instead of downloading (offline machines)")
+                      help="copy this already-downloaded file (or, for a folder dataset, a copy of the folder) "
+                           "instead of downloading (offline machines)")
   parser.add_argument("--data_dir", default="", metavar="DIR",
                       help=f"the data directory (default: ${ENV_VAR}, else {_DEFAULT_ROOT})")
   args = parser.parse_args(argv)

@@ -20,7 +20,8 @@ def base_config() -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.source = "dtmf"          # "dtmf" (synthetic keypad tones, embedded) or "fsdd" (spoken digit recordings)
-  c.data.path = ""                # fsdd: the folder of {digit}_{speaker}_{index}.wav recordings
+  c.data.path = "fetched:fsdd"    # fsdd: the folder of {digit}_{speaker}_{index}.wav recordings
+  c.data.tfds_dir = ""            # fsdd: where TFDS prepares the recordings ("" = ~/.cache/rnn_jax/tfds)
   c.data.seed = 0                 # the corpus: utterance i of split s is seeded by (seed, s, i)
   c.data.sizes = (100000, 300, 1000)  # train, valid, test utterances (train is generated as it is read)
   c.data.min_digits = 1           # digits per utterance
@@ -35,8 +36,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.dtmf.drift = 0.015       # largest relative frequency offset at a tone's start and end
   c.data.dtmf.amplitude = (0.05, 0.9)  # peak of the tones
   c.data.fsdd = ml_collections.ConfigDict()
+  c.data.fsdd.split = "speakers"  # "speakers": the two below are held out; "indices": by recording index
   c.data.fsdd.valid_speakers = ("lucas",)  # held out for validation
   c.data.fsdd.test_speakers = ("theo",)    # held out for the test: a voice the model never heard
+  c.data.fsdd.test_indices = (0, 5)        # "indices": recordings [start, end) of every speaker are the test
+  c.data.fsdd.valid_indices = (5, 10)      # ... and these validate (the dataset's own split: 0-4 test)
   c.data.fsdd.peak = (0.3, 0.9)   # each recording is scaled to a random peak in this range
 
   c.features = ml_collections.ConfigDict()
@@ -59,6 +63,21 @@ def base_config() -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 3e-3
   c.optimizer.schedule = "cosine"
   c.optimizer.clip_norm = 1.0
+
+  c.augment = ml_collections.ConfigDict()   # training batches only (experiments/speech/augment.py)
+  c.augment.speed = (1.0, 1.0)    # each utterance resampled to play this much faster (uniform; 1: off)
+  c.augment.gain_db = (0.0, 0.0)  # and scaled by this gain
+  c.augment.noise = False         # and given white noise ...
+  c.augment.noise_db = (10.0, 30.0)  # ... this many dB below its RMS
+  c.augment.freq_masks = 0        # SpecAugment: bands of mel channels set to the mean, per utterance
+  c.augment.freq_mask_width = 8   # widest band (channels, the same in every delta order)
+  c.augment.time_masks = 0        # spans of frames set to the mean, per utterance
+  c.augment.time_mask_width = 8   # widest span (frames)
+
+  c.sweep = ml_collections.ConfigDict()     # --mode=sweep: one run per depth and direction (sweep.py)
+  c.sweep.depths = (1, 2, 3, 5)   # num_layers of the points
+  c.sweep.directions = ("uni", "bi")  # forward-only and bidirectional layers
+  c.sweep.parameters = 0          # every point's hidden size is matched to this count (0: that of c.model)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.beam_size = 8            # prefix beam search width on the test split

@@ -1,7 +1,8 @@
 """BLSTM-CTC on connected spoken digits (1-7) made from Free Spoken Digit Dataset recordings; test speaker unheard.
 
+  python -m rnn_jax.data.fetch fsdd        # once (offline: --from=a copy of the archive or of recordings/)
   python -m experiments.speech.main --config=experiments/speech/configs/fsdd_connected.py \
-      --config.data.path=PATH/free-spoken-digit-dataset/recordings --workdir=runs/speech/fsdd_connected
+      --workdir=runs/speech/fsdd_connected
 
 Speakers george, jackson, nicolas train; lucas validates; theo is the test. Isolated digits:
 --config.data.max_digits=1. Result: experiments/speech/README.md.

@@ -1,0 +1,27 @@
+"""fsdd_connected with augmentation: speed, gain and noise on the waves, SpecAugment-style masks on the features.
+
+  python -m rnn_jax.data.fetch fsdd
+  python -m experiments.speech.main --config=experiments/speech/configs/fsdd_augmented.py \
+      --workdir=runs/speech/fsdd_augmented
+
+Three training voices are few: the unheard test speaker is where fsdd_connected loses its digits. Each training
+utterance is played 0.85-1.15 times as fast (a shorter or longer vocal tract, a faster or slower talker),
+scaled by -6..+6 dB and given white noise 15-35 dB below its RMS; two bands of up to 8 mel channels and two
+spans of up to 6 frames are masked. Result: experiments/speech/README.md.
+"""
+
+from experiments.speech.configs import fsdd_connected
+
+
+def get_config():
+  c = fsdd_connected.get_config()
+  c.augment.speed = (0.85, 1.15)
+  c.augment.gain_db = (-6.0, 6.0)
+  c.augment.noise = True
+  c.augment.noise_db = (15.0, 35.0)
+  c.augment.freq_masks = 2
+  c.augment.freq_mask_width = 8
+  c.augment.time_masks = 2
+  c.augment.time_mask_width = 6
+  c.checkpoint_every = 200
+  return c

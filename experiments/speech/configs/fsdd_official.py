@@ -1,0 +1,20 @@
+"""BLSTM-CTC on connected spoken digits (1-7) from Free Spoken Digit Dataset recordings, the dataset's own split.
+
+  python -m rnn_jax.data.fetch fsdd
+  python -m experiments.speech.main --config=experiments/speech/configs/fsdd_official.py \
+      --workdir=runs/speech/fsdd_official
+
+Every speaker is in every split: recordings with index 0-4 are the test (the dataset's test set), 5-9 validate,
+10-49 train; so the test voices were heard, the recordings were not. The harder, speaker-disjoint task is
+fsdd_connected.py. Result: experiments/speech/README.md.
+"""
+
+from experiments.speech.configs import fsdd_connected
+
+
+def get_config():
+  c = fsdd_connected.get_config()
+  c.data.fsdd.split = "indices"
+  c.data.fsdd.test_indices = (0, 5)
+  c.data.fsdd.valid_indices = (5, 10)
+  return c
