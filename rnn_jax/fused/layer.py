@@ -13,6 +13,7 @@ more gives dx. Values and gradients equal autodiff of the runner's scan up to fl
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from typing import Any, Callable
@@ -43,134 +44,161 @@ def _where(mask, new, old):
   return jax.tree.map(lambda a, b: jnp.where(mask, a, b), new, old)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Layer:
+  """One configuration of the fused layer: the cell, its kernel family, the direction, whether sequences have
+  lengths, and the scan's unroll."""
+  cell: base.Cell
+  reverse: bool
+  masked: bool
+  unroll: int
+
+  @property
+  def family(self):
+    return kernel.family(self.cell)
+
+  def cast(self, w):
+    """A weight in the cell's matmul dtype (cast once, outside the loops)."""
+    return w if self.cell.matmul_dtype is None else w.astype(self.cell.matmul_dtype)
+
+
+def _forward_scan(layer: _Layer, w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates):
+  """`(final_carry, ys_TxBxH, gates)`, `gates` stacked over time if `keep_gates` (else left to XLA's
+  dead-code elimination).
+
+  Kept, where `policy.gates_overwrite_projections_pays`, each gate's activations overwrite its projection
+  `x W_x` in place where they have its shape and dtype (LSTM: i, f, g, o; GRU: r, u, n); the rest are scan
+  outputs. XLA updates a loop-carried stack in place only if every read of it in the step feeds the value
+  written back (else it copies the stack every step), so the backward cannot write `dz` over the gates it reads.
+  """
+  family, steps = layer.family, xs_TxBxI.shape[0]
+  w_h = layer.cast(rec_params["w_h"])
+  rec_params = {**rec_params, "w_h": w_h, "w_h_gates": kernel.gate_blocks(w_h, family.num_gates), "w_hT": w_h.T}
+  # The hoisted projection: one matmul over all steps per gate (separate buffers, see `_recurrent_gates`).
+  xw = tuple(ops.matmul(xs_TxBxI, w, layer.cell.matmul_dtype) for w in kernel.gate_blocks(w_x, family.num_gates))
+  overwritten = 0  # how many of the gates take the place of their projection
+  if keep_gates and policy.gates_overwrite_projections_pays(layer.cell, xs_TxBxI.shape[1], w_h.shape[0]):
+    xw_step = tuple(jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in xw)
+    overwritten = _overwritable(jax.eval_shape(family.forward, rec_params, carry, xw_step)[2], xw_step)
+
+  def body(loop_carry, t_and_xw):
+    carry, stacks = loop_carry
+    t, xw_rest = t_and_xw
+    xw = tuple(jax.lax.dynamic_index_in_dim(x, t, keepdims=False) for x in stacks) + xw_rest
+    new_carry, h_BxH, gates = family.forward(rec_params, carry, xw)
+    if layer.masked:
+      mask = ops.valid_at(t, lengths_B, h_BxH)
+      new_carry = _where(mask, new_carry, carry)
+      h_BxH = jnp.where(mask, h_BxH, 0)
+    stacks = tuple(jax.lax.dynamic_update_index_in_dim(x, g, t, 0) for x, g in zip(stacks, gates))
+    return (new_carry, stacks), (h_BxH, gates[overwritten:])
+
+  (final, stacks), (ys_TxBxH, rest) = jax.lax.scan(body, (carry, xw[:overwritten]),
+                                                   (jnp.arange(steps), xw[overwritten:]),
+                                                   reverse=layer.reverse, unroll=layer.unroll)
+  return final, ys_TxBxH, stacks + rest
+
+
+def _inputs_h(layer: _Layer, lengths_B, ys_TxBxH, h0_BxH):
+  """`[T, B, H]`: the carry's h before each step, the previous step's output or `h0` before the first (a
+  reverse run reaches a sequence's last valid step straight from `h0`). One shifted copy of the outputs, read
+  by the backward loop and the weight gradient alike: indexing the outputs per step (a gather under vmap) ran
+  no faster and compiled ~5 % slower (GRU, 32x256x1000)."""
+  if layer.reverse:
+    shifted, prev = jnp.concatenate([ys_TxBxH[1:], h0_BxH[None]]), jnp.arange(1, ys_TxBxH.shape[0] + 1)
+  else:
+    shifted, prev = jnp.concatenate([h0_BxH[None], ys_TxBxH[:-1]]), jnp.arange(-1, ys_TxBxH.shape[0] - 1)
+  if not layer.masked:
+    return shifted
+  valid_TxBx1 = (prev[:, None] < lengths_B[None, :])[..., None]
+  return jnp.where(valid_TxBx1, shifted, h0_BxH[None])
+
+
+def _backward_scan(layer: _Layer, rec_params, dcarry, dys_TxBxH, ys_TxBxH, h_in_TxBxH, gates, lengths_B):
+  """`(dcarry, dextra, dz_TxBxG, dhw_TxBxG)`: the loop back over time carrying only the carry's cotangent
+  (and, where `policy.transposed_recurrence_pays`, the previous step's recurrent product as `[H, B]`)."""
+  family = layer.family
+  w_h = layer.cast(rec_params["w_h"])
+  w_hT = w_h.T
+  transposed = policy.transposed_recurrence_pays(w_h.shape[0])
+
+  def body(loop_carry, inputs):
+    dcarry, dh_recT, dextra_sum = loop_carry
+    t, dy_BxH, y_BxH, h_in_BxH, gates_t = inputs
+    step = kernel.Step(h_in=h_in_BxH, h_out=y_BxH, gates=gates_t)
+    if transposed:  # the previous step's recurrent product, carried as `[H, B]`
+      dcarry = family.add_h(dcarry, dh_recT.T)
+    dh_BxH = family.carry_h(dcarry) + dy_BxH
+    if layer.masked:  # padded steps pass the carry's cotangent straight through
+      mask = ops.valid_at(t, lengths_B, dy_BxH)
+      passed = _where(mask, jax.tree.map(jnp.zeros_like, dcarry), dcarry)
+      dcarry = _where(mask, dcarry, jax.tree.map(jnp.zeros_like, dcarry))
+      dh_BxH = jnp.where(mask, dh_BxH, 0)
+    dprev, d_rec_BxK, dz_BxG, dhw_BxG, dextra = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
+    if layer.masked:
+      dprev = jax.tree.map(jnp.add, dprev, passed)
+    product = kernel.recurrent_backward(d_rec_BxK, w_h, w_hT, transposed)
+    if transposed:  # carried to the next step
+      dh_recT = product
+    else:
+      dprev = family.add_h(dprev, product)
+    return (dprev, dh_recT, jax.tree.map(jnp.add, dextra_sum, dextra)), (dz_BxG, dhw_BxG)
+
+  dh_recT = jnp.zeros_like(h_in_TxBxH[0].T) if transposed else ()  # the product carried to the next step
+  # Summed over steps in at least float32 (a bfloat16 sum over T steps would lose the small ones).
+  dextra_zero = {name: jnp.zeros(rec_params[name].shape, jnp.promote_types(rec_params[name].dtype, jnp.float32))
+                 for name in family.extra_params}
+  steps = dys_TxBxH.shape[0]
+  (dcarry, dh_recT, dextra), (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
+      body, (dcarry, dh_recT, dextra_zero), (jnp.arange(steps), dys_TxBxH, ys_TxBxH, h_in_TxBxH, gates),
+      reverse=not layer.reverse, unroll=layer.unroll)
+  if transposed:
+    dcarry = family.add_h(dcarry, dh_recT.T)
+  return dcarry, dextra, dz_TxBxG, dhw_TxBxG
+
+
+def _weight_grads(layer: _Layer, xs_TxBxI, h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG):
+  """`(dW_x, {w_h, b} grads)` as single matmuls over all T*B rows (the point of the fused layer)."""
+  family, matmul_dtype = layer.family, layer.cell.matmul_dtype
+  if family.w_h_grad is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
+    ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
+    inputs = xs_TxBxI.shape[-1]
+    stacked = kernel.weight_grad(kernel.rows(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG, matmul_dtype)
+    return stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1]}
+  # The GRU: no row of ones (its concatenation with `x` cost compile time), a separate bias sum.
+  dw_x = kernel.weight_grad(kernel.rows(xs_TxBxI), dz_TxBxG, matmul_dtype)
+  w_h_grad = family.w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, matmul_dtype)
+  db = jnp.sum(dz_TxBxG, axis=(0, 1), dtype=jnp.promote_types(dz_TxBxG.dtype, jnp.float32))
+  return dw_x, {"w_h": w_h_grad, "b": db}
+
+
 @functools.lru_cache(maxsize=None)
 def _make_layer(cell: base.Cell, reverse: bool, masked: bool, unroll: int, primal: Callable | None):
   """The custom-VJP layer `(w_x, rec_params, xs, carry, lengths) -> (carry, ys)` for one configuration;
   `primal` (see `run`) computes it when it is not differentiated."""
-  family = kernel.family(cell)
-  matmul_dtype = cell.matmul_dtype
-
-  def cast(w):
-    """A weight in the cell's matmul dtype (cast once, outside the loops)."""
-    return w if matmul_dtype is None else w.astype(matmul_dtype)
-
-  def forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates):
-    """`(final_carry, ys_TxBxH, gates)`, `gates` stacked over time if `keep_gates` (else left to
-    XLA's dead-code elimination).
-
-    Kept, where `policy.gates_overwrite_projections_pays`, each gate's activations overwrite its
-    projection `x W_x` in place where they have its shape and dtype (LSTM: i, f, g, o; GRU: r, u, n);
-    the rest are scan outputs. XLA updates a loop-carried stack in place only if every read of it in
-    the step feeds the value written back (else it copies the stack every step), so the backward
-    cannot write `dz` over the gates it reads.
-    """
-    steps = xs_TxBxI.shape[0]
-    w_h = cast(rec_params["w_h"])
-    rec_params = {**rec_params, "w_h": w_h, "w_h_gates": kernel.gate_blocks(w_h, family.num_gates), "w_hT": w_h.T}
-    # The hoisted projection: one matmul over all steps per gate (separate buffers, see
-    # `_recurrent_gates`).
-    xw = tuple(ops.matmul(xs_TxBxI, w, matmul_dtype) for w in kernel.gate_blocks(w_x, family.num_gates))
-    overwritten = 0  # how many of the gates take the place of their projection
-    if keep_gates and policy.gates_overwrite_projections_pays(cell, xs_TxBxI.shape[1], w_h.shape[0]):
-      xw_step = tuple(jax.ShapeDtypeStruct(x.shape[1:], x.dtype) for x in xw)
-      overwritten = _overwritable(jax.eval_shape(family.forward, rec_params, carry, xw_step)[2], xw_step)
-
-    def body(loop_carry, t_and_xw):
-      carry, stacks = loop_carry
-      t, xw_rest = t_and_xw
-      xw = tuple(jax.lax.dynamic_index_in_dim(x, t, keepdims=False) for x in stacks) + xw_rest
-      new_carry, h_BxH, gates = family.forward(rec_params, carry, xw)
-      if masked:
-        mask = ops.valid_at(t, lengths_B, h_BxH)
-        new_carry = _where(mask, new_carry, carry)
-        h_BxH = jnp.where(mask, h_BxH, 0)
-      stacks = tuple(jax.lax.dynamic_update_index_in_dim(x, g, t, 0) for x, g in zip(stacks, gates))
-      return (new_carry, stacks), (h_BxH, gates[overwritten:])
-
-    (final, stacks), (ys_TxBxH, rest) = jax.lax.scan(
-        body, (carry, xw[:overwritten]), (jnp.arange(steps), xw[overwritten:]), reverse=reverse, unroll=unroll)
-    return final, ys_TxBxH, stacks + rest
+  config = _Layer(cell, reverse, masked, unroll)
 
   @jax.custom_vjp
   def layer(w_x, rec_params, xs_TxBxI, carry, lengths_B):
     if primal is not None:
       return primal(cell, {"w_x": w_x, **rec_params}, xs_TxBxI, carry, lengths_B if masked else None,
                     reverse=reverse, unroll=unroll)
-    final, ys_TxBxH, _ = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates=False)
+    final, ys_TxBxH, _ = _forward_scan(config, w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates=False)
     return final, ys_TxBxH
 
   def layer_fwd(w_x, rec_params, xs_TxBxI, carry, lengths_B):
-    final, ys_TxBxH, gates = forward_scan(w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates=True)
-    return (final, ys_TxBxH), (w_x, rec_params, xs_TxBxI, family.carry_h(carry), lengths_B, ys_TxBxH, gates)
-
-  def inputs_h(lengths_B, ys_TxBxH, h0_BxH):
-    """`[T, B, H]`: the carry's h before each step, the previous step's output or `h0` before the
-    first (a reverse run reaches a sequence's last valid step straight from `h0`). One shifted copy
-    of the outputs, read by the backward loop and the weight gradient alike: indexing the outputs
-    per step (a gather under vmap) ran no faster and compiled ~5 % slower (GRU, 32x256x1000)."""
-    if reverse:
-      shifted, prev = jnp.concatenate([ys_TxBxH[1:], h0_BxH[None]]), jnp.arange(1, ys_TxBxH.shape[0] + 1)
-    else:
-      shifted, prev = jnp.concatenate([h0_BxH[None], ys_TxBxH[:-1]]), jnp.arange(-1, ys_TxBxH.shape[0] - 1)
-    if not masked:
-      return shifted
-    valid_TxBx1 = (prev[:, None] < lengths_B[None, :])[..., None]
-    return jnp.where(valid_TxBx1, shifted, h0_BxH[None])
+    final, ys_TxBxH, gates = _forward_scan(config, w_x, rec_params, xs_TxBxI, carry, lengths_B, keep_gates=True)
+    return (final, ys_TxBxH), (w_x, rec_params, xs_TxBxI, config.family.carry_h(carry), lengths_B, ys_TxBxH, gates)
 
   def layer_bwd(saved, cotangents):
     w_x, rec_params, xs_TxBxI, h0_BxH, lengths_B, ys_TxBxH, gates = saved
     dcarry, dys_TxBxH = cotangents
-    w_h = cast(rec_params["w_h"])
-    w_hT = w_h.T
-    steps = dys_TxBxH.shape[0]
-    transposed = policy.transposed_recurrence_pays(w_h.shape[0])
-
-    def body(loop_carry, inputs):
-      dcarry, dh_recT, dextra_sum = loop_carry
-      t, dy_BxH, y_BxH, h_in_BxH, gates_t = inputs
-      step = kernel.Step(h_in=h_in_BxH, h_out=y_BxH, gates=gates_t)
-      if transposed:  # the previous step's recurrent product, carried as `[H, B]`
-        dcarry = family.add_h(dcarry, dh_recT.T)
-      dh_BxH = family.carry_h(dcarry) + dy_BxH
-      if masked:  # padded steps pass the carry's cotangent straight through
-        mask = ops.valid_at(t, lengths_B, dy_BxH)
-        passed = _where(mask, jax.tree.map(jnp.zeros_like, dcarry), dcarry)
-        dcarry = _where(mask, dcarry, jax.tree.map(jnp.zeros_like, dcarry))
-        dh_BxH = jnp.where(mask, dh_BxH, 0)
-      dprev, d_rec_BxK, dz_BxG, dhw_BxG, dextra = family.backward(rec_params, w_hT, step, dcarry, dh_BxH)
-      if masked:
-        dprev = jax.tree.map(jnp.add, dprev, passed)
-      product = kernel.recurrent_backward(d_rec_BxK, w_h, w_hT, transposed)
-      if transposed:  # carried to the next step
-        dh_recT = product
-      else:
-        dprev = family.add_h(dprev, product)
-      return (dprev, dh_recT, jax.tree.map(jnp.add, dextra_sum, dextra)), (dz_BxG, dhw_BxG)
-
-    h_in_TxBxH = inputs_h(lengths_B, ys_TxBxH, h0_BxH)
-    dh_recT = jnp.zeros_like(h0_BxH.T) if transposed else ()  # the product carried to the next step
-    # Summed over steps in at least float32 (a bfloat16 sum over T steps would lose the small ones).
-    dextra_zero = {name: jnp.zeros(rec_params[name].shape, jnp.promote_types(rec_params[name].dtype, jnp.float32))
-                   for name in family.extra_params}
-    (dcarry, dh_recT, dextra), (dz_TxBxG, dhw_TxBxG) = jax.lax.scan(
-        body, (dcarry, dh_recT, dextra_zero), (jnp.arange(steps), dys_TxBxH, ys_TxBxH, h_in_TxBxH, gates),
-        reverse=not reverse, unroll=unroll)
-    if transposed:
-      dcarry = family.add_h(dcarry, dh_recT.T)
-
-    # The weight gradients as single matmuls over all T*B rows (the point of the fused layer).
-    if family.w_h_grad is None:  # dW_x, dW_h and db from one [I+H+1, T*B] x [T*B, G] matmul
-      ones_TxBx1 = jnp.ones(xs_TxBxI.shape[:2] + (1,), xs_TxBxI.dtype)
-      inputs = xs_TxBxI.shape[-1]
-      stacked = kernel.weight_grad(kernel.rows(xs_TxBxI, h_in_TxBxH, ones_TxBx1), dz_TxBxG, matmul_dtype)
-      dw_x, grads = stacked[:inputs], {"w_h": stacked[inputs:-1], "b": stacked[-1], **dextra}
-    else:  # the GRU: no row of ones (its concatenation with `x` cost compile time), a separate bias sum
-      dw_x = kernel.weight_grad(kernel.rows(xs_TxBxI), dz_TxBxG, matmul_dtype)
-      w_h_grad = family.w_h_grad(h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG, matmul_dtype)
-      db = jnp.sum(dz_TxBxG, axis=(0, 1), dtype=jnp.promote_types(dz_TxBxG.dtype, jnp.float32))
-      grads = {"w_h": w_h_grad, "b": db, **dextra}
-    dxs_TxBxI = ops.matmul(dz_TxBxG, w_x.T, matmul_dtype).astype(xs_TxBxI.dtype)
-    grads = {k: v.astype(rec_params[k].dtype) for k, v in grads.items()}
+    h_in_TxBxH = _inputs_h(config, lengths_B, ys_TxBxH, h0_BxH)
+    dcarry, dextra, dz_TxBxG, dhw_TxBxG = _backward_scan(config, rec_params, dcarry, dys_TxBxH, ys_TxBxH,
+                                                         h_in_TxBxH, gates, lengths_B)
+    dw_x, grads = _weight_grads(config, xs_TxBxI, h_in_TxBxH, gates, dz_TxBxG, dhw_TxBxG)
+    dxs_TxBxI = ops.matmul(dz_TxBxG, w_x.T, cell.matmul_dtype).astype(xs_TxBxI.dtype)
+    grads = {k: v.astype(rec_params[k].dtype) for k, v in {**grads, **dextra}.items()}
     return dw_x.astype(w_x.dtype), grads, dxs_TxBxI, dcarry, None
 
   layer.defvjp(layer_fwd, layer_bwd)
