@@ -301,8 +301,9 @@ class Trained(NamedTuple):
   train_seconds: float
 
 
-def train_model(config, workdir: str) -> Trained:
-  """Loads the data and trains `config.num_steps` steps, resuming from `workdir` (a finished run only restores)."""
+def train_model(config, workdir: str, restore_finished: bool = True) -> Trained:
+  """Loads the data and trains `config.num_steps` steps, resuming from `workdir`. A run finished there is
+  restored, or with `restore_finished=False` raises `train.RunFinished` (which the command line reports)."""
   validate(config)
   start = time.perf_counter()
   data = input_pipeline.load(config.data)
@@ -313,13 +314,16 @@ def train_model(config, workdir: str) -> Trained:
   command_line.log_model_and_workdir(describe_model(config), task.init, workdir)
   config.steps_per_epoch = per_epoch
   data_s = time.perf_counter() - start
-  state = train.train_loop(task, config, workdir)
-  return Trained(data, jax.device_get(state.params), evaluator, data_s, time.perf_counter() - start - data_s)
+  if restore_finished:
+    params, _ = train.trained_params(task, config, workdir)
+  else:
+    params = train.train_loop(task, config, workdir).params
+  return Trained(data, jax.device_get(params), evaluator, data_s, time.perf_counter() - start - data_s)
 
 
 def run(config, workdir: str) -> dict:
   """Trains (resuming from `workdir`), evaluates on the test split, draws pictures; returns and saves results."""
-  trained = train_model(config, workdir)
+  trained = train_model(config, workdir, restore_finished=False)
   report = _recognition_report if config.task == "recognition" else _generation_report
   return train.write_results(workdir, {
       "task": config.task, "source": config.data.source, "num_steps": config.num_steps,
