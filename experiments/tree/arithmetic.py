@@ -135,10 +135,9 @@ def run(config, workdir: str) -> dict:
     points.append(results)
     all_finished &= finished
   table = plots.results_table(points)
-  if all_finished and workdir_lib.read_results(workdir) is not None:
-    print(f"{os.path.abspath(workdir)} holds a finished sweep: every model trained and tested, nothing is "
-          f"recomputed.\n{table}")
-    return workdir_lib.read_results(workdir)
+  finished = workdir_lib.finished_sweep_results(workdir, all_finished, table)
+  if finished is not None:
+    return finished
   workdir_lib.save_config(config, workdir)
   workdir_lib.write_atomically(os.path.join(workdir, "results.md"), table)
   depth_99 = int(np.percentile(data["train"]["depth"], 99))

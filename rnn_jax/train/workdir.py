@@ -142,6 +142,16 @@ def finished_message(workdir: str, config, results: dict) -> str:
   return "\n".join(lines)
 
 
+def finished_sweep_results(workdir: str, every_point_finished: bool, table: str) -> dict | None:
+  """A sweep's `results.json` when it and every point of the sweep were finished before (printing so, with
+  `table`); else None, and the sweep gathers its points afresh."""
+  results = read_results(workdir) if every_point_finished else None
+  if results is not None:
+    print(f"{os.path.abspath(workdir)} holds a finished sweep: every point trained and scored, nothing is "
+          f"recomputed.\n{table}")
+  return results
+
+
 def write_results(workdir: str, results: dict) -> dict:
   """`results` with the run's median speed, machine and evaluation history (from `metrics.jsonl`), written to
   `workdir/results.json` and returned."""
