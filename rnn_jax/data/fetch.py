@@ -15,6 +15,7 @@ Configs name a fetched file `fetched:<name>` (`--config.data.path=fetched:tiny_s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import http.client
@@ -110,27 +111,42 @@ def fetch(name: str, source: str = "", root: str = "") -> str:
       return target
     raise FetchError(f"{target} exists but its sha256 is not {name}'s: move it away to fetch {name} again")
   location = source or data.url
-  directory = os.path.dirname(target)
-  made_directory = not os.path.isdir(directory)
-  os.makedirs(directory, exist_ok=True)
-  handle, temp = tempfile.mkstemp(prefix=f".{data.filename}.", suffix=".part", dir=directory)
-  try:
+  with _stored_as(target, data.filename, folder=False) as temp:
     try:
-      with os.fdopen(handle, "wb") as out, _open(location) as stream:
+      with open(temp, "wb") as out, _open(location) as stream:
         digest = _copy_hashing(stream, out)
     except (OSError, http.client.HTTPException) as e:
       offline = "" if source else "; offline, pass a copy downloaded elsewhere with --from=PATH"
       raise FetchError(f"could not read {location} ({e}){offline}") from None
     if digest != data.sha256:
       raise FetchError(f"{location} has sha256 {digest}, expected {data.sha256}: nothing stored")
-    os.chmod(temp, 0o644)  # readable like any downloaded file (the temporary file was private)
+  return target
+
+
+@contextlib.contextmanager
+def _stored_as(target: str, name: str, folder: bool):
+  """Yields a private temporary file (or folder) beside `target`, renamed to `target` when the block ends and
+  removed, with a directory made for it, when the block raises: a failure leaves the data directory as it was."""
+  directory = os.path.dirname(target)
+  made_directory = not os.path.isdir(directory)
+  os.makedirs(directory, exist_ok=True)
+  if folder:
+    temp = tempfile.mkdtemp(prefix=f".{name}.", suffix=".part", dir=directory)
+  else:
+    handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=directory)
+    os.close(handle)
+  try:
+    yield temp
+    os.chmod(temp, 0o755 if folder else 0o644)  # as an unpacked folder or a downloaded file (temp was private)
     os.replace(temp, target)
   except BaseException:
-    os.remove(temp)
+    if folder:
+      shutil.rmtree(temp)
+    else:
+      os.remove(temp)
     if made_directory:
       os.rmdir(directory)
     raise
-  return target
 
 
 def contents_sha256(folder: str) -> str:
@@ -150,22 +166,11 @@ def _fetch_folder(data: Dataset, source: str, target: str) -> str:
   match `data.contents_sha256`. A failure (FetchError) leaves the data directory as it was."""
   if os.path.isdir(target):
     return target
-  directory = os.path.dirname(target)
-  made_directory = not os.path.isdir(directory)
-  os.makedirs(directory, exist_ok=True)
-  temp = tempfile.mkdtemp(prefix=f".{data.filename}.", suffix=".part", dir=directory)
-  try:
+  with _stored_as(target, data.filename, folder=True) as temp:
     if source and os.path.isdir(source):
       _copy_folder(data, source, temp)
     else:
       _unpack_archive(data, source, temp)
-    os.chmod(temp, 0o755)  # like any unpacked folder (the temporary one was private)
-    os.replace(temp, target)
-  except BaseException:
-    shutil.rmtree(temp)
-    if made_directory:
-      os.rmdir(directory)
-    raise
   return target
 
 
