@@ -5,7 +5,8 @@ the rest of rnn_jax uses, and the host-side decoders and metrics:
 
   loss_B = ctc_loss(logits_BxTxV, lengths_B, labels_BxL, label_lengths_B)
   hyps = best_path(logits_BxTxV, lengths_B)                  # greedy: argmax, merge repeats, drop blanks
-  hyps = prefix_beam_search(log_probs_TxV, beam_size=8)    # one sequence; list of (labels, log_prob)
+  beams = prefix_beam_search(log_probs_BxTxV, lengths_B, beam_size=8)  # per sequence: (labels, log_prob)s
+  hyps = beam_search(log_probs_BxTxV, lengths_B, beam_size=8)         # per sequence: the best labels
   cer = error_rate(refs, hyps)                              # sum of edit distances / sum of reference lengths
 
 Label 0 is the blank unless `blank` says otherwise; labels are ints in `[0, V)`.
@@ -13,7 +14,7 @@ Label 0 is the blank unless `blank` says otherwise; labels are ints in `[0, V)`.
 
 from __future__ import annotations
 
-import collections
+import functools
 from typing import NamedTuple, Sequence
 
 import jax
@@ -46,7 +47,7 @@ def best_path(scores_BxTxV, lengths_B=None, blank: int = 0) -> BestPath:
 
   `scores` may be logits or log-probabilities (the argmax is the same).
   """
-  path_BxT = np.asarray(jnp.argmax(scores_BxTxV, axis=-1))
+  path_BxT = np.asarray(scores_BxTxV).argmax(-1)
   steps = path_BxT.shape[1]
   lengths = np.full(path_BxT.shape[0], steps) if lengths_B is None else np.asarray(lengths_B)
   labels, frames = [], []
@@ -58,62 +59,155 @@ def best_path(scores_BxTxV, lengths_B=None, blank: int = 0) -> BestPath:
   return BestPath(labels, frames)
 
 
-def _logaddexp(*xs):
-  top = max(xs)
-  if top == -np.inf:
-    return -np.inf
-  return top + np.log(sum(np.exp(x - top) for x in xs))
+def _logsumexp(*xs):
+  """Elementwise `log(sum(exp(x)))`, summed in the order given, so that the same terms give the same bits."""
+  top = functools.reduce(np.maximum, xs)
+  shift = np.maximum(top, np.finfo(np.float64).min)   # top itself unless it is -inf (then the sum is 0)
+  with np.errstate(divide="ignore"):
+    return top + np.log(sum(np.exp(x - shift) for x in xs))
 
 
-def prefix_beam_search(log_probs_TxV, beam_size: int = 8, blank: int = 0, length: int | None = None,
-                       prune: float = -12.0) -> list[tuple[tuple, float]]:
-  """CTC prefix beam search over one sequence (Hannun et al. 2014, no language model).
+class _Beams(NamedTuple):
+  """The beam of every sequence, most probable first; an empty slot has both log-probabilities -inf."""
+  p_blank: np.ndarray    # [B, K] log p of the frames so far, ending in a blank
+  p_label: np.ndarray    # [B, K] log p of the frames so far, ending in the prefix's last label
+  labels: np.ndarray     # [B, K, W] the prefixes, -1 past their lengths
+  lengths: np.ndarray    # [B, K]
+
+
+def _parents(beams: _Beams, valid_BxK: np.ndarray) -> np.ndarray:
+  """`[B, K]` the slot holding each prefix less its last label, -1 where that prefix is not in the beam."""
+  rows, slots = np.nonzero(beams.lengths > 0)
+  shortened = beams.labels.copy()
+  shortened[rows, slots, beams.lengths[rows, slots] - 1] = -1
+  is_parent = ((beams.labels[:, :, None] == shortened[:, None]).all(-1)   # [B, parent K, child K]
+               & (beams.lengths[:, :, None] + 1 == beams.lengths[:, None])
+               & valid_BxK[:, :, None] & valid_BxK[:, None])
+  return np.where(is_parent.any(1), is_parent.argmax(1), -1)
+
+
+def _kept_prefixes(beams: _Beams, last, p_BxV, kept_BxV, blank: int):
+  """The prefixes already in the beam after one more frame (a blank, their last label repeated, or their
+  parent's extension): `(p_blank, p_label, rank, parent slot or -1)` `[B, K]`; `rank` as in `_candidates`."""
+  batch, size = last.shape
+  vocab, rows, slot = p_BxV.shape[1], np.arange(batch)[:, None], np.arange(size)
+  valid = (beams.p_blank > -np.inf) | (beams.p_label > -np.inf)
+  parent = _parents(beams, valid)
+  has_last, has_parent = last >= 0, parent >= 0
+  at_parent = np.maximum(parent, 0)
+  p_last = np.where(has_last, p_BxV[rows, np.maximum(last, 0)], -np.inf)
+  kept_last = has_last & kept_BxV[rows, np.maximum(last, 0)]
+  p_blank = _logsumexp(beams.p_blank + p_BxV[:, blank:blank + 1], beams.p_label + p_BxV[:, blank:blank + 1])
+  # The per-sequence search adds the parent's and the prefix's own terms in the order it meets them.
+  own = beams.p_label + p_last
+  from_b, from_nb = beams.p_blank[rows, at_parent] + p_last, beams.p_label[rows, at_parent] + p_last
+  parent_repeats = last[rows, at_parent] == last
+  parent_first = _logsumexp(np.where(parent_repeats, from_b, _logsumexp(from_b, from_nb)), own)
+  own_first = np.where(parent_repeats, _logsumexp(own, from_b), _logsumexp(own, from_b, from_nb))
+  p_label = np.where(has_parent, np.where(at_parent < slot, parent_first, own_first), own)
+  never = 2 * size * vocab
+  rank = np.minimum.reduce([np.where(kept_BxV[:, blank:blank + 1], 2 * (slot * vocab + blank), never),
+                            np.where(kept_last, 2 * (slot * vocab + last) + 1, never),
+                            np.where(has_parent & kept_last, 2 * (at_parent * vocab + last), never)])
+  return p_blank, p_label, rank, parent
+
+
+def _candidates(beams: _Beams, p_BxV, kept_BxV, blank: int):
+  """Every prefix one more frame can lead to: `(total log p, p_blank, p_label, rank)` `[B, K V + K]`, first
+  each slot k extended by each label c (at k V + c), then the K prefixes already there.
+
+  `rank` is where a per-sequence search (beams in order, labels ascending) first meets the prefix, 2 (k V + c)
+  for the extension of k by c; sorting by probability, then rank, breaks ties as that search does.
+  """
+  batch, size = beams.p_blank.shape
+  vocab = p_BxV.shape[1]
+  rows = np.arange(batch)[:, None]
+  last = beams.labels[rows, np.arange(size), np.maximum(beams.lengths - 1, 0)]
+  last = np.where(beams.lengths > 0, last, -1)
+  p_b, p_nb = beams.p_blank[..., None] + p_BxV[:, None], beams.p_label[..., None] + p_BxV[:, None]
+  extended = np.where(np.arange(vocab) == last[..., None], p_b, _logsumexp(p_b, p_nb))  # a repeat needs a blank
+  extended[..., blank] = -np.inf
+  stay_blank, stay_label, stay_rank, parent = _kept_prefixes(beams, last, p_BxV, kept_BxV, blank)
+  parents, children = np.nonzero(parent >= 0)
+  extended[parents, parent[parents, children], last[parents, children]] = -np.inf   # it is the child
+  total = np.concatenate([extended.reshape(batch, -1), _logsumexp(stay_blank, stay_label)], 1)
+  p_blank = np.concatenate([np.full((batch, size * vocab), -np.inf), stay_blank], 1)
+  p_label = np.concatenate([extended.reshape(batch, -1), stay_label], 1)
+  rank = np.concatenate([np.broadcast_to(2 * np.arange(size * vocab), (batch, size * vocab)), stay_rank], 1)
+  return total, p_blank, p_label, rank
+
+
+def _best(total_BxN, rank_BxN, size: int) -> np.ndarray:
+  """`[B, size]` indices of the most probable entries, ties broken by the lower rank, in that order."""
+  rows = np.arange(len(total_BxN))[:, None]
+  best = np.argpartition(-total_BxN, size - 1, axis=1)[:, :size]
+  threshold = total_BxN[rows, best].min(1, keepdims=True)
+  tied = ((total_BxN == threshold).sum(1) > (total_BxN[rows, best] == threshold).sum(1)) & (threshold[:, 0] > -np.inf)
+  for row in np.flatnonzero(tied):   # which of the tied entries argpartition took is arbitrary
+    best[row] = np.lexsort((rank_BxN[row], -total_BxN[row]))[:size]
+  order = np.lexsort((rank_BxN[rows, best], -total_BxN[rows, best]), axis=1)
+  return best[rows, order]
+
+
+def _advance(beams: _Beams, p_BxV, kept_BxV, blank: int) -> _Beams:
+  """The beams after one more frame: the `K` most probable candidates."""
+  total, p_blank, p_label, rank = _candidates(beams, p_BxV, kept_BxV, blank)
+  batch, size = beams.p_blank.shape
+  extensions = size * p_BxV.shape[1]
+  rows = np.arange(batch)[:, None]
+  best = _best(total, rank, size)
+  extends = best < extensions
+  source = np.where(extends, best // p_BxV.shape[1], best - extensions)
+  labels, lengths = beams.labels[rows, source], beams.lengths[rows, source]
+  grows, slots = np.nonzero(extends)
+  labels[grows, slots, lengths[grows, slots]] = best[grows, slots] % p_BxV.shape[1]
+  return _Beams(p_blank[rows, best], p_label[rows, best], labels, lengths + extends)
+
+
+def prefix_beam_search(log_probs_BxTxV, lengths_B=None, beam_size: int = 8, blank: int = 0,
+                       prune: float = -12.0) -> list[list[tuple[tuple, float]]]:
+  """CTC prefix beam search (Hannun et al. 2014, no language model), vectorised over the batch and the beam.
 
   Each prefix keeps two log-probabilities: of the frames so far ending in a blank and
   ending in its last label, so that paths collapsing to the same labels are summed.
   Labels whose log-probability at a frame is below `prune` are skipped there (the
-  most likely label at each frame is always kept).
+  most likely label at each frame is always kept). Ties are broken as a per-sequence
+  search would: earlier beam first, then lower label.
 
   Args:
-    log_probs_TxV: per-frame log-probabilities (log-softmax of the logits).
-    length: number of valid frames (default all).
+    log_probs_BxTxV: per-frame log-probabilities (log-softmax of the logits).
+    lengths_B: number of valid frames of each sequence (default all).
   Returns:
-    Up to `beam_size` `(labels, log_prob)` pairs, most probable first.
+    Per sequence, up to `beam_size` `(labels, log_prob)` pairs, most probable first.
   """
   if beam_size < 1:
     raise ValueError(f"beam_size must be >= 1, got {beam_size}")
-  log_probs = np.asarray(log_probs_TxV, np.float64)[:length]
-  beams = {(): (0.0, -np.inf)}  # prefix -> (log p ending in blank, log p ending in a label)
-  for frame in log_probs:
-    candidates = np.flatnonzero(frame >= min(prune, frame.max()))
-    nxt = collections.defaultdict(lambda: (-np.inf, -np.inf))
-    for prefix, (p_b, p_nb) in beams.items():
-      for c in candidates:
-        p = frame[c]
-        if c == blank:
-          b, nb = nxt[prefix]
-          nxt[prefix] = (_logaddexp(b, p_b + p, p_nb + p), nb)
-          continue
-        extended = prefix + (int(c),)
-        b, nb = nxt[extended]
-        if prefix and prefix[-1] == c:
-          nxt[extended] = (b, _logaddexp(nb, p_b + p))          # a repeat needs a blank in between
-          b, nb = nxt[prefix]
-          nxt[prefix] = (b, _logaddexp(nb, p_nb + p))           # else it merges into the same label
-        else:
-          nxt[extended] = (b, _logaddexp(nb, p_b + p, p_nb + p))
-    ranked = sorted(((k, v) for k, v in nxt.items() if _logaddexp(*v) > -np.inf),
-                    key=lambda kv: -_logaddexp(*kv[1]))
-    beams = dict(ranked[:beam_size])
-  return [(prefix, float(_logaddexp(*ps))) for prefix, ps in
-          sorted(beams.items(), key=lambda kv: -_logaddexp(*kv[1]))]
+  batch, steps, _ = np.shape(log_probs_BxTxV)
+  lengths = np.full(batch, steps) if lengths_B is None else np.minimum(np.asarray(lengths_B), steps)
+  order = np.argsort(-lengths, kind="stable")   # the sequences still running are always the first ones
+  log_probs, lengths = np.asarray(log_probs_BxTxV, np.float64)[order], lengths[order]
+  p_blank = np.full((batch, beam_size), -np.inf)
+  p_blank[:, 0] = 0.0
+  beams = _Beams(p_blank, np.full((batch, beam_size), -np.inf), np.full((batch, beam_size, steps + 1), -1),
+                 np.zeros((batch, beam_size), int))
+  for t in range(int(lengths.max(initial=0))):
+    running = int(np.sum(lengths > t))
+    width = int(beams.lengths[:running].max()) + 1   # prefixes grow by at most one label a frame
+    frame = log_probs[:running, t]
+    kept = frame >= np.minimum(prune, frame.max(1, keepdims=True))
+    now = _Beams(beams.p_blank[:running], beams.p_label[:running], beams.labels[:running, :, :width],
+                 beams.lengths[:running])
+    for array, new in zip(beams, _advance(now, np.where(kept, frame, -np.inf), kept, blank)):
+      array[:running, ..., :new.shape[-1]] = new   # of the labels, only the first `width` columns change
+  totals = _logsumexp(beams.p_blank, beams.p_label)
+  found = [[(tuple(beams.labels[b, k, :beams.lengths[b, k]].tolist()), float(totals[b, k]))
+            for k in range(beam_size) if totals[b, k] > -np.inf] for b in range(batch)]
+  return [found[i] for i in np.argsort(order)]
 
 
 def beam_search(log_probs_BxTxV, lengths_B=None, beam_size: int = 8, blank: int = 0) -> list[list[int]]:
   """The best prefix-beam-search labels of each sequence in a batch."""
-  log_probs = np.asarray(log_probs_BxTxV)
-  lengths = np.full(log_probs.shape[0], log_probs.shape[1]) if lengths_B is None else np.asarray(lengths_B)
-  return [list(prefix_beam_search(lp, beam_size, blank, int(n))[0][0]) for lp, n in zip(log_probs, lengths)]
+  return [list(beams[0][0]) for beams in prefix_beam_search(log_probs_BxTxV, lengths_B, beam_size, blank)]
 
 
 def edit_distance(ref: Sequence, hyp: Sequence) -> int:

@@ -201,6 +201,26 @@ def test_train_step_and_data_parallel_rows(monkeypatch):
   assert len(dp) == jax.device_count() if jax.device_count() <= 2 else len(dp) >= 2
 
 
+def test_recogniser_step_has_a_decode_row_timed_against_it(monkeypatch):
+  import experiments.handwriting
+  from experiments.handwriting import handwriting
+  make = experiments.handwriting.synthetic_train_step
+  monkeypatch.setattr(experiments.handwriting, "synthetic_train_step",
+                      lambda batch, length, **kw: make(batch, length, hidden_size=8, **kw))
+  searches = []
+  search = handwriting.ctc.beam_search
+  monkeypatch.setattr(handwriting.ctc, "beam_search",
+                      lambda lp, lengths, beam_size: searches.append((len(lp), beam_size)) or search(lp, lengths, beam_size))
+  rows = experiment_steps.run_train_steps(["handwriting/recognition"], 200, 12, **FAST)
+  step, decode = rows
+  assert (step["mode"], decode["mode"], decode["impl"]) == ("train_step", "decode", "handwriting/recognition decode")
+  # The 1000 test sequences in 5 batches of 200, beam 8; decoded on the first call and in each of the 2 rounds.
+  assert searches == [(200, 8)] * 5 * 3 and decode["sequences"] == 1000
+  assert decode["train_steps_per_decode"] == pytest.approx(decode["median_s"] / step["median_s"])
+  assert decode["share_of_training"] == pytest.approx(decode["train_steps_per_decode"] / 600)
+  assert "| decode | 200 | 12 |" in report.format_table(rows)
+
+
 def test_compile_rounds_recompile_from_cold_caches():
   traces = []
 

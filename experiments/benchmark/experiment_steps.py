@@ -8,6 +8,9 @@ An entry names it as `experiment` (its default variant) or `experiment/variant`:
   timer = step_timer(step)                     # a timing.Timer running train_step, threading the state
   rows = run_train_steps(["translation", "handwriting/generation"], batch=32, length=64)
   rows = run_data_parallel("language_modeling", per_device_batch=16, length=64)   # 1, 2, 4, ... devices
+
+A step that carries a `decode` (an `rnn_jax.train.SyntheticDecode`, e.g. the handwriting recogniser's beam
+search over a test split's worth of batches) gets a second row, mode "decode", timed right after it.
 """
 
 from __future__ import annotations
@@ -112,7 +115,24 @@ def run_train_steps(entries: Sequence[str], batch: int, length: int, rounds: int
     rows.append(report.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
                                 length=length, tokens=step.tokens, **fields))
     on_rows(rows[-1:])
+    if step.decode is not None:
+      rows.append(decode_row(step, rows[-1], env, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                             batch=batch, length=length, **fields))
+      on_rows(rows[-1:])
   return rows
+
+
+def decode_row(step: train.SyntheticStep, step_row: dict, env: dict, rounds: int = 5, warmup: int = 1,
+               min_round_s: float = 0.2, **fields) -> dict:
+  """The row of `step.decode` (mode "decode"), timed after its train step's `step_row`, with
+  `train_steps_per_decode` (its time in train steps) and `share_of_training` (in the variant's whole run)."""
+  decode = step.decode
+  timer = timing.Timer(f"{step.name} decode", decode.run, extra={"description": decode.description})
+  result = timing.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s)[0]
+  row = report.make_row(None, timer, result, None, env, mode="decode", sequences=decode.sequences, **fields)
+  row["train_steps_per_decode"] = row["median_s"] / step_row["median_s"]
+  row["share_of_training"] = row["train_steps_per_decode"] / decode.train_steps
+  return row
 
 
 def run_data_parallel(entry: str, per_device_batch: int, length: int, rounds: int = 5, warmup: int = 1,

@@ -78,6 +78,8 @@ _COLUMNS = [  # (header, key, format)
     ("temp MB", "temp_bytes", "{:.1f}", 1e-6), ("x rnn_jax", "speedup_of_rnn_jax", "{:.2f}"),
     ("x rnn_jax cpu", "cpu_speedup_of_rnn_jax", "{:.2f}"),
     ("dev", "devices", "{}"), ("tok/s/dev", "tokens_per_s_per_device", "{:.3g}"), ("eff", "scaling_efficiency", "{:.0%}"),
+    ("seqs", "sequences", "{}"), ("x step", "train_steps_per_decode", "{:.1f}"),
+    ("of training", "share_of_training", "{:.1%}"),
 ]
 
 

@@ -105,6 +105,15 @@ def recognizer_log_probs(model_config):
   return log_probs_fn
 
 
+def decode_batch(log_probs_fn, params, points_BxTx3, lengths_B, beam_size: int = 0, rows: int | None = None):
+  """`(log_probs_RxT'xV, frame_lengths_R, ctc.BestPath, beam labels or None)` of the first `rows` (default all)
+  sequences of a batch of pen points."""
+  log_probs, lengths = jax.device_get(log_probs_fn(params, points_BxTx3, lengths_B))
+  log_probs, lengths = log_probs[:rows], lengths[:rows]
+  beam = ctc.beam_search(log_probs, lengths, beam_size) if beam_size else None
+  return log_probs, lengths, ctc.best_path(log_probs, lengths), beam
+
+
 def decode_examples(log_probs_fn, params, examples, config, alphabet_size: int, beam_size: int = 0,
                     what: str = "decoding sequences"):
   """`(best-path labels, beam labels or None, (log_probs_TxV, emission frames) per example)` in `examples`' order,
@@ -114,9 +123,8 @@ def decode_examples(log_probs_fn, params, examples, config, alphabet_size: int, 
   report, done = progress.Progress(what, len(examples)), 0
   for batch, _, idx in input_pipeline.eval_batches(examples, alphabet_size, max_label_length, config.batch_size,
                                                    config.data.pad_multiple):
-    log_probs, lengths = jax.device_get(log_probs_fn(params, batch["points"], batch["lengths"]))
-    best = ctc.best_path(log_probs[:len(idx)], lengths[:len(idx)])
-    beam = ctc.beam_search(log_probs[:len(idx)], lengths[:len(idx)], beam_size) if beam_size else None
+    log_probs, lengths, best, beam = decode_batch(log_probs_fn, params, batch["points"], batch["lengths"],
+                                                  beam_size, rows=len(idx))   # the rest is padding
     for k, i in enumerate(idx):
       hyps[i] = best.labels[k]
       outputs[i] = (log_probs[k, :lengths[k]], best.frames[k])
@@ -350,7 +358,25 @@ def synthetic_train_step(batch: int, length: int, variant: str, **overrides) -> 
     data.update(labels=jax.random.randint(keys[1], (batch, label_length), 1, classes),
                 label_lengths=jnp.full((batch,), label_length))
     loss_fn, params = recognition_loss_fn(m), model.init_recognizer(jax.random.PRNGKey(0), m, classes)
+    decode = synthetic_test_decode(params, config, data["points"], data["lengths"])
   else:
     loss_fn, params = generation_loss_fn(m, 1), model.init_generator(jax.random.PRNGKey(0), m, 1)
+    decode = None
   state = train.create_train_state(params, train.make_optimizer(config.optimizer))
-  return train.SyntheticStep(f"handwriting/{variant}", loss_fn, state, data, batch * length, describe_model(config))
+  return train.SyntheticStep(f"handwriting/{variant}", loss_fn, state, data, batch * length, describe_model(config),
+                             decode)
+
+
+def synthetic_test_decode(params, config, points_BxTx3, lengths_B) -> train.SyntheticDecode:
+  """The recogniser's test-split decoding as its run does it (best path and prefix beam search of width
+  `config.eval.beam_size`), on as many copies of this batch as the split has batches."""
+  log_probs_fn, batch = recognizer_log_probs(config.model), len(points_BxTx3)
+  test_size = config.data.synthetic.sizes[2]
+  beam_size = config.eval.beam_size
+
+  def run():
+    for _ in range(-(-test_size // batch)):
+      decode_batch(log_probs_fn, params, points_BxTx3, lengths_B, beam_size)
+
+  return train.SyntheticDecode(run, test_size, config.num_steps,
+                               f"{test_size} sequences in batches of {batch}, best path and beam {beam_size}")

@@ -6,12 +6,12 @@ from rnn_jax.train.errors import (DivergedError, Interrupted, MeshError, NonFini
 from rnn_jax.train.mesh import Layout, data_parallel
 from rnn_jax.train.loop import Task, restore_params, train_loop, trained_params
 from rnn_jax.train.optim import make_optimizer
-from rnn_jax.train.step import (SyntheticStep, TrainState, create_train_state, eval_step, make_eval_step, make_train_step,
-                                supervised_step, train_step)
+from rnn_jax.train.step import (SyntheticDecode, SyntheticStep, TrainState, create_train_state, eval_step,
+                                make_eval_step, make_train_step, supervised_step, train_step)
 from rnn_jax.train.workdir import load_config, read_metrics, write_results
 
 __all__ = ["CheckpointError", "Checkpointer", "DivergedError", "Interrupted", "MeshError", "NonFiniteLossError",
-           "PeerLostError", "RunError", "RunFinished", "Layout", "SyntheticStep", "Task", "TrainState", "WorkdirLockedError",
+           "PeerLostError", "RunError", "RunFinished", "Layout", "SyntheticDecode", "SyntheticStep", "Task", "TrainState", "WorkdirLockedError",
            "create_train_state", "data_parallel", "eval_step",
            "load_config", "make_eval_step", "make_optimizer", "make_train_step", "one_line_errors", "read_metrics", "write_results",
            "restore_params", "supervised_step", "train_loop", "train_step", "trained_params"]

@@ -57,6 +57,16 @@ def make_eval_step(loss_fn: LossFn):
 
 
 @dataclasses.dataclass
+class SyntheticDecode:
+  """An experiment's decoding of a test split's worth of synthetic batches (e.g. CTC beam search), timed by
+  the benchmark beside its train step."""
+  run: Callable[[], Any]   # decodes every batch once
+  sequences: int           # sequences decoded by one `run`
+  train_steps: int         # steps of the variant's run: the decoding's share of its training time
+  description: str
+
+
+@dataclasses.dataclass
 class SyntheticStep:
   """An experiment's whole train step on a synthetic batch of a given shape, for timing.
 
@@ -69,6 +79,7 @@ class SyntheticStep:
   batch: Any
   tokens: int          # time steps x sequences per step
   description: str
+  decode: SyntheticDecode | None = None   # the variant's test-time decoding at this shape, if it has one
 
 
 def supervised_step(name: str, loss: Callable, params, optimizer: optax.GradientTransformation, batch,
