@@ -129,6 +129,7 @@ def main(argv):
   if _OMP_WAIT_POLICY.value:
     os.environ["OMP_WAIT_POLICY"] = _OMP_WAIT_POLICY.value
   import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_enable_compilation_cache", False)  # compile times are XLA's, never a cache's load
   if _DEVICES.value:
     jax.config.update("jax_num_cpu_devices", _DEVICES.value)
   from experiments.benchmark import bench, environment, experiment_steps, implementations, report  # pylint: disable=g-import-not-at-top
