@@ -112,7 +112,8 @@ def normalised_examples(samples: Sequence[strokes.Sample], config, normalizer: s
   examples = []
   for s in samples:
     points = input_pipeline.preprocess(s.points, config.data.height_normalize, config.data.resample_step)
-    examples.append(input_pipeline.Example(normalizer.apply(points), encode(s.text) if encode else np.zeros(0, np.int32), s.text, s.writer))
+    labels = encode(s.text) if encode else np.zeros(0, np.int32)
+    examples.append(input_pipeline.Example(normalizer.apply(points), labels, s.text, s.writer))
   return examples
 
 
