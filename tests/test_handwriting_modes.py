@@ -36,10 +36,13 @@ def _tiny_config(task, tfds_dir):
 
 @pytest.fixture(scope="module")
 def recognizer(tmp_path_factory):
-  """A recognition workdir after two steps (its outputs depend on the input; it reads no word yet)."""
+  """A recognition workdir after two steps (its outputs depend on the input; it reads no word yet), which brings
+  ink to unit height and resamples it, as the default config does."""
   root = tmp_path_factory.mktemp("recognizer")
   workdir = str(root / "rec")
-  handwriting.run(_tiny_config("recognition", root / "tfds"), workdir)
+  c = _tiny_config("recognition", root / "tfds")
+  c.data.height_normalize, c.data.resample_step = True, 0.1
+  handwriting.run(c, workdir)
   return workdir
 
 
@@ -50,7 +53,7 @@ def synthesizer(tmp_path_factory):
   c.model.num_mixtures, c.model.window_components = 3, 2
   c.eval.texts, c.eval.biases, c.eval.steps_per_char = ("cat",), (0.0,), 10
   workdir = str(root / "syn")
-  handwriting.train_model(c, workdir)   # the checkpoint and data.json; no test report
+  handwriting.run(c, workdir)
   return workdir
 
 
@@ -147,3 +150,58 @@ def test_write_then_recognize_round_trip(synthesizer, recognizer, tmp_path, caps
   lines = modes.recognize(recognizer, _saved(recognizer), str(out / "strokes.json"))
   assert [line.split("\t")[0] for line in lines] == ["0", "1", "2", "3"]
   assert [line.split("\t")[-1] for line in lines] == ["label: cat", "label: cat", "label: ten", "label: ten"]
+
+
+def test_eval_of_a_synthesis_model_reproduces_its_test_nll_and_scores_a_file(synthesizer, tmp_path):
+  with open(os.path.join(synthesizer, "results.json")) as f:
+    trained = json.load(f)
+  results = modes.evaluate(synthesizer, _saved(synthesizer))
+  for name in ("test_nll_per_point", "test_nll_per_point_raw_units"):
+    assert results[name] == pytest.approx(trained[name], rel=1e-5), name
+  with open(os.path.join(synthesizer, "results_synthetic.json")) as f:
+    assert json.load(f)["test_nll_per_point"] == results["test_nll_per_point"]
+  on_file = modes.evaluate(synthesizer, _saved(synthesizer), _words_file(tmp_path / "bob.json", ["cat", "no"]))
+  assert on_file["test_examples"] == 2 and np.isfinite(on_file["test_nll_per_point"])
+  assert os.path.exists(os.path.join(synthesizer, "results_bob.json"))
+  with pytest.raises(DataError, match=r"bob_too.json: labels: characters 'b' are not in the model's alphabet"):
+    modes.evaluate(synthesizer, _saved(synthesizer), _words_file(tmp_path / "bob_too.json", ["cat", "bat"]))
+  (tmp_path / "bare.json").write_text(json.dumps([{"strokes": [[[0, 0], [1, 1]]]}]))
+  with pytest.raises(DataError, match=r"1 of 1 samples have no label; .* \(the synthesis model reads it\)"):
+    modes.evaluate(synthesizer, _saved(synthesizer), str(tmp_path / "bare.json"))
+
+
+def _every_other_point(points_Nx3):
+  """The same strokes sampled at half the density (each stroke's ends kept)."""
+  return strokes.from_strokes([np.concatenate([s[:-1][::2], s[-1:]]) for s in strokes.to_strokes(points_Nx3)])
+
+
+def _twice_the_points(points_Nx3):
+  """The same strokes with a point inserted halfway along every segment."""
+  doubled = [np.insert(s, np.arange(1, len(s)), (s[:-1] + s[1:]) / 2, axis=0) for s in strokes.to_strokes(points_Nx3)]
+  return strokes.from_strokes(doubled)
+
+
+def test_own_ink_of_any_size_and_sampling_rate_reaches_the_model_as_the_training_ink_did(recognizer):
+  config = _saved(recognizer)
+  loaded = modes.load(recognizer, config, "recognize")
+  rng = np.random.default_rng(5)
+  originals = [strokes.Sample(hershey.synthesize(t, rng).points, t, "me") for t in ["lot", "cancel", "tea"]]
+  scaled = lambda k: [s._replace(points=s.points * [k, k, 1]) for s in originals]
+  denser = [s._replace(points=_twice_the_points(s.points)) for s in originals]
+  sparser = [s._replace(points=_every_other_point(s.points)) for s in originals]
+  assert [len(s.points) for s in denser] > [len(s.points) for s in originals] > [len(s.points) for s in sparser]
+  seen = lambda samples: modes.normalised_examples(samples, config, loaded.normalizer)
+  for variant in (scaled(0.05), scaled(40.0), denser):
+    for original, same in zip(seen(originals), seen(variant)):
+      np.testing.assert_allclose(same.points, original.points, atol=1e-3)
+  for original, coarse in zip(seen(originals), seen(sparser)):
+    assert abs(len(coarse.points) - len(original.points)) <= 0.1 * len(original.points)
+    path, coarse_path = (np.cumsum(loaded.normalizer.invert(e.points)[:, :2], axis=0) for e in (original, coarse))
+    off_path = np.min(np.linalg.norm(coarse_path[:, None] - path[None], axis=-1), axis=1)   # in heights
+    # Half the points cut the corners of loops (and so the height the ink is scaled by, by ~3 %): the same path
+    # within a few hundredths of the height on average.
+    assert np.mean(off_path) < 0.08 and np.max(off_path) < 0.25, (np.mean(off_path), np.max(off_path))
+  read = modes.transcribe(loaded, originals)
+  assert len(set(read.beam)) > 1   # the words are told apart, so equal transcriptions are not all blank
+  for variant in (scaled(0.05), scaled(40.0), denser):
+    assert modes.transcribe(loaded, variant)[:2] == read[:2]

@@ -88,11 +88,6 @@ def describe_model(config) -> str:
   return f"{m.num_layers} x {m.hidden_size} {m.cell} + {m.num_mixtures}-Gaussian MDN{window}"
 
 
-def _eval_batches(data, config, split):
-  return input_pipeline.eval_batches(data.splits[split], len(data.alphabet.chars), data.max_label_length,
-                                     config.batch_size, config.data.pad_multiple)
-
-
 # ------------------------------------------------------------------ recognition
 
 
@@ -212,23 +207,40 @@ def generation_loss_fn(m, alphabet_size: int):
   return loss_fn
 
 
+def generator_nll_fn(model_config, alphabet_size: int):
+  """Jitted `(params, batch) -> (summed NLL, valid points)` of the generator `model_config` (config.model)."""
+  return jax.jit(lambda params, batch: batch_nll(params, model_config, alphabet_size, batch))
+
+
+def examples_nll(nll_fn, params, examples, config, alphabet_size: int, what: str = "NLL sequences") -> float:
+  """NLL per point of the generator over `examples` (normalised points, labels for a conditional one)."""
+  total, count, done = 0.0, 0, 0
+  max_label_length = max([len(e.labels) for e in examples] + [1])
+  report = progress.Progress(what, len(examples))
+  for batch, weights, idx in input_pipeline.eval_batches(examples, alphabet_size, max_label_length,
+                                                         config.batch_size, config.data.pad_multiple):
+    batch["lengths"] = np.where(weights > 0, batch["lengths"], 0)   # padding rows count no points
+    t, c = jax.device_get(nll_fn(params, batch))
+    total, count, done = total + float(t), count + int(c), done + len(idx)
+    report.update(done)
+  return total / count
+
+
+def raw_units_nll(nll_per_point: float, normalizer) -> float:
+  """The NLL per point of raw offsets: the normalised one plus the Jacobian log(std_x * std_y)."""
+  return nll_per_point + float(np.sum(np.log(normalizer.std)))
+
+
 def generation_task(config, data):
   """`(Task, steps_per_epoch, split_nll)` for the MDN generator (conditional if window_components > 0)."""
   m = config.model
   alphabet_size = len(data.alphabet.chars)
   conditional = m.window_components > 0
   loss_fn = generation_loss_fn(m, alphabet_size)
-  nll_fn = jax.jit(lambda params, batch: batch_nll(params, m, alphabet_size, batch))
+  nll_fn = generator_nll_fn(m, alphabet_size)
 
   def split_nll(params, split):
-    total, count, done = 0.0, 0, 0
-    report = progress.Progress(f"{split} NLL sequences", len(data.splits[split]))
-    for batch, weights, idx in _eval_batches(data, config, split):
-      batch["lengths"] = np.where(weights > 0, batch["lengths"], 0)   # padding rows count no points
-      t, c = jax.device_get(nll_fn(params, batch))
-      total, count, done = total + float(t), count + int(c), done + len(idx)
-      report.update(done)
-    return total / count
+    return examples_nll(nll_fn, params, data.splits[split], config, alphabet_size, f"{split} NLL sequences")
 
   def evaluate(params):
     return {"valid_nll_per_point": split_nll(params, "valid")}
@@ -281,8 +293,7 @@ def generate(params, config, data, texts=None, biases=(0.0,), seed=0, num_steps=
 
 def _generation_report(config, data, params, split_nll, workdir):
   results = {"test_nll_per_point": split_nll(params, "test")}
-  # NLL of the raw offsets differs from the normalised one by the Jacobian log(std_x * std_y).
-  results["test_nll_per_point_raw_units"] = results["test_nll_per_point"] + float(np.sum(np.log(data.normalizer.std)))
+  results["test_nll_per_point_raw_units"] = raw_units_nll(results["test_nll_per_point"], data.normalizer)
   biases = tuple(config.eval.biases)
   if config.model.window_components > 0:
     items = generate(params, config, data, texts=list(config.eval.texts), biases=biases, seed=config.seed)

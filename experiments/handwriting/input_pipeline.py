@@ -70,16 +70,19 @@ def preprocess(points_Nx3: np.ndarray, height_normalize: bool, resample_step: fl
   return points_Nx3
 
 
+def raw_splits(cfg) -> dict[str, list[strokes.Sample]]:
+  """The splits of the stroke dataset `cfg` (config.data) names, as stored (not preprocessed)."""
+  if cfg.source == "synthetic":
+    return strokes.load_splits("synthetic", data_dir=cfg.tfds_dir or None, **cfg.synthetic.to_dict())
+  if cfg.source == "uji":
+    return strokes.load_splits("uji", path=cfg.path, data_dir=cfg.tfds_dir or None, **cfg.uji.to_dict())
+  return strokes.load_splits(cfg.source, path=cfg.path, data_dir=cfg.tfds_dir or None)
+
+
 def read_splits(cfg) -> dict[str, list[strokes.Sample]]:
   """The splits of the stroke dataset `cfg` (config.data) names, preprocessed (raw units, not normalised)."""
-  if cfg.source == "synthetic":
-    raw = strokes.load_splits("synthetic", data_dir=cfg.tfds_dir or None, **cfg.synthetic.to_dict())
-  elif cfg.source == "uji":
-    raw = strokes.load_splits("uji", path=cfg.path, data_dir=cfg.tfds_dir or None, **cfg.uji.to_dict())
-  else:
-    raw = strokes.load_splits(cfg.source, path=cfg.path, data_dir=cfg.tfds_dir or None)
   return {split: [s._replace(points=preprocess(s.points, cfg.height_normalize, cfg.resample_step)) for s in samples]
-          for split, samples in raw.items()}
+          for split, samples in raw_splits(cfg).items()}
 
 
 def load(cfg) -> Data:

@@ -7,8 +7,8 @@ Modes:
   recognize        prints the transcription of every sample of `--input` (InkML, UJI-style or strokes JSON),
                    one line each; `--output=DIR`: each sample's CTC alignment as a PNG.
   write            writes `--text` (a line, or a file of lines) with a synthesis workdir into `--output`.
-  eval             scores the workdir's recogniser on `--input` or on the test split of `--config.data.*`,
-                   without training; writes results_<name>.json.
+  eval             scores the workdir's model (a recogniser's CER, a generator's NLL per point) on `--input` or on
+                   the test split of `--config.data.*`, without training; writes results_<name>.json.
 recognize, write and eval use the model the workdir's run saved (its config.json); `--config.*` overrides there
 set decoding, sampling and data fields (`--config.eval.beam_size=16`, `--config.data.y_up=True`).
 """

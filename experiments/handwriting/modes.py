@@ -3,6 +3,7 @@
   recognize(workdir, config, "note.inkml", output="out/")     # prints "index<TAB>beam: ...<TAB>best path: ..."
   write(workdir, config, ["hello world"], bias=1.0, samples=2, output="out/")
   evaluate(workdir, config, input_path="alice.json")          # or the test split of config.data; results_<name>.json
+                                                              # (a recogniser's CER, a generator's NLL per point)
 
 The model, its alphabet and normaliser are the ones the workdir's run saved (config.json, data.json, the latest
 checkpoint); `config` is the run's saved config with the command line's `--config.*` overrides applied
@@ -104,18 +105,28 @@ class Transcripts(NamedTuple):
   pictures: list   # per sample the item plots.alignment draws (the best path at its emission frames)
 
 
+def normalised_examples(samples: Sequence[strokes.Sample], config, normalizer: strokes.Normalizer,
+                        encode=None) -> list[input_pipeline.Example]:
+  """Raw samples preprocessed (`config.data`'s height normalisation and resampling) and normalised as in training;
+  with `encode` (text -> class ids), labelled."""
+  examples = []
+  for s in samples:
+    points = input_pipeline.preprocess(s.points, config.data.height_normalize, config.data.resample_step)
+    labels = encode(s.text) if encode else np.zeros(0, np.int32)
+    examples.append(input_pipeline.Example(normalizer.apply(points), labels, s.text, s.writer))
+  return examples
+
+
 def transcribe(loaded: Loaded, samples: Sequence[strokes.Sample]) -> Transcripts:
   """Preprocesses and normalises raw samples as in training and decodes them."""
-  data_cfg = loaded.config.data
-  raw = [input_pipeline.preprocess(s.points, data_cfg.height_normalize, data_cfg.resample_step) for s in samples]
-  examples = [input_pipeline.Example(loaded.normalizer.apply(p), np.zeros(0, np.int32), s.text, s.writer)
-              for p, s in zip(raw, samples)]
+  examples = normalised_examples(samples, loaded.config, loaded.normalizer)
   best, beam, outputs = handwriting.decode_examples(loaded.log_probs, loaded.params, examples, loaded.config,
                                                     len(loaded.alphabet.chars), loaded.config.eval.beam_size)
   decode = loaded.alphabet.decode
-  pictures = [{"points": p, "probs_TxV": np.exp(log_probs), "frames": frames, "decoded": decode(b),
-               "target": s.text, "subsample": loaded.config.model.subsample, "chars": loaded.alphabet.chars}
-              for p, s, b, (log_probs, frames) in zip(raw, samples, best, outputs)]   # frames are best path's
+  pictures = [{"points": loaded.normalizer.invert(e.points), "probs_TxV": np.exp(log_probs), "frames": frames,
+               "decoded": decode(b), "target": e.text, "subsample": loaded.config.model.subsample,
+               "chars": loaded.alphabet.chars}
+              for e, b, (log_probs, frames) in zip(examples, best, outputs)]   # frames are best path's
   return Transcripts([decode(h) for h in best], [decode(h) for h in beam], pictures)
 
 
@@ -155,22 +166,48 @@ def eval_name(config, input_path: str) -> str:
   return config.data.source + (f"_{os.path.splitext(os.path.basename(path))[0]}" if path else "")
 
 
-def evaluate(workdir: str, config, input_path: str = "") -> dict:
-  """The test figures of `workdir`'s recogniser on `input_path` (every sample labelled) or, without it, on the
-  test split of `config.data`; written to `workdir/results_<name>.json` and returned."""
-  samples = read_input(input_path, config) if input_path else input_pipeline.read_splits(config.data)["test"]
-  unlabelled = sum(not s.text for s in samples)
-  if unlabelled or not samples:
-    raise DataError(f"{input_path or config.data.source}: {unlabelled} of {len(samples)} samples have no label; "
-                    "eval needs a transcription for every sample (recognize needs none)")
+def recognition_figures(workdir: str, config, samples: Sequence[strokes.Sample]) -> dict:
+  """CER, word error rate and sequence accuracy (best path and beam) of `workdir`'s recogniser on `samples`."""
   loaded = load(workdir, config, "eval")
   found = transcribe(loaded, samples)
   refs = [s.text for s in samples]
+  return {**scores(refs, found.best, "best_path"), **scores(refs, found.beam, "beam"),
+          "characters_outside_alphabet": "".join(sorted(set("".join(refs)) - set(loaded.alphabet.chars))),
+          "errors": [{"index": i, "label": r, "beam": h} for i, (r, h) in enumerate(zip(refs, found.beam))
+                     if r != h][:100]}
+
+
+def generation_figures(workdir: str, config, samples: Sequence[strokes.Sample], source: str) -> dict:
+  """NLL per point (normalised and raw units) of `workdir`'s generator on `samples`; a synthesis model reads
+  each sample's text."""
+  alphabet, normalizer = load_data_file(workdir)
+  conditional = config.model.window_components > 0
+  if conditional:
+    check_alphabet([s.text for s in samples], alphabet, f"{source}: labels",
+                   "a synthesis model reads only those: drop the samples holding the others")
+  params = restore(workdir, config, alphabet)
+  examples = normalised_examples(samples, config, normalizer, alphabet.encode if conditional else None)
+  nll = handwriting.examples_nll(handwriting.generator_nll_fn(config.model, len(alphabet.chars)), params, examples,
+                                 config, len(alphabet.chars))
+  return {"test_nll_per_point": nll, "test_nll_per_point_raw_units": handwriting.raw_units_nll(nll, normalizer)}
+
+
+def evaluate(workdir: str, config, input_path: str = "") -> dict:
+  """The test figures of `workdir`'s model on `input_path` or, without it, on the test split of `config.data`:
+  a recogniser's CER, word error rate and sequence accuracy, a generator's NLL per point. Written to
+  `workdir/results_<name>.json` and returned."""
+  source = input_path or config.data.source
+  samples = read_input(input_path, config) if input_path else input_pipeline.raw_splits(config.data)["test"]
+  recognition = config.task == "recognition"
+  unlabelled = sum(not s.text for s in samples)
+  if not samples or (unlabelled and (recognition or config.model.window_components > 0)):
+    needs = "(recognize needs none)" if recognition else "(the synthesis model reads it)"
+    raise DataError(f"{source}: {unlabelled} of {len(samples)} samples have no label; eval needs a transcription "
+                    f"for every sample {needs}")
+  figures = (recognition_figures(workdir, config, samples) if recognition
+             else generation_figures(workdir, config, samples, source))
   results = {"data": os.path.abspath(input_path) if input_path else f"{config.data.source} test split",
-             "test_examples": len(refs), **scores(refs, found.best, "best_path"), **scores(refs, found.beam, "beam"),
-             "characters_outside_alphabet": "".join(sorted(set("".join(refs)) - set(loaded.alphabet.chars))),
-             "errors": [{"index": i, "label": r, "beam": h} for i, (r, h) in enumerate(zip(refs, found.beam))
-                        if r != h][:100]}
+             "test_examples": len(samples), **figures}
   path = os.path.join(workdir, f"results_{eval_name(config, input_path)}.json")
   with open(path, "w") as f:
     json.dump(results, f, indent=1)
@@ -194,11 +231,12 @@ def texts_of(text: str) -> list[str]:
   return lines
 
 
-def check_alphabet(texts: Sequence[str], alphabet: input_pipeline.Alphabet) -> None:
+def check_alphabet(texts: Sequence[str], alphabet: input_pipeline.Alphabet, what: str = "--text",
+                   fix: str = "write with those characters only") -> None:
   unknown = sorted(set("".join(texts)) - set(alphabet.chars))
   if unknown:
-    raise DataError(f"--text: characters {', '.join(map(repr, unknown))} are not in the model's alphabet "
-                    f"{alphabet.chars!r}; write with those characters only")
+    raise DataError(f"{what}: characters {', '.join(map(repr, unknown))} are not in the model's alphabet "
+                    f"{alphabet.chars!r}; {fix}")
 
 
 def write(workdir: str, config, texts: Sequence[str], bias: float, samples: int, output: str) -> list[str]:
