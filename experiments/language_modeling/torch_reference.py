@@ -22,11 +22,13 @@ import math
 import os
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 from absl import app, flags
 
 from experiments import command_line
+from experiments.language_modeling import lm
 from rnn_jax.data import text
 
 def import_torch():
@@ -99,6 +101,33 @@ def _train_step(torch, model, optimizer, inputs, targets, state, clip_norm: floa
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
   optimizer.step()
   return loss.item(), state
+
+
+def synthetic_train_step(batch: int, length: int, variant: str = "zaremba_small", **overrides) -> Callable[[], float]:
+  """The reference's train step for config `variant`, as `step() -> loss`, on random tokens: `batch` streams, a
+  window of `length` tokens, as many tokens as `lm.synthetic_train_step` (the rnn_jax step the benchmark times it
+  beside); the state is carried from one call to the next (gradient stopped), as in training. `overrides` set
+  fields of the config's `model` (e.g. `hidden_size=64`)."""
+  torch = import_torch()
+  config = command_line.named_config("experiments.language_modeling.configs", variant, overrides)
+  m = config.model
+  if m.cell != "lstm" or m.proj_size or m.tied or m.residual or m.variational_dropout or m.cell_clip:
+    raise ValueError(f"the PyTorch reference is a plain nn.LSTM: config {variant!r} needs cell 'lstm' without "
+                     "proj_size, tied, residual, variational_dropout or cell_clip")
+  vocab_size = lm.synthetic_vocab_size(config)
+  torch.manual_seed(config.seed)
+  model = make_model(torch, config, vocab_size)
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
+  tokens_Bx1T = torch.randint(vocab_size, (batch, length + 1), generator=torch.Generator().manual_seed(1))
+  holder = {"state": None}
+
+  def step() -> float:
+    state = holder["state"] and tuple(s.detach() for s in holder["state"])
+    loss, holder["state"] = _train_step(torch, model, optimizer, tokens_Bx1T[:, :-1], tokens_Bx1T[:, 1:], state,
+                                        config.optimizer.clip_norm)
+    return loss
+
+  return step
 
 
 def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[dict]:
