@@ -311,9 +311,9 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
 
 
 def synthetic_vocab_size(config) -> int:
-  """The vocabulary of a config's synthetic train step: its bound (`data.max_vocab`), else 10,000 words or Tiny
-  Shakespeare's 65 characters."""
-  return config.data.max_vocab or (65 if config.data.level == "char" else 10000)
+  """The vocabulary of a config's synthetic train step: its bound (`data.max_vocab`), else 10,000 words or, at
+  character level, Tiny Shakespeare's 66 tokens (65 characters and the unknown token)."""
+  return config.data.max_vocab or (66 if config.data.level == "char" else 10000)
 
 
 def synthetic_train_step(batch: int, length: int, variant: str = "zaremba_small", **overrides) -> train.SyntheticStep:
