@@ -4,8 +4,8 @@ Reads the LM's own config (`--config`, `--config.<field>=...`), so both programs
 `nn.LSTM` of `model.num_layers x model.hidden_size`, embeddings `model.embed_size`, dropout `model.dropout` on
 the embeddings, between layers and before the softmax; Adam at `optimizer.learning_rate`, gradient norm clipped
 to `optimizer.clip_norm`; `data.batch_size` streams x `data.bptt` steps, state carried across windows (gradient
-stopped) and reset each epoch; validation every `eval_every` steps on `data.eval_batch_size` streams, each read
-from a zero state. Writes one JSON line per validation to `--metrics` (`step`, `time`, `wall_s`, `loss`,
+stopped) and reset each epoch and where `data.reset_probability` draws a reset, as in rnn_jax; validation every
+`eval_every` steps on `data.eval_batch_size` streams, each read from a zero state. Writes one JSON line per validation to `--metrics` (`step`, `time`, `wall_s`, `loss`,
 `valid_loss`). Needs the `torch` extra (`pip install -e .[torch]`).
 
   python -m experiments.language_modeling.torch_reference \
@@ -91,6 +91,13 @@ def validation_loss(torch, model, streams: np.ndarray, bptt: int) -> float:
   return total / windows
 
 
+def _carried(torch, state, reset_B: np.ndarray):
+  """The `(h, c)` state a window starts from: the last window's, gradient stopped (truncated BPTT), zero for the
+  streams that restart (rnn_jax's `lm.stream_resets`, drawn alike)."""
+  keep_1xBx1 = torch.from_numpy(~reset_B)[None, :, None]
+  return tuple(s.detach() * keep_1xBx1 for s in state)
+
+
 def _train_step(torch, model, optimizer, inputs, targets, state, clip_norm: float):
   """One Adam step on a window; returns `(loss, final state)`."""
   logits, state = model(inputs, state)
@@ -147,7 +154,8 @@ def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[d
   with open(metrics_path, "w") as out:
     for step in range(num_steps):
       index = step % steps_per_epoch
-      state = None if index == 0 else tuple(s.detach() for s in state)  # reset each epoch; truncated BPTT
+      state = None if index == 0 else _carried(torch, state, lm.stream_resets(
+          step, steps_per_epoch, config.data.batch_size, config.data.reset_probability, config.seed))
       loss, state = _train_step(torch, model, optimizer, *_window(torch, streams, index, bptt), state,
                                 config.optimizer.clip_norm)
       out_of_time = minutes > 0 and time.time() - start > 60 * minutes
