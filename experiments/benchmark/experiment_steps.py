@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import functools
 import importlib
-import time
 import pkgutil
+import time
 from typing import Callable, Sequence
 
 import jax
