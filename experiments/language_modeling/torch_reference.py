@@ -6,7 +6,8 @@ the embeddings, between layers and before the softmax; Adam at `optimizer.learni
 to `optimizer.clip_norm`; `data.batch_size` streams x `data.bptt` steps, state carried across windows (gradient
 stopped) and reset each epoch and where `data.reset_probability` draws a reset, as in rnn_jax; validation every
 `eval_every` steps on `data.eval_batch_size` streams, each read from a zero state. Writes one JSON line per
-validation to `--metrics` (`step`, `time`, `wall_s`, `loss`, `valid_loss`). Needs the `torch` extra (`pip install -e .[torch]`).
+validation to `--metrics` (`step`, `time`, `wall_s`, `loss`, `valid_loss`).
+Needs the `torch` extra (`pip install -e .[torch]`).
 
   python -m experiments.language_modeling.torch_reference \
     --config=experiments/language_modeling/configs/torch_comparison.py --minutes=30 --metrics=runs/torch/metrics.jsonl
