@@ -1,6 +1,7 @@
 """The benchmark: FLOP counting against closed forms and jaxprs, row format, table, modes, and the
 experiments' train steps found by name."""
 
+import functools
 import json
 import os
 import pathlib
@@ -12,6 +13,8 @@ import jax.numpy as jnp
 import pytest
 
 import experiments.language_modeling
+from experiments import command_line
+from experiments.language_modeling import lm, torch_reference
 from experiments.benchmark import bench, experiment_steps, implementations, report, timing
 from experiments.benchmark.flops import jaxpr_matmul_flops
 from experiments.benchmark.spec import Spec, cell_options
@@ -219,6 +222,34 @@ def test_recogniser_step_has_a_decode_row_timed_against_it(monkeypatch):
   assert decode["train_steps_per_decode"] == pytest.approx(decode["median_s"] / step["median_s"])
   assert decode["share_of_training"] == pytest.approx(decode["train_steps_per_decode"] / 600)
   assert "| decode | 200 | 12 |" in report.format_table(rows)
+
+
+def test_language_model_train_step_beside_its_torch_reference(monkeypatch):
+  """The PyTorch step is the same model (as many parameters but nn.LSTM's second bias), learns from its batch,
+  and is timed in the same rounds; the rows carry the time ratio and the printed line the tokens/s ratio."""
+  torch = pytest.importorskip("torch", reason="the PyTorch reference needs the torch extra")
+  small = dict(hidden_size=8, embed_size=4)
+  for name in ("synthetic_train_step", "torch_train_step"):
+    monkeypatch.setattr(experiments.language_modeling, name,
+                        functools.partial(getattr(experiments.language_modeling, name), **small))
+  step = experiments.language_modeling.torch_train_step(2, 3, variant="shakespeare_char")
+  losses = [step() for _ in range(30)]
+  assert losses[-1] < losses[0] - 0.2, losses  # learns its one batch (Adam 2e-3)
+  config = command_line.named_config("experiments.language_modeling.configs", "shakespeare_char", small)
+  reference = torch_reference.make_model(torch, config, lm.synthetic_vocab_size(config))
+  mine = experiment_steps.synthetic_step("language_modeling/shakespeare_char", 2, 3)
+  assert (sum(p.numel() for p in reference.parameters()) - 2 * 4 * 8  # nn.LSTM's b_hh, 2 layers x 4H
+          == sum(x.size for x in jax.tree.leaves(mine.state.params)))
+  rows = experiment_steps.run_train_steps(["language_modeling/shakespeare_char"], 2, 3, compare=["torch"], **FAST)
+  assert [r["impl"] for r in rows] == ["language_modeling/shakespeare_char", "torch language_modeling/shakespeare_char"]
+  assert rows[0]["speedup_of_rnn_jax"] == 1.0
+  assert rows[1]["speedup_of_rnn_jax"] == pytest.approx(rows[1]["median_s"] / rows[0]["median_s"])
+  ratio = rows[0]["tokens_per_s"] / rows[1]["tokens_per_s"]
+  assert report.train_step_ratios(rows) == [
+      f"language_modeling/shakespeare_char: rnn_jax {rows[0]['tokens_per_s']:.4g} tokens/s, torch "
+      f"{rows[1]['tokens_per_s']:.4g} tokens/s, rnn_jax / torch {ratio:.2f}"]
+  with pytest.raises(ValueError, match="--compare with --train_steps takes only torch, got flax"):
+    experiment_steps.run_train_steps(["language_modeling"], 2, 3, compare=["flax"], **FAST)
 
 
 def test_compile_rounds_recompile_from_cold_caches():

@@ -59,3 +59,13 @@ def test_side_by_side_plots_both_curves_within_the_budget(tmp_path):
   for name in ("rnn_jax", "torch"):
     line = next(line for line in done.stdout.splitlines() if line.startswith(f"{name}: "))
     assert line.count(" min ") == 3, done.stdout  # validations at steps 20, 40, 60
+
+
+def test_reference_restarts_the_streams_that_draw_a_reset():
+  torch = pytest.importorskip("torch")
+  state = (torch.ones(2, 4, 3, requires_grad=True), 2 * torch.ones(2, 4, 3, requires_grad=True))
+  reset_B = np.array([True, False, False, True])
+  h, c = torch_reference._carried(torch, state, reset_B)  # pylint: disable=protected-access
+  assert not h.requires_grad and not c.requires_grad  # truncated BPTT
+  np.testing.assert_array_equal(c.numpy()[:, :, 0], [[0, 2, 2, 0]] * 2)
+  np.testing.assert_array_equal(h.numpy()[:, reset_B], 0.0)

@@ -8,9 +8,12 @@ An entry names it as `experiment` (its default variant) or `experiment/variant`:
   timer = step_timer(step)                     # a timing.Timer running train_step, threading the state
   rows = run_train_steps(["translation", "handwriting/generation"], batch=32, length=64)
   rows = run_data_parallel("language_modeling", per_device_batch=16, length=64)   # 1, 2, 4, ... devices
+  rows = run_train_steps(["language_modeling/shakespeare_char"], 32, 64, compare=["torch"])  # beside PyTorch
 
 A step that carries a `decode` (an `rnn_jax.train.SyntheticDecode`, e.g. the handwriting recogniser's beam
-search over a test split's worth of batches) gets a second row, mode "decode", timed right after it.
+search over a test split's worth of batches) gets a second row, mode "decode", timed right after it. An
+experiment that also exposes `torch_train_step(batch, length, variant=...) -> step()` (a PyTorch step of the
+same model, e.g. the language model's reference) can be timed beside it, alternating rounds in one process.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 import importlib
 import pkgutil
+import time
 from typing import Callable, Sequence
 
 import jax
@@ -60,6 +64,22 @@ def synthetic_step(entry: str, batch: int, length: int, **overrides) -> train.Sy
   return _builder(experiment)(batch, length, **({"variant": variant} if variant else {}), **overrides)
 
 
+def torch_timer(entry: str, batch: int, length: int, name: str) -> timing.Timer:
+  """A Timer `torch <name>` for the experiment's PyTorch step of `entry` (its `torch_train_step`); the first call
+  (oneDNN primitives, allocations) is reported as the compile time. ValueError if it has none."""
+  experiment, _, variant = entry.partition("/")
+  _builder(experiment)  # a known experiment
+  builder = getattr(importlib.import_module(f"experiments.{experiment}"), "torch_train_step", None)
+  if builder is None:
+    raise ValueError(f"--compare=torch: experiment {experiment!r} has no torch_train_step (PyTorch counterpart)")
+  step = builder(batch, length, **({"variant": variant} if variant else {}))
+  start = time.perf_counter()
+  step()
+  timer = timing.Timer(f"torch {name}", step, extra={"description": "PyTorch reference, CPU"})
+  timer.compile_s = time.perf_counter() - start
+  return timer
+
+
 def step_timer(step: train.SyntheticStep, num_devices: int | None = None) -> timing.Timer:
   """A Timer running `step`'s `rnn_jax.train.train_step` repeatedly, threading the state through.
 
@@ -99,26 +119,36 @@ def step_timer(step: train.SyntheticStep, num_devices: int | None = None) -> tim
 def run_train_steps(entries: Sequence[str], batch: int, length: int, rounds: int = 5, warmup: int = 1,
                     min_round_s: float = 0.2, compile_rounds: int = 1, peak_flops: float = 0.0,
                     ceiling_size: int = 2048, on_rows: Callable[[list[dict]], None] = lambda rows: None,
-                    **fields) -> list[dict]:
-  """Times the whole train step of each entry; `on_rows` receives each row as soon as it is measured.
+                    compare: Sequence[str] = (), **fields) -> list[dict]:
+  """Times the whole train step of each entry; `on_rows` receives each entry's rows as soon as they are measured.
+  With `compare=["torch"]` each entry's PyTorch step (`torch_timer`) is timed beside it in alternating rounds, and
+  both rows get `speedup_of_rnn_jax` (median time / rnn_jax's).
 
   Every step is built before any is timed, so a bad entry or variant stops the run before the timing.
   """
+  unknown = set(compare) - {"torch"}
+  if unknown:
+    raise ValueError(f"--compare with --train_steps takes only torch, got {', '.join(sorted(unknown))}")
   steps = [synthetic_step(entry, batch, length) for entry in entries]
+  references = [[torch_timer(entry, batch, length, step.name)] if compare else []
+                for entry, step in zip(entries, steps)]
   env = environment.environment()
   ceiling = peak_flops if peak_flops > 0 else timing.matmul_ceiling("float32", ceiling_size)
   rows = []
-  for step in steps:
-    timer = step_timer(step)
-    result = timing.measure([timer], rounds=rounds, warmup=warmup, min_round_s=min_round_s,
-                            compile_rounds=compile_rounds)[0]
-    rows.append(report.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
-                                length=length, tokens=step.tokens, **fields))
-    on_rows(rows[-1:])
+  for step, reference in zip(steps, references):
+    timers = [step_timer(step), *reference]
+    results = timing.measure(timers, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                             compile_rounds=compile_rounds)
+    point = [report.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch, length=length,
+                             tokens=step.tokens, **fields) for timer, result in zip(timers, results)]
+    if reference:
+      for row in point:
+        row["speedup_of_rnn_jax"] = row["median_s"] / point[0]["median_s"]
     if step.decode is not None:
-      rows.append(decode_row(step, rows[-1], env, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
-                             batch=batch, length=length, **fields))
-      on_rows(rows[-1:])
+      point.append(decode_row(step, point[0], env, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+                              batch=batch, length=length, **fields))
+    rows += point
+    on_rows(point)
   return rows
 
 

@@ -11,6 +11,9 @@
   # whole train steps of experiments (experiment or experiment/variant), at batch 32 and 64 steps
   python -m experiments.benchmark.main --train_steps=language_modeling/zaremba_medium,handwriting/generation \
       --shapes=32x0x64
+  # the language model's train step beside the same step in its PyTorch reference, alternating rounds
+  python -m experiments.benchmark.main --train_steps=language_modeling/shakespeare_char --compare=torch \
+      --shapes=32x0x64
   # data-parallel scaling over 4 (CPU: simulated) devices
   python -m experiments.benchmark.main --train_steps=language_modeling --devices=4 --data_parallel
 
@@ -118,6 +121,7 @@ def _run_train_steps(shapes, timing: dict, ceiling: dict, append) -> list[dict]:
       return rows
     return [row for batch, _, length in shapes
             for row in experiment_steps.run_train_steps(_TRAIN_STEPS.value, batch, length, on_rows=append,
+                                                        compare=_COMPARE.value,
                                                         **timing, **ceiling)]
   except ValueError as e:
     raise app.UsageError(f"--train_steps: {e}") from None
@@ -158,6 +162,8 @@ def main(argv):
   print(report.format_table(rows))
   if not (_TRAIN_STEPS.value or _DATA_PARALLEL.value):
     print("\n" + report.format_comparison(rows))
+  for line in report.train_step_ratios(rows):
+    print(line)
   for line in bench.remat_summary(rows):
     print(line)
   print(f"\n{len(rows)} rows appended to {_OUTPUT.value}")

@@ -119,3 +119,13 @@ def format_comparison(rows: Sequence[dict]) -> str:
     cells = [f"{label(r, group)}: {1e3 * r['median_s']:.1f} ({r['median_s'] / ref['median_s']:.2f})" for r in group]
     lines.append(f"| {cell} | {mode} | {batch}x{hidden}x{length} | " + "; ".join(cells) + " |")
   return "\n".join(lines)
+
+
+def train_step_ratios(rows: Sequence[dict]) -> list[str]:
+  """One line per train step timed beside its PyTorch counterpart (`torch <entry>` rows): both tokens/s and
+  rnn_jax's tokens/s over torch's."""
+  mine = {r["impl"]: r for r in rows if r.get("mode") == "train_step"}
+  return [f"{name}: rnn_jax {mine[name]['tokens_per_s']:.4g} tokens/s, torch {r['tokens_per_s']:.4g} tokens/s, "
+          f"rnn_jax / torch {mine[name]['tokens_per_s'] / r['tokens_per_s']:.2f}"
+          for r in rows if r.get("mode") == "train_step" and r["impl"].startswith("torch ")
+          for name in [r["impl"].removeprefix("torch ")] if name in mine]

@@ -310,12 +310,18 @@ def evaluate_checkpoint(config, workdir: str) -> dict:
   return metrics
 
 
+def synthetic_vocab_size(config) -> int:
+  """The vocabulary of a config's synthetic train step: its bound (`data.max_vocab`), else 10,000 words or, at
+  character level, Tiny Shakespeare's 66 tokens (65 characters and the unknown token)."""
+  return config.data.max_vocab or (66 if config.data.level == "char" else 10000)
+
+
 def synthetic_train_step(batch: int, length: int, variant: str = "zaremba_small", **overrides) -> train.SyntheticStep:
   """The train step of config `variant` (e.g. zaremba_medium) on random tokens: `batch` streams, a TBPTT
-  window of `length` tokens, the config's vocabulary bound (`data.max_vocab`; 10,000 where it keeps every
-  word). `overrides` set fields of the config's `model` (e.g. `hidden_size=64`)."""
+  window of `length` tokens, `synthetic_vocab_size` tokens. `overrides` set fields of the config's `model`
+  (e.g. `hidden_size=64`)."""
   config = command_line.named_config("experiments.language_modeling.configs", variant, overrides)
-  vocab = config.data.max_vocab or 10000
+  vocab = synthetic_vocab_size(config)
   model = make_model(config, vocab)
   params = model.init(jax.random.PRNGKey(0))
   # The schedule's length does not change the cost of a step.

@@ -4,9 +4,10 @@ Reads the LM's own config (`--config`, `--config.<field>=...`), so both programs
 `nn.LSTM` of `model.num_layers x model.hidden_size`, embeddings `model.embed_size`, dropout `model.dropout` on
 the embeddings, between layers and before the softmax; Adam at `optimizer.learning_rate`, gradient norm clipped
 to `optimizer.clip_norm`; `data.batch_size` streams x `data.bptt` steps, state carried across windows (gradient
-stopped) and reset each epoch; validation every `eval_every` steps on `data.eval_batch_size` streams, each read
-from a zero state. Writes one JSON line per validation to `--metrics` (`step`, `time`, `wall_s`, `loss`,
-`valid_loss`). Needs the `torch` extra (`pip install -e .[torch]`).
+stopped) and reset each epoch and where `data.reset_probability` draws a reset, as in rnn_jax; validation every
+`eval_every` steps on `data.eval_batch_size` streams, each read from a zero state. Writes one JSON line per
+validation to `--metrics` (`step`, `time`, `wall_s`, `loss`, `valid_loss`).
+Needs the `torch` extra (`pip install -e .[torch]`).
 
   python -m experiments.language_modeling.torch_reference \
     --config=experiments/language_modeling/configs/torch_comparison.py --minutes=30 --metrics=runs/torch/metrics.jsonl
@@ -22,11 +23,13 @@ import math
 import os
 import sys
 import time
+from typing import Callable
 
 import numpy as np
 from absl import app, flags
 
 from experiments import command_line
+from experiments.language_modeling import lm
 from rnn_jax.data import text
 
 def import_torch():
@@ -89,6 +92,13 @@ def validation_loss(torch, model, streams: np.ndarray, bptt: int) -> float:
   return total / windows
 
 
+def _carried(torch, state, reset_B: np.ndarray):
+  """The `(h, c)` state a window starts from: the last window's, gradient stopped (truncated BPTT), zero for the
+  streams that restart (rnn_jax's `lm.stream_resets`, drawn alike)."""
+  keep_1xBx1 = torch.from_numpy(~reset_B)[None, :, None]
+  return tuple(s.detach() * keep_1xBx1 for s in state)
+
+
 def _train_step(torch, model, optimizer, inputs, targets, state, clip_norm: float):
   """One Adam step on a window; returns `(loss, final state)`."""
   logits, state = model(inputs, state)
@@ -99,6 +109,33 @@ def _train_step(torch, model, optimizer, inputs, targets, state, clip_norm: floa
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
   optimizer.step()
   return loss.item(), state
+
+
+def synthetic_train_step(batch: int, length: int, variant: str = "zaremba_small", **overrides) -> Callable[[], float]:
+  """The reference's train step for config `variant`, as `step() -> loss`, on random tokens: `batch` streams, a
+  window of `length` tokens, as many tokens as `lm.synthetic_train_step` (the rnn_jax step the benchmark times it
+  beside); the state is carried from one call to the next (gradient stopped), as in training. `overrides` set
+  fields of the config's `model` (e.g. `hidden_size=64`)."""
+  torch = import_torch()
+  config = command_line.named_config("experiments.language_modeling.configs", variant, overrides)
+  m = config.model
+  if m.cell != "lstm" or m.proj_size or m.tied or m.residual or m.variational_dropout or m.cell_clip:
+    raise ValueError(f"the PyTorch reference is a plain nn.LSTM: config {variant!r} needs cell 'lstm' without "
+                     "proj_size, tied, residual, variational_dropout or cell_clip")
+  vocab_size = lm.synthetic_vocab_size(config)
+  torch.manual_seed(config.seed)
+  model = make_model(torch, config, vocab_size)
+  optimizer = torch.optim.Adam(model.parameters(), lr=config.optimizer.learning_rate)
+  tokens_Bx1T = torch.randint(vocab_size, (batch, length + 1), generator=torch.Generator().manual_seed(1))
+  holder = {"state": None}
+
+  def step() -> float:
+    state = holder["state"] and tuple(s.detach() for s in holder["state"])
+    loss, holder["state"] = _train_step(torch, model, optimizer, tokens_Bx1T[:, :-1], tokens_Bx1T[:, 1:], state,
+                                        config.optimizer.clip_norm)
+    return loss
+
+  return step
 
 
 def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[dict]:
@@ -118,7 +155,8 @@ def train(config, metrics_path: str, minutes: float, threads: int = 1) -> list[d
   with open(metrics_path, "w") as out:
     for step in range(num_steps):
       index = step % steps_per_epoch
-      state = None if index == 0 else tuple(s.detach() for s in state)  # reset each epoch; truncated BPTT
+      state = None if index == 0 else _carried(torch, state, lm.stream_resets(
+          step, steps_per_epoch, config.data.batch_size, config.data.reset_probability, config.seed))
       loss, state = _train_step(torch, model, optimizer, *_window(torch, streams, index, bptt), state,
                                 config.optimizer.clip_norm)
       out_of_time = minutes > 0 and time.time() - start > 60 * minutes

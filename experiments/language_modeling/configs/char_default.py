@@ -8,6 +8,7 @@ from experiments.language_modeling.configs.base import base_config
 
 def get_config():
   c = base_config()
+  c.data.reset_probability = 0.02  # train from zero carries too, as evaluation starts every stream
   c.num_steps = 600
   c.eval_every = 300
   return c

@@ -16,6 +16,7 @@ def get_config():
   c.data.path = "fetched:tiny_shakespeare"
   c.data.batch_size = 32
   c.data.bptt = 64
+  c.data.reset_probability = 0.02  # train from zero carries too, as evaluation starts every stream
   c.model.hidden_size = 512
   c.model.embed_size = 64
   c.model.dropout = 0.1
