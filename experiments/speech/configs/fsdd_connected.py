@@ -4,8 +4,12 @@
   python -m experiments.speech.main --config=experiments/speech/configs/fsdd_connected.py \
       --workdir=runs/speech/fsdd_connected
 
-Speakers george, jackson, nicolas train; lucas validates; theo is the test. Isolated digits:
---config.data.max_digits=1. Result: experiments/speech/README.md.
+Speakers george, jackson, lucas and nicolas train on their recordings 0-44 and validate on 45-49; theo is the
+test, a voice never heard. Features are normalised per utterance (mean and variance over its frames) before
+the training split's statistics. Isolated digits: --config.data.max_digits=1.
+Result (800 steps, 2-core x86_64 CPU, 2026-12-04): on theo 10.1 % digit error, 67.0 % of strings right (1000
+test utterances; best path and beam 8 alike); 0.71 % digit error on the training voices' recordings 45-49.
+Details and the runs around it: experiments/speech/README.md.
 """
 
 from experiments.speech.configs.base import base_config
@@ -17,8 +21,10 @@ def get_config():
   c.data.pause_ms = (30.0, 200.0)
   c.data.edge_ms = (0.0, 200.0)
   c.data.snr_db = (20.0, 40.0)
-  c.data.fsdd.valid_speakers = ("lucas",)
+  c.data.fsdd.valid_speakers = ()          # validate on the training voices' recordings ...
+  c.data.fsdd.valid_indices = (45, 50)     # ... 45-49 (theo's are the test)
   c.data.fsdd.test_speakers = ("theo",)
+  c.features.utterance_norm = "mean_var"
   c.model.hidden_size = 128
   c.model.num_layers = 3
   c.model.subsample = 3
