@@ -25,5 +25,7 @@ def get_config():
   c.augment.freq_mask_width = 8
   c.augment.time_masks = 2
   c.augment.time_mask_width = 6
+  c.num_steps = 800
+  c.eval_every = 400
   c.checkpoint_every = 200
   return c
