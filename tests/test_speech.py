@@ -70,6 +70,23 @@ def test_deltas_are_the_regression_formula_with_each_utterances_edges_repeated()
   np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.parametrize("norm", ["mean", "mean_var"])
+def test_utterance_normalisation_matches_numpy_over_each_utterances_own_frames(norm):
+  rng = np.random.default_rng(3)
+  waves = rng.standard_normal((2, 3000)).astype(np.float32) * np.asarray([[0.1], [0.7]], np.float32)
+  lengths = np.asarray([1800, 3000])
+  spec = features.Spec(delta_order=1, utterance_norm=norm)
+  raw, frames = features.features(jnp.asarray(waves), jnp.asarray(lengths), features.Spec(delta_order=1))
+  normed, _ = features.features(jnp.asarray(waves), jnp.asarray(lengths), spec)
+  raw, normed = np.asarray(raw), np.asarray(normed)
+  for b, n in enumerate(np.asarray(frames)):
+    expected = raw[b, :n] - raw[b, :n].mean(0)
+    if norm == "mean_var":
+      expected = expected / raw[b, :n].std(0)
+    np.testing.assert_allclose(normed[b, :n], expected, atol=1e-4, rtol=1e-4)
+    assert np.all(normed[b, n:] == 0)
+
+
 def test_normalizer_uses_valid_frames_only():
   rng = np.random.default_rng(2)
   feats = rng.normal(3.0, 2.0, (4, 50, 6)).astype(np.float32)
@@ -152,7 +169,14 @@ def test_splits_by_speaker_or_by_recording_index():
   assert {split: sorted(pool) for split, pool in pools.items()} == {"train": ["amy"], "valid": ["bob"],
                                                                      "test": ["cid"]}
   assert [w[0] for w in pools["train"]["amy"][4]] == [400 + i for i in range(12)]   # index order
-  cfg.fsdd.split = "indices"
+  cfg.fsdd.valid_speakers, cfg.fsdd.valid_indices = (), (9, 11)   # validate on the training voices' recordings
+  pools = utterances.split_recordings(recordings, cfg)
+  assert {split: sorted(pool) for split, pool in pools.items()} == {"train": ["amy", "bob"],
+                                                                     "valid": ["amy", "bob"], "test": ["cid"]}
+  assert [w[0] for w in pools["valid"]["bob"][2]] == [209, 210]
+  assert [w[0] for w in pools["train"]["amy"][2]] == [200 + i for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 11)]
+  assert [w[0] for w in pools["test"]["cid"][2]] == [200 + i for i in range(12)]
+  cfg.fsdd.split, cfg.fsdd.valid_indices = "indices", (5, 10)
   pools = utterances.split_recordings(recordings, cfg)
   for split, indices in (("test", range(0, 5)), ("valid", range(5, 10)), ("train", range(10, 12))):
     assert sorted(pools[split]) == ["amy", "bob", "cid"]
@@ -221,6 +245,10 @@ def test_one_line_errors_before_compute(tmp_path):
   config.data.source, config.data.path = "fsdd", ""
   with pytest.raises(ValueError, match="config.data.path"):
     speech.validate(config)
+  bad_norm = base_config.base_config()
+  bad_norm.features.utterance_norm = "cmvn"
+  with pytest.raises(ValueError, match=r"config.features.utterance_norm must be one of \('none', 'mean', 'mean_var'\)"):
+    speech.validate(bad_norm)
   config.data.path = str(tmp_path / "empty")
   with pytest.raises(DataError, match="no folder of recordings at .*empty'"):
     utterances.make_source(config.data)

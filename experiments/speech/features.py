@@ -5,6 +5,8 @@
 A frame is `window_ms` of samples every `hop_ms`, Hamming-windowed, zero-padded to the next power of two;
 its power spectrum is weighted by `num_mels` triangular filters on the HTK mel scale (0 Hz to Nyquist) and
 logged. Frames past each utterance's length are zero; deltas repeat each utterance's own edge frames.
+`utterance_norm` then normalises each utterance over its own frames (cepstral mean and variance normalisation:
+it removes a speaker's and a channel's fixed spectral tilt).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class Spec:
   hop_ms: float = 10.0
   num_mels: int = 40
   delta_order: int = 2     # 0: log-mels only, 1: + deltas, 2: + delta-deltas
+  utterance_norm: str = "none"   # "mean": each feature less its mean over the utterance; "mean_var": and / std
 
   @property
   def window(self) -> int:
@@ -50,7 +53,11 @@ class Spec:
 
 def spec_from_config(cfg) -> Spec:
   """The `Spec` that `config.features` describes."""
-  return Spec(int(cfg.sample_rate), float(cfg.window_ms), float(cfg.hop_ms), int(cfg.num_mels), int(cfg.delta_order))
+  return Spec(int(cfg.sample_rate), float(cfg.window_ms), float(cfg.hop_ms), int(cfg.num_mels), int(cfg.delta_order),
+              str(cfg.utterance_norm))
+
+
+UTTERANCE_NORMS = ("none", "mean", "mean_var")
 
 
 def hz_to_mel(hz):
@@ -98,14 +105,30 @@ def deltas(x_BxTxF, frames_B):
   return total / (2 * sum(k * k for k in range(1, DELTA_WIDTH + 1)))
 
 
+def normalize_utterances(x_BxTxF, frames_B, variance: bool):
+  """Each utterance's features less their mean over its valid frames (and divided by their std if `variance`);
+  zero past each utterance's frames."""
+  valid_BxTx1 = ops.mask_from_lengths(frames_B, x_BxTxF.shape[1])[..., None]
+  count_Bx1x1 = jnp.maximum(frames_B, 1).reshape(-1, 1, 1)
+  mean_Bx1xF = jnp.sum(jnp.where(valid_BxTx1, x_BxTxF, 0.0), axis=1, keepdims=True) / count_Bx1x1
+  centred = jnp.where(valid_BxTx1, x_BxTxF - mean_Bx1xF, 0.0)
+  if variance:
+    std_Bx1xF = jnp.sqrt(jnp.sum(centred ** 2, axis=1, keepdims=True) / count_Bx1x1)
+    centred = centred / jnp.maximum(std_Bx1xF, 1e-5)
+  return centred
+
+
 @functools.partial(jax.jit, static_argnames="spec")
 def features(waves_BxN, lengths_B, spec: Spec):
-  """`(feats_BxTxF, frames_B)`: log-mels and `delta_order` orders of deltas; zero past each utterance's frames."""
+  """`(feats_BxTxF, frames_B)`: log-mels and `delta_order` orders of deltas, normalised per utterance as
+  `spec.utterance_norm` says; zero past each utterance's frames."""
   frames_B = jnp.maximum(0, (lengths_B - spec.window) // spec.hop + 1)
   orders = [_log_mel(waves_BxN, spec)]
   for _ in range(spec.delta_order):
     orders.append(deltas(orders[-1], frames_B))
   feats = jnp.concatenate(orders, axis=-1)
+  if spec.utterance_norm != "none":
+    return normalize_utterances(feats, frames_B, spec.utterance_norm == "mean_var"), frames_B
   valid_BxTx1 = ops.mask_from_lengths(frames_B, feats.shape[1])[..., None]
   return jnp.where(valid_BxTx1, feats, 0.0), frames_B
 

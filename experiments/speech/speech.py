@@ -42,6 +42,9 @@ def validate(config) -> None:
       raise ValueError(f"config.model.{field} must be > 0, got {config.model[field]}")
   if not 0.0 <= config.model.dropout < 1.0:
     raise ValueError(f"config.model.dropout must be in [0, 1), got {config.model.dropout}")
+  if config.features.utterance_norm not in features.UTTERANCE_NORMS:
+    raise ValueError(f"config.features.utterance_norm must be one of {features.UTTERANCE_NORMS}, "
+                     f"got {config.features.utterance_norm!r}")
   spec = features.spec_from_config(config.features)
   if spec.sample_rate != utterances.SAMPLE_RATE or not 0 < spec.hop <= spec.window or spec.num_mels <= 0:
     raise ValueError(f"config.features: need sample_rate {utterances.SAMPLE_RATE}, 0 < hop_ms <= window_ms and "

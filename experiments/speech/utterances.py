@@ -85,16 +85,21 @@ def dtmf_utterance(cfg, split: str, index: int) -> Utterance:
 def split_recordings(recordings, cfg) -> dict[str, dict[str, dict[int, list[np.ndarray]]]]:
   """`{split: {speaker: {digit: [wave, ...] in index order}}}` from `{(speaker, digit, index): wave}`.
 
-  `cfg.fsdd.split`: "speakers" (speaker-disjoint: `cfg.fsdd.valid_speakers`, `cfg.fsdd.test_speakers`, the
-  rest train) or "indices" (every speaker in every split: recording indices in `[start, end)` of
+  `cfg.fsdd.split`: "speakers" (`cfg.fsdd.test_speakers` test, `cfg.fsdd.valid_speakers` validate, the rest
+  train; with no valid_speakers, the training speakers' recordings with indices in `cfg.fsdd.valid_indices`
+  validate) or "indices" (every speaker in every split: recording indices in `[start, end)` of
   `cfg.fsdd.test_indices` test, of `cfg.fsdd.valid_indices` validate, the rest train).
   """
   speakers = sorted({speaker for speaker, _, _ in recordings})
+  inside = lambda index, bounds: bounds[0] <= index < bounds[1]
   if cfg.fsdd.split == "speakers":
     by_speaker = split_speakers(speakers, cfg)
-    split_of = lambda speaker, index: next(s for s in SPLITS if speaker in by_speaker[s])
+
+    def split_of(speaker, index):
+      if speaker in by_speaker["train"] and not cfg.fsdd.valid_speakers and inside(index, cfg.fsdd.valid_indices):
+        return "valid"
+      return next(s for s in SPLITS if speaker in by_speaker[s])
   else:
-    inside = lambda index, bounds: bounds[0] <= index < bounds[1]
     split_of = lambda speaker, index: ("test" if inside(index, cfg.fsdd.test_indices) else
                                        "valid" if inside(index, cfg.fsdd.valid_indices) else "train")
   pools = {split: {} for split in SPLITS}
@@ -108,9 +113,9 @@ def split_recordings(recordings, cfg) -> dict[str, dict[str, dict[int, list[np.n
 
 
 def split_speakers(speakers, cfg) -> dict[str, list[str]]:
-  """Speaker-disjoint splits: `cfg.fsdd.valid_speakers`, `cfg.fsdd.test_speakers`, the rest train."""
-  if not cfg.fsdd.valid_speakers or not cfg.fsdd.test_speakers:
-    raise ValueError("config.data.fsdd: valid_speakers and test_speakers each need at least one speaker")
+  """Speakers of each split: `cfg.fsdd.valid_speakers` (may be empty), `cfg.fsdd.test_speakers`, the rest train."""
+  if not cfg.fsdd.test_speakers:
+    raise ValueError("config.data.fsdd: test_speakers needs at least one speaker")
   held_out = list(cfg.fsdd.valid_speakers) + list(cfg.fsdd.test_speakers)
   unknown = sorted(set(held_out) - set(speakers))
   if unknown:

@@ -37,10 +37,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.data.dtmf.amplitude = (0.05, 0.9)  # peak of the tones
   c.data.fsdd = ml_collections.ConfigDict()
   c.data.fsdd.split = "speakers"  # "speakers": the two below are held out; "indices": by recording index
-  c.data.fsdd.valid_speakers = ("lucas",)  # held out for validation
+  c.data.fsdd.valid_speakers = ("lucas",)  # held out for validation (): training speakers' valid_indices
   c.data.fsdd.test_speakers = ("theo",)    # held out for the test: a voice the model never heard
   c.data.fsdd.test_indices = (0, 5)        # "indices": recordings [start, end) of every speaker are the test
-  c.data.fsdd.valid_indices = (5, 10)      # ... and these validate (the dataset's own split: 0-4 test)
+  c.data.fsdd.valid_indices = (5, 10)      # ... and these validate (also "speakers" without valid_speakers)
   c.data.fsdd.peak = (0.3, 0.9)   # each recording is scaled to a random peak in this range
 
   c.features = ml_collections.ConfigDict()
@@ -49,6 +49,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.features.hop_ms = 10.0        # frame step
   c.features.num_mels = 40        # mel filterbank bands
   c.features.delta_order = 2      # 0: log-mels, 1: + deltas, 2: + delta-deltas
+  c.features.utterance_norm = "none"  # per utterance over its frames: "mean" (CMN), "mean_var" (CMVN), "none"
 
   c.model = ml_collections.ConfigDict()
   c.model.cell = "lstm"           # any registered cell: rnn_jax.cells.names()

@@ -4,10 +4,12 @@
   python -m experiments.speech.main --config=experiments/speech/configs/fsdd_augmented.py \
       --workdir=runs/speech/fsdd_augmented
 
-Three training voices are few: the unheard test speaker is where fsdd_connected loses its digits. Each training
+A few training voices: the unheard test speaker is where fsdd_connected loses its digits. Each training
 utterance is played 0.85-1.15 times as fast (a shorter or longer vocal tract, a faster or slower talker),
 scaled by -6..+6 dB and given white noise 15-35 dB below its RMS; two bands of up to 8 mel channels and two
-spans of up to 6 frames are masked. Result: experiments/speech/README.md.
+spans of up to 6 frames are masked. Measured with three training voices and no per-utterance normalisation
+(add --config.data.fsdd.valid_speakers="('lucas',)" --config.features.utterance_norm=none): 14.7 % digit error
+on theo after 800 steps, behind the same run without augmentation (12.9 %); experiments/speech/README.md.
 """
 
 from experiments.speech.configs import fsdd_connected
@@ -23,5 +25,7 @@ def get_config():
   c.augment.freq_mask_width = 8
   c.augment.time_masks = 2
   c.augment.time_mask_width = 6
+  c.num_steps = 800
+  c.eval_every = 400
   c.checkpoint_every = 200
   return c
