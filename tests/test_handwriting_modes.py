@@ -84,6 +84,21 @@ def test_recognize_prints_one_line_per_sample_in_input_order(recognizer, tmp_pat
   assert sorted(os.listdir(tmp_path / "out")) == [f"sample_{i:03d}.png" for i in range(len(texts))]
 
 
+def test_recognize_stops_at_a_bad_sample_or_skips_it_with_a_count(recognizer, tmp_path, capsys):
+  path = _words_file(tmp_path / "some.json", ["cat", "ten"])
+  with open(path) as f:
+    items = json.load(f)
+  items.insert(1, {"text": "dot", "strokes": [[[3, 4]]]})
+  with open(path, "w") as f:
+    json.dump(items, f)
+  with pytest.raises(DataError, match=r"some.json: sample 1 is a single point"):
+    modes.recognize(recognizer, _saved(recognizer), path)
+  lines = modes.recognize(recognizer, _saved(recognizer), path, skip_bad=True)
+  printed = capsys.readouterr().out
+  assert "skipped 1 bad samples of" in printed and "sample 1 is a single point" in printed
+  assert [line.split("label: ")[-1] for line in lines] == ["cat", "ten"]
+
+
 def test_eval_reproduces_the_training_test_figures_and_names_its_results(recognizer, tmp_path):
   with open(os.path.join(recognizer, "results.json")) as f:
     trained = json.load(f)
@@ -163,8 +178,11 @@ def test_eval_of_a_synthesis_model_reproduces_its_test_nll_and_scores_a_file(syn
   on_file = modes.evaluate(synthesizer, _saved(synthesizer), _words_file(tmp_path / "bob.json", ["cat", "no"]))
   assert on_file["test_examples"] == 2 and np.isfinite(on_file["test_nll_per_point"])
   assert os.path.exists(os.path.join(synthesizer, "results_bob.json"))
-  with pytest.raises(DataError, match=r"bob_too.json: labels: characters 'b' are not in the model's alphabet"):
+  with pytest.raises(DataError, match=r"bob_too.json: sample 1 \('bat'\) holds characters 'b' outside the model's "
+                     r"alphabet .* \(1 such samples\); drop them or pass --skip_bad"):
     modes.evaluate(synthesizer, _saved(synthesizer), _words_file(tmp_path / "bob_too.json", ["cat", "bat"]))
+  kept = modes.evaluate(synthesizer, _saved(synthesizer), str(tmp_path / "bob_too.json"), skip_bad=True)
+  assert kept["test_examples"] == 1 and np.isfinite(kept["test_nll_per_point"])
   (tmp_path / "bare.json").write_text(json.dumps([{"strokes": [[[0, 0], [1, 1]]]}]))
   with pytest.raises(DataError, match=r"1 of 1 samples have no label; .* \(the synthesis model reads it\)"):
     modes.evaluate(synthesizer, _saved(synthesizer), str(tmp_path / "bare.json"))

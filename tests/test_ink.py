@@ -140,12 +140,30 @@ def test_strokes_json_reads_y_up_on_request_and_round_trips(tmp_path):
     ("broken.inkml", "<ink><trace>1 2, 3", r"broken.inkml is not well-formed XML"),
     ("ragged.inkml", "<ink><trace>1 2, 3 4 5</trace></ink>", r"ragged.inkml: sample 0: point '3 4 5' has 3 values"),
     ("empty.json", "[]", r"empty.json holds no ink samples"),
+    ("nan.json", '[{"text": "a", "strokes": [[[0, 0], [NaN, 1]]]}]', r"nan.json: sample 0, stroke 0: a coordinate is NaN"),
+    ("dot.json", '[{"text": "a", "strokes": [[[3, 4], [3, 4]]]}]', r"dot.json: sample 0 is a single point"),
+    ("hollow.inkml", "<ink><traceGroup><trace></trace></traceGroup></ink>", r"hollow.inkml: sample 0, stroke 0: expected a list of \[x, y\] points"),
 ])
 def test_broken_files_fail_with_one_line_naming_the_file(tmp_path, name, content, message):
   (tmp_path / name).write_text(content)
   with pytest.raises(DataError, match=message) as error:
     ink.read(str(tmp_path / name))
   assert "\n" not in str(error.value)
+
+
+def test_bad_samples_are_left_out_and_named_when_a_skipped_list_is_given(tmp_path):
+  path = tmp_path / "mixed.json"
+  path.write_text('[{"text": "ok", "strokes": [[[0, 0], [1, 2]]]}, {"text": "dot", "strokes": [[[5, 5]]]},'
+                  ' {"text": "nan", "strokes": [[[0, 0], [Infinity, 1]]]}, {"text": "ok2", "strokes": [[[0, 0], [2, 1]]]}]')
+  with pytest.raises(DataError, match="sample 1 is a single point"):
+    ink.read(str(path))
+  skipped = []
+  assert [s.text for s in ink.read(str(path), skipped=skipped)] == ["ok", "ok2"]
+  assert len(skipped) == 2 and "sample 1 is a single point" in skipped[0] and "sample 2, stroke 0" in skipped[1]
+  only_bad = tmp_path / "bad.json"
+  only_bad.write_text('[{"text": "dot", "strokes": [[[5, 5]]]}]')
+  with pytest.raises(DataError, match=r"bad.json holds no ink samples that can be read \(1 bad\)"):
+    ink.read(str(only_bad), skipped=[])
 
 
 def test_the_uji_file_reads_as_the_uji_builder_reads_it(tmp_path):

@@ -33,6 +33,8 @@ _OUTPUT = flags.DEFINE_string("output", "", "write (required), recognize (option
 _TEXT = flags.DEFINE_string("text", "", "write: the text to write, or a file of lines.")
 _BIAS = flags.DEFINE_float("bias", 1.0, "write: sampling bias (0: as varied as the training data; 3: neat).")
 _SAMPLES = flags.DEFINE_integer("samples", 1, "write: samples of each text.")
+_SKIP_BAD = flags.DEFINE_bool("skip_bad", False, "recognize, eval: leave out (and count) bad samples of --input "
+                              "and, in eval, samples labelled outside the model's alphabet, instead of stopping.")
 
 
 @fetch.exit_on_missing_data
@@ -50,11 +52,11 @@ def main(argv):
     raise app.UsageError('--mode=write needs --text="..." (or a file of lines) and --output=DIR')
   config = modes.run_config(workdir, _CONFIG.value, command_line.override_paths(sys.argv))
   if mode == "recognize":
-    modes.recognize(workdir, config, _INPUT.value, _OUTPUT.value)
+    modes.recognize(workdir, config, _INPUT.value, _OUTPUT.value, _SKIP_BAD.value)
   elif mode == "write":
     modes.write(workdir, config, modes.texts_of(_TEXT.value), _BIAS.value, _SAMPLES.value, _OUTPUT.value)
   else:
-    modes.evaluate(workdir, config, _INPUT.value)
+    modes.evaluate(workdir, config, _INPUT.value, _SKIP_BAD.value)
 
 
 if __name__ == "__main__":

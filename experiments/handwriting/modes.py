@@ -130,14 +130,36 @@ def transcribe(loaded: Loaded, samples: Sequence[strokes.Sample]) -> Transcripts
   return Transcripts([decode(h) for h in best], [decode(h) for h in beam], pictures)
 
 
-def read_input(path: str, config) -> list[strokes.Sample]:
-  return ink.read(path, y_up=bool(config.data.get("y_up", False)))
+def read_input(path: str, config, skip_bad: bool = False) -> list[strokes.Sample]:
+  """The samples of an ink file; with `skip_bad`, bad ones are left out and counted on stdout, else the first
+  stops the command with its one-line DataError."""
+  skipped = [] if skip_bad else None
+  samples = ink.read(path, y_up=bool(config.data.get("y_up", False)), skipped=skipped)
+  if skipped:
+    print(f"skipped {len(skipped)} bad samples of {path} (--skip_bad); the first: {skipped[0]}", flush=True)
+  return samples
 
 
-def recognize(workdir: str, config, input_path: str, output: str = "") -> list[str]:
+def known_labels(samples: Sequence[strokes.Sample], alphabet: input_pipeline.Alphabet, source: str,
+                 skip_bad: bool) -> list[strokes.Sample]:
+  """`samples` whose labels are in `alphabet`; one with other characters stops the command in one line naming it
+  or, with `skip_bad`, is left out and counted."""
+  unknown = [(i, s) for i, s in enumerate(samples) if set(s.text) - set(alphabet.chars)]
+  if unknown and not skip_bad:
+    i, sample = unknown[0]
+    raise DataError(f"{source}: sample {i} ({sample.text!r}) holds characters "
+                    f"{''.join(sorted(set(sample.text) - set(alphabet.chars)))!r} outside the model's alphabet "
+                    f"{alphabet.chars!r} ({len(unknown)} such samples); drop them or pass --skip_bad")
+  if unknown:
+    print(f"skipped {len(unknown)} samples of {source} with labels outside the model's alphabet (--skip_bad)",
+          flush=True)
+  return [s for s in samples if not set(s.text) - set(alphabet.chars)]
+
+
+def recognize(workdir: str, config, input_path: str, output: str = "", skip_bad: bool = False) -> list[str]:
   """Prints one line per sample of `input_path`, in file order: index, beam and best-path transcription (and the
   file's label when it has one); with `output`, draws each sample's CTC alignment to `output/sample_<i>.png`."""
-  samples = read_input(input_path, config)
+  samples = read_input(input_path, config, skip_bad)
   loaded = load(workdir, config, "recognize")
   found = transcribe(loaded, samples)
   lines = []
@@ -172,7 +194,6 @@ def recognition_figures(workdir: str, config, samples: Sequence[strokes.Sample])
   found = transcribe(loaded, samples)
   refs = [s.text for s in samples]
   return {**scores(refs, found.best, "best_path"), **scores(refs, found.beam, "beam"),
-          "characters_outside_alphabet": "".join(sorted(set("".join(refs)) - set(loaded.alphabet.chars))),
           "errors": [{"index": i, "label": r, "beam": h} for i, (r, h) in enumerate(zip(refs, found.beam))
                      if r != h][:100]}
 
@@ -182,9 +203,6 @@ def generation_figures(workdir: str, config, samples: Sequence[strokes.Sample], 
   each sample's text."""
   alphabet, normalizer = load_data_file(workdir)
   conditional = config.model.window_components > 0
-  if conditional:
-    check_alphabet([s.text for s in samples], alphabet, f"{source}: labels",
-                   "a synthesis model reads only those: drop the samples holding the others")
   params = restore(workdir, config, alphabet)
   examples = normalised_examples(samples, config, normalizer, alphabet.encode if conditional else None)
   nll = handwriting.examples_nll(handwriting.generator_nll_fn(config.model, len(alphabet.chars)), params, examples,
@@ -192,13 +210,15 @@ def generation_figures(workdir: str, config, samples: Sequence[strokes.Sample], 
   return {"test_nll_per_point": nll, "test_nll_per_point_raw_units": handwriting.raw_units_nll(nll, normalizer)}
 
 
-def evaluate(workdir: str, config, input_path: str = "") -> dict:
+def evaluate(workdir: str, config, input_path: str = "", skip_bad: bool = False) -> dict:
   """The test figures of `workdir`'s model on `input_path` or, without it, on the test split of `config.data`:
   a recogniser's CER, word error rate and sequence accuracy, a generator's NLL per point. Written to
   `workdir/results_<name>.json` and returned."""
   source = input_path or config.data.source
-  samples = read_input(input_path, config) if input_path else input_pipeline.raw_splits(config.data)["test"]
+  samples = read_input(input_path, config, skip_bad) if input_path else input_pipeline.raw_splits(config.data)["test"]
   recognition = config.task == "recognition"
+  if recognition or config.model.window_components > 0:   # a synthesis model reads the labels
+    samples = known_labels(samples, load_data_file(workdir)[0], source, skip_bad)
   unlabelled = sum(not s.text for s in samples)
   if not samples or (unlabelled and (recognition or config.model.window_components > 0)):
     needs = "(recognize needs none)" if recognition else "(the synthesis model reads it)"

@@ -14,11 +14,14 @@ Formats (all three take y growing downward, as on a screen and in the files the 
       else the file name. Samples come label by label, in file order.
   strokes JSON          `[{"text": ..., "strokes": [[[x, y], ...], ...], "writer": ...}, ...]`, what
       `--mode=write` of the handwriting experiment emits (`write_strokes_json`).
-Unknown or broken files raise a DataError naming the file and what is wrong.
+Unknown or broken files raise a DataError naming the file and what is wrong; so does a bad sample (a stroke that
+is not a list of points, a NaN or infinite coordinate, a single point), unless a `skipped` list is given to
+`read`, which then collects each bad sample's error line and leaves the sample out.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -33,22 +36,38 @@ from rnn_jax.data.sources import DataError
 INKML_EXTENSIONS = (".inkml", ".xml")
 
 
-def read(path: str, y_up: bool = False) -> list[strokes.Sample]:
-  """The samples of an ink file, in file order; the format from the extension (.inkml/.xml, .json) and content."""
+def read(path: str, y_up: bool = False, skipped: list | None = None) -> list[strokes.Sample]:
+  """The samples of an ink file, in file order; the format from the extension (.inkml/.xml, .json) and content.
+
+  With `skipped` (a list), a bad sample is left out and its error line appended there instead of raised."""
   if not os.path.isfile(path):
     raise DataError(f"{path}: no such ink file")
   extension = os.path.splitext(path)[1].lower()
   if extension in INKML_EXTENSIONS:
-    samples = read_inkml(path, y_up)
+    samples = read_inkml(path, y_up, skipped)
   elif extension == ".json":
     content = _json(path)
-    samples = (read_uji_json(path, y_up, content) if isinstance(content, dict) and "rawData" in content
-               else read_strokes_json(path, y_up, content))
+    samples = (read_uji_json(path, y_up, content, skipped) if isinstance(content, dict) and "rawData" in content
+               else read_strokes_json(path, y_up, content, skipped))
   else:
     raise DataError(f"{path}: unknown ink format {extension!r}; expected InkML (.inkml, .xml), UJI-style JSON "
                     "({\"rawData\": ...}) or strokes JSON ([{\"text\": ..., \"strokes\": ...}]) (.json)")
   if not samples:
-    raise DataError(f"{path} holds no ink samples")
+    raise DataError(f"{path} holds no ink samples" + (f" that can be read ({len(skipped)} bad)" if skipped else ""))
+  return samples
+
+
+def _kept(make_samples, skipped: list | None) -> list[strokes.Sample]:
+  """The samples the thunks in `make_samples` build; a bad one's DataError is raised, or with `skipped` (a list)
+  appended there and the sample left out."""
+  samples = []
+  for make in make_samples:
+    try:
+      samples.append(make())
+    except DataError as e:
+      if skipped is None:
+        raise
+      skipped.append(str(e))
   return samples
 
 
@@ -63,11 +82,15 @@ def _sample(raw_strokes: Sequence, y_up: bool, text: str, writer: str, where: st
       xy = np.zeros((0,))
     if xy.ndim != 2 or xy.shape[0] == 0 or xy.shape[1] < 2:
       raise DataError(f"{where}, stroke {k}: expected a list of [x, y] points, got {str(stroke)[:60]}")
+    if not np.isfinite(xy[:, :2]).all():
+      raise DataError(f"{where}, stroke {k}: a coordinate is NaN or infinite")
     xy = xy[:, :2] * flip
     keep = np.concatenate([[True], np.any(np.diff(xy, axis=0) != 0, axis=1)])
     pieces.append(xy[keep])
   if not pieces:
     raise DataError(f"{where} has no strokes")
+  if sum(len(p) for p in pieces) < 2:
+    raise DataError(f"{where} is a single point: a sample needs a pen movement")
   return strokes.Sample(strokes.from_strokes(pieces), text, writer)
 
 
@@ -86,34 +109,38 @@ def _json(path: str):
     raise DataError(f"{path} is not valid JSON ({e}); is it cut short?") from None
 
 
-def read_uji_json(path: str, y_up: bool = False, content=None) -> list[strokes.Sample]:
+def read_uji_json(path: str, y_up: bool = False, content=None, skipped: list | None = None) -> list[strokes.Sample]:
   """`{"rawData": {label: [sample, ...]}, "writer": optional}`; see the module docstring."""
   content = _json(path) if content is None else content
   raw = content.get("rawData") if isinstance(content, dict) else None
   if not isinstance(raw, dict):
     raise DataError(f"{path} has no 'rawData' object: expected {{\"rawData\": {{label: [sample, ...]}}}}")
   file_writer = str(content.get("writer", _file_writer(path)))
-  samples = []
+  makes = []
   for label, items in raw.items():
     if not isinstance(items, list):
       raise DataError(f"{path}: rawData[{label!r}] is not a list of samples")
     for i, item in enumerate(items):
       where = f"{path}: rawData[{label!r}][{i}]"
       if isinstance(item, dict):
-        samples.append(_sample(item.get("strokes", []), y_up, label, str(item.get("writer", file_writer)), where))
+        raw_strokes, writer = item.get("strokes", []), str(item.get("writer", file_writer))
       else:
-        samples.append(_sample(item, y_up, label, file_writer, where))
+        raw_strokes, writer = item, file_writer
+      makes.append(lambda r=raw_strokes, t=label, w=writer, at=where: _sample(r, y_up, t, w, at))
+  samples = _kept(makes, skipped)
   return samples
 
 
-def read_strokes_json(path: str, y_up: bool = False, content=None) -> list[strokes.Sample]:
+def read_strokes_json(path: str, y_up: bool = False, content=None, skipped: list | None = None
+                      ) -> list[strokes.Sample]:
   """`[{"text": ..., "strokes": [[[x, y], ...], ...], "writer": optional}, ...]`."""
   content = _json(path) if content is None else content
   if not isinstance(content, list) or not all(isinstance(item, dict) and "strokes" in item for item in content):
     raise DataError(f"{path}: expected a strokes JSON list [{{\"text\": ..., \"strokes\": [[[x, y], ...]]}}] or a "
                     "UJI-style {\"rawData\": ...} object")
-  return [_sample(item["strokes"], y_up, str(item.get("text", "")), str(item.get("writer", _file_writer(path))),
-                  f"{path}: sample {i}") for i, item in enumerate(content)]
+  return _kept([lambda item=item, i=i: _sample(item["strokes"], y_up, str(item.get("text", "")),
+                                                str(item.get("writer", _file_writer(path))), f"{path}: sample {i}")
+                for i, item in enumerate(content)], skipped)
 
 
 def write_strokes_json(path: str, samples: Sequence[strokes.Sample]) -> None:
@@ -178,7 +205,7 @@ def parse_trace(text: str) -> np.ndarray:
   return np.asarray(rows, np.float64)
 
 
-def read_inkml(path: str, y_up: bool = False) -> list[strokes.Sample]:
+def read_inkml(path: str, y_up: bool = False, skipped: list | None = None) -> list[strokes.Sample]:
   """The samples of an InkML file; see the module docstring."""
   try:
     root = ET.parse(path).getroot()
@@ -191,13 +218,13 @@ def read_inkml(path: str, y_up: bool = False) -> list[strokes.Sample]:
   x, y = _channels(root)
   groups = [g for g in root.iter() if _tag(g) == "traceGroup" and _children(g, "trace")]
   units = [(g, _truth(g)) for g in groups] or [(root, _truth(root))]
-  samples = []
-  for i, (unit, text) in enumerate(units):
+
+  def make(i, unit, text):
     traces = [t for t in unit.iter() if _tag(t) == "trace" and t.get("type") != "penUp"]   # penUp: hovering
     try:
       points = [parse_trace(t.text or "") for t in traces]
     except ValueError as e:
       raise DataError(f"{path}: sample {i}: {e}") from None
-    samples.append(_sample([p[:, [x, y]] if len(p) else p for p in points], y_up, text, writer,
-                           f"{path}: sample {i}"))
-  return samples
+    return _sample([p[:, [x, y]] if len(p) else p for p in points], y_up, text, writer, f"{path}: sample {i}")
+
+  return _kept([functools.partial(make, i, unit, text) for i, (unit, text) in enumerate(units)], skipped)
