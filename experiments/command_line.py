@@ -18,31 +18,33 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 
-def config_flag(main_file: str, default_config: str) -> flags.FlagHolder:
-  """`--config` (default: `configs/<default_config>.py` beside `main_file`) with `--config.<field>` overrides.
+def config_flag(main_file: str, default_config: str, name: str = "config",
+                help_text: str = "Config file (see configs/).") -> flags.FlagHolder:
+  """`--<name>` (default: `configs/<default_config>.py` beside `main_file`) with `--<name>.<field>` overrides.
 
   An override naming no field of the config exits at once with one line naming it and the closest field.
   """
   default = os.path.join(os.path.dirname(os.path.abspath(main_file)), "configs", f"{default_config}.py")
-  message = unknown_field_message(_load_config(_config_argument(sys.argv) or default), override_paths(sys.argv))
+  config = _load_config(_config_argument(sys.argv, name) or default)
+  message = unknown_field_message(config, override_paths(sys.argv, name), name)
   if message:
     sys.exit(message)
-  return config_flags.DEFINE_config_file("config", default, "Config file (see configs/).")
+  return config_flags.DEFINE_config_file(name, default, help_text)
 
 
-def _config_argument(argv: Sequence[str]) -> str:
-  """The value of `--config=PATH` (or `--config PATH`) in `argv`, or ""."""
+def _config_argument(argv: Sequence[str], name: str = "config") -> str:
+  """The value of `--<name>=PATH` (or `--<name> PATH`) in `argv`, or ""."""
   for i, arg in enumerate(argv):
-    if arg.startswith(("--config=", "-config=")):
+    if arg.startswith((f"--{name}=", f"-{name}=")):
       return arg.split("=", 1)[1]
-    if arg in ("--config", "-config") and i + 1 < len(argv):
+    if arg in (f"--{name}", f"-{name}") and i + 1 < len(argv):
       return argv[i + 1]
   return ""
 
 
-def override_paths(argv: Sequence[str]) -> list[str]:
-  """The field paths of `--config.a.b=...` (and `--noconfig.a.b`) arguments, in order."""
-  found = (re.match(r"^--?(?:no)?config\.([^=]+)", arg) for arg in argv)
+def override_paths(argv: Sequence[str], name: str = "config") -> list[str]:
+  """The field paths of `--<name>.a.b=...` (and `--no<name>.a.b`) arguments, in order."""
+  found = (re.match(rf"^--?(?:no)?{name}\.([^=]+)", arg) for arg in argv)
   return [match.group(1) for match in found if match]
 
 
@@ -59,9 +61,9 @@ def _load_config(path: str):
     return None
 
 
-def unknown_field_message(config, paths: Sequence[str]) -> str:
-  """One line naming the first of `paths` (dotted, below `config`) that is not a field, with the closest
-  field; "" when every path is a field."""
+def unknown_field_message(config, paths: Sequence[str], flag_name: str = "config") -> str:
+  """One line naming the first of `paths` (dotted, below `config`, overridden through `--<flag_name>.<path>`)
+  that is not a field, with the closest field; "" when every path is a field."""
   if config is None:
     return ""
   for path in paths:
@@ -69,7 +71,7 @@ def unknown_field_message(config, paths: Sequence[str]) -> str:
     for name in path.split("."):
       fields = list(node.keys()) if hasattr(node, "keys") else []
       if name not in fields:
-        return _no_field_line(f"--config.{path}", walked, name, fields)
+        return _no_field_line(f"--{flag_name}.{path}", walked, name, fields)
       node, walked = node[name], f"{walked}.{name}"
   return ""
 

@@ -139,6 +139,19 @@ def test_dropout_keeps_one_minus_rate_scaled_up_and_variational_masks_are_shared
     assert np.all(y == y[:, :1]) == variational
 
 
+def test_dropout_keeps_each_element_independently_at_the_requested_rate():
+  size = 200_001  # odd: the last 32-bit word's second half is unused
+  for rate in (0.1, 0.2, 0.5, 0.9):
+    kept = np.asarray(scan.dropout(jax.random.PRNGKey(1), rate, jnp.ones((size,)))) > 0
+    sigma = np.sqrt(rate * (1 - rate) / size)
+    assert abs(kept.mean() - (1 - rate)) < 5 * sigma, rate
+    # the two halves of one random word, and neighbouring words, are uncorrelated
+    for a, b in ((kept[0:-1:2], kept[1::2]), (kept[0:-2:2], kept[2::2])):
+      assert abs(np.corrcoef(a, b)[0, 1]) < 5 / np.sqrt(len(a)), rate
+  with pytest.raises(ValueError, match="dropout rate"):
+    scan.dropout(jax.random.PRNGKey(0), 1.0, jnp.ones((4,)))
+
+
 def test_stack_frames_concatenates_consecutive_steps_and_rounds_lengths_up():
   x = np.arange(2 * 7 * 3, dtype=np.float32).reshape(2, 7, 3)
   stacked, lengths = scan.stack_frames(jnp.asarray(x), jnp.asarray([7, 4]), 3)

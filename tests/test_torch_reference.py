@@ -1,5 +1,6 @@
 """The PyTorch reference LM and the side-by-side comparison (run only where the `torch` extra is installed)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -52,13 +53,26 @@ def test_side_by_side_plots_both_curves_within_the_budget(tmp_path):
   schedule = "pinned" if len(os.sched_getaffinity(0)) >= 2 and shutil.which("taskset") else "sequential"
   out = tmp_path / "out"
   done = subprocess.run([sys.executable, "-m", "experiments.language_modeling.side_by_side", "--minutes=5",
-                         f"--out={out}", f"--schedule={schedule}", f"--config.data.path={corpus}", *overrides],
+                         f"--out={out}", f"--schedule={schedule}", f"--config.data.path={corpus}", *overrides,
+                         "--rnn_jax_config.model.embed_size=6"],
                         cwd=REPO, capture_output=True, text=True, timeout=900)
   assert done.returncode == 0, done.stderr[-3000:]
   assert (out / "side_by_side.png").stat().st_size > 1000
+  saved = json.loads((out / "rnn_jax" / "config.json").read_text())
+  assert saved["model"]["embed_size"] == 6 and saved["model"]["hidden_size"] == TINY["model.hidden_size"]
   for name in ("rnn_jax", "torch"):
     line = next(line for line in done.stdout.splitlines() if line.startswith(f"{name}: "))
     assert line.count(" min ") == 3, done.stdout  # validations at steps 20, 40, 60
+
+
+def test_side_by_side_names_an_unknown_rnn_jax_field_in_one_line(tmp_path):
+  done = subprocess.run([sys.executable, "-m", "experiments.language_modeling.side_by_side", "--minutes=1",
+                         f"--out={tmp_path}", "--rnn_jax_config.model.embed_sise=6"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert done.returncode != 0
+  assert done.stderr.strip().splitlines() == [
+      "--rnn_jax_config.model.embed_sise: config.model has no field 'embed_sise'; did you mean "
+      "config.model.embed_size?"]
 
 
 def test_reference_restarts_the_streams_that_draw_a_reset():

@@ -1,11 +1,13 @@
 """rnn_jax's LM and the PyTorch reference on the same corpus, config and wall budget; one plot of both.
 
   python -m experiments.language_modeling.side_by_side --minutes=30 --out=runs/side_by_side \
-    [--config=experiments/language_modeling/configs/torch_comparison.py] [--config.<field>=...]
+    [--config=experiments/language_modeling/configs/torch_comparison.py] [--config.<field>=...] \
+    [--rnn_jax_config.<field>=...]
 
 `--schedule=pinned` (default) runs both at once, each pinned to its own core with `taskset -c`;
 `--schedule=sequential` runs one after the other with the whole machine each (for a machine with one core, or
-without taskset). Each gets `--minutes` of wall time from its launch (start-up, compilation and validation
+without taskset). Both programs read `--config` and its `--config.<field>` overrides; `--rnn_jax_config.<field>`
+overrides apply to rnn_jax's run only (its own recipe against the reference's, e.g. a smaller embedding). Each gets `--minutes` of wall time from its launch (start-up, compilation and validation
 included); rnn_jax's run is stopped with SIGTERM, which ends it cleanly. Writes `OUT/rnn_jax/` (its workdir),
 `OUT/torch/metrics.jsonl` and `OUT/side_by_side.png` (validation nats/char against wall minutes). Needs the
 `torch` and `experiments` extras.
@@ -37,14 +39,21 @@ def config_arguments(argv: list[str]) -> list[str]:
   return found if any(arg.startswith("--config=") for arg in found) else [f"--config={DEFAULT_CONFIG}", *found]
 
 
-def commands(config_args: list[str], out: str, minutes: float) -> dict[str, list[str]]:
-  """The two programs' command lines."""
+def rnn_jax_arguments(argv: list[str]) -> list[str]:
+  """`--rnn_jax_config.<field>=...` arguments of `argv` as the `--config.<field>=...` of rnn_jax's run."""
+  return ["--config." + arg.split(".", 1)[1] for arg in argv if arg.startswith("--rnn_jax_config.")]
+
+
+def commands(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: float,
+             threads: int) -> dict[str, list[str]]:
+  """The two programs' command lines; the reference uses `threads` threads."""
   python = [sys.executable, "-m", "experiments.language_modeling."]
   return {
-      "rnn_jax": [python[0], python[1], python[2] + "main", *config_args, f"--workdir={os.path.join(out, 'rnn_jax')}",
-                  "--config.eval_splits=('valid',)", "--config.sample.length=0"],
+      "rnn_jax": [python[0], python[1], python[2] + "main", *config_args, *rnn_jax_args,
+                  f"--workdir={os.path.join(out, 'rnn_jax')}", "--config.eval_splits=('valid',)",
+                  "--config.sample.length=0"],
       "torch": [python[0], python[1], python[2] + "torch_reference", *config_args, f"--minutes={minutes}",
-                f"--metrics={os.path.join(out, 'torch', 'metrics.jsonl')}", "--threads=1"],
+                f"--metrics={os.path.join(out, 'torch', 'metrics.jsonl')}", f"--threads={threads}"],
   }
 
 
@@ -91,7 +100,7 @@ def plot(curves: dict, path: str, title: str) -> None:
   plt.close(fig)
 
 
-def run(config_args: list[str], out: str, minutes: float, schedule: str) -> dict:
+def run(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: float, schedule: str) -> dict:
   """Runs both programs, plots, and returns `{name: [(minutes, valid nats/char)]}`."""
   os.makedirs(os.path.join(out, "torch"), exist_ok=True)
   pinned = schedule == "pinned"
@@ -100,7 +109,8 @@ def run(config_args: list[str], out: str, minutes: float, schedule: str) -> dict
   cores = sorted(os.sched_getaffinity(0))[:2] if pinned else [None, None]
   started = {}
   running = []
-  for (name, command), core in zip(commands(config_args, out, minutes).items(), cores):
+  threads = 1 if pinned else len(os.sched_getaffinity(0))
+  for (name, command), core in zip(commands(config_args, rnn_jax_args, out, minutes, threads).items(), cores):
     process, started[name] = launch(name, command, out, core)
     running.append((name, process))
     if not pinned:
@@ -110,7 +120,9 @@ def run(config_args: list[str], out: str, minutes: float, schedule: str) -> dict
   metrics = {"rnn_jax": os.path.join(out, "rnn_jax", "metrics.jsonl"),
              "torch": os.path.join(out, "torch", "metrics.jsonl")}
   curves = {name: curve(path, started[name]) for name, path in metrics.items()}
-  plot(curves, os.path.join(out, "side_by_side.png"), f"{schedule}, {minutes:g} min each")
+  own = ", ".join(arg.removeprefix("--config.") for arg in rnn_jax_args)
+  plot(curves, os.path.join(out, "side_by_side.png"),
+       f"{schedule}, {minutes:g} min each" + (f"\nrnn_jax: {own}" if own else ""))
   return curves
 
 
@@ -118,6 +130,10 @@ def define_flags() -> dict:
   """The command line's flags (defined only when run as a program, so that tests can import the module); the
   config is parsed here only to check its fields: each program reads the arguments itself."""
   return {"config": command_line.config_flag(__file__, "torch_comparison"),
+          "rnn_jax_config": command_line.config_flag(
+              __file__, "torch_comparison", name="rnn_jax_config",
+              help_text="Only its --rnn_jax_config.<field> overrides are read: rnn_jax's run applies them on top "
+                        "of --config's."),
           "minutes": flags.DEFINE_float("minutes", 30.0, "Wall budget of each program."),
           "out": flags.DEFINE_string("out", "runs/side_by_side", "Output folder."),
           "schedule": flags.DEFINE_enum("schedule", "pinned", ["pinned", "sequential"],
@@ -129,7 +145,7 @@ def main(argv, flag):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flag["minutes"].value > 0:
     sys.exit(f"--minutes must be > 0, got {flag['minutes'].value}")
-  curves = run(config_arguments(sys.argv), flag["out"].value, flag["minutes"].value, flag["schedule"].value)
+  curves = run(config_arguments(sys.argv), rnn_jax_arguments(sys.argv), flag["out"].value, flag["minutes"].value, flag["schedule"].value)
   for name, points in curves.items():
     print(f"{name}: " + ", ".join(f"{m:.1f} min {v:.3f}" for m, v in points))
 
