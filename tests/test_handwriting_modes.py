@@ -57,6 +57,18 @@ def synthesizer(tmp_path_factory):
   return workdir
 
 
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+  """An unconditional generator (a mixture density network reading no text) after two steps."""
+  root = tmp_path_factory.mktemp("generator")
+  c = _tiny_config("generation", root / "tfds")
+  c.model.num_mixtures, c.model.window_components = 3, 0
+  c.eval.num_samples, c.eval.sample_steps, c.eval.biases = 1, 10, (0.0,)
+  workdir = str(root / "gen")
+  handwriting.run(c, workdir)
+  return workdir
+
+
 def _saved(workdir, overrides=()):
   return modes.run_config(workdir, base_config.base_config(), overrides)
 
@@ -186,6 +198,18 @@ def test_eval_of_a_synthesis_model_reproduces_its_test_nll_and_scores_a_file(syn
   (tmp_path / "bare.json").write_text(json.dumps([{"strokes": [[[0, 0], [1, 1]]]}]))
   with pytest.raises(DataError, match=r"1 of 1 samples have no label; .* \(the synthesis model reads it\)"):
     modes.evaluate(synthesizer, _saved(synthesizer), str(tmp_path / "bare.json"))
+
+
+def test_eval_of_an_unconditional_generator_reproduces_its_test_nll_and_needs_no_labels(generator, tmp_path):
+  with open(os.path.join(generator, "results.json")) as f:
+    trained = json.load(f)
+  results = modes.evaluate(generator, _saved(generator))
+  assert results["test_nll_per_point"] == pytest.approx(trained["test_nll_per_point"], rel=1e-5)
+  (tmp_path / "bare.json").write_text(json.dumps([{"strokes": [[[0, 0], [1, 1], [2, 0]]]}]))
+  unlabelled = modes.evaluate(generator, _saved(generator), str(tmp_path / "bare.json"))
+  outside = modes.evaluate(generator, _saved(generator), _words_file(tmp_path / "bob.json", ["bat"]))  # 'b' unknown
+  assert unlabelled["test_examples"] == outside["test_examples"] == 1
+  assert np.isfinite(unlabelled["test_nll_per_point"]) and np.isfinite(outside["test_nll_per_point"])
 
 
 def _every_other_point(points_Nx3):

@@ -96,6 +96,15 @@ def test_cell_clip_lets_a_stream_recover_from_a_runaway_cell_state():
   assert losses[0.0] > 1.0 and losses[3.0] < 0.2 * losses[0.0], losses
 
 
+def test_embeddings_start_at_the_configured_scale():
+  config = char_default.get_config()
+  config.model.embed_size = 64
+  for std in (1.0, 0.1):
+    config.model.embed_init_std = std
+    embed = lm.make_model(config, vocab_size=300).init(jax.random.PRNGKey(0))["embed"]
+    assert abs(float(jnp.std(embed)) / std - 1) < 0.02, std  # 19,200 draws: the sample std is within 0.5 %
+
+
 def test_tbptt_batches_continue_the_streams():
   ids = np.arange(100)
   streams = text.batchify(ids, 4)

@@ -139,13 +139,15 @@ def run_train_steps(entries: Sequence[str], batch: int, length: int, rounds: int
     timers = [step_timer(step), *reference]
     results = timing.measure(timers, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
                              compile_rounds=compile_rounds)
-    point = [report.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch, length=length,
-                             tokens=step.tokens, **fields) for timer, result in zip(timers, results)]
-    if reference:
-      for row in point:
-        row["speedup_of_rnn_jax"] = row["median_s"] / point[0]["median_s"]
+    own, *others = [report.make_row(None, timer, result, ceiling, env, mode="train_step", batch=batch,
+                                    length=length, tokens=step.tokens, **fields)
+                    for timer, result in zip(timers, results)]
+    if others:
+      for row in (own, *others):
+        row["speedup_of_rnn_jax"] = row["median_s"] / own["median_s"]
+    point = [own, *others]
     if step.decode is not None:
-      point.append(decode_row(step, point[0], env, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
+      point.append(decode_row(step, own, env, rounds=rounds, warmup=warmup, min_round_s=min_round_s,
                               batch=batch, length=length, **fields))
     rows += point
     on_rows(point)

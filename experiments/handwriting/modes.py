@@ -88,10 +88,11 @@ def restore(workdir: str, config, alphabet: input_pipeline.Alphabet) -> Any:
     raise train.RunError(str(e)) from None
 
 
-def load(workdir: str, config, mode: str) -> Loaded:
-  """`workdir`'s recogniser; a RunError if it holds another model."""
+def load(workdir: str, config, mode: str, data_file: tuple | None = None) -> Loaded:
+  """`workdir`'s recogniser; a RunError if it holds another model. `data_file`: what `load_data_file` returned,
+  if already read."""
   require_task(config, workdir, mode, synthesis=False)
-  alphabet, normalizer = load_data_file(workdir)
+  alphabet, normalizer = data_file or load_data_file(workdir)
   return Loaded(config, restore(workdir, config, alphabet), alphabet, normalizer,
                 handwriting.recognizer_log_probs(config.model))
 
@@ -140,20 +141,25 @@ def read_input(path: str, config, skip_bad: bool = False) -> list[strokes.Sample
   return samples
 
 
+def outside_alphabet(text: str, alphabet: input_pipeline.Alphabet) -> str:
+  """The characters of `text` that `alphabet` lacks, sorted ("" when none)."""
+  return "".join(sorted(set(text) - set(alphabet.chars)))
+
+
 def known_labels(samples: Sequence[strokes.Sample], alphabet: input_pipeline.Alphabet, source: str,
                  skip_bad: bool) -> list[strokes.Sample]:
   """`samples` whose labels are in `alphabet`; one with other characters stops the command in one line naming it
   or, with `skip_bad`, is left out and counted."""
-  unknown = [(i, s) for i, s in enumerate(samples) if set(s.text) - set(alphabet.chars)]
+  unknown = [(i, s) for i, s in enumerate(samples) if outside_alphabet(s.text, alphabet)]
   if unknown and not skip_bad:
     i, sample = unknown[0]
     raise DataError(f"{source}: sample {i} ({sample.text!r}) holds characters "
-                    f"{''.join(sorted(set(sample.text) - set(alphabet.chars)))!r} outside the model's alphabet "
+                    f"{outside_alphabet(sample.text, alphabet)!r} outside the model's alphabet "
                     f"{alphabet.chars!r} ({len(unknown)} such samples); drop them or pass --skip_bad")
   if unknown:
     print(f"skipped {len(unknown)} samples of {source} with labels outside the model's alphabet (--skip_bad)",
           flush=True)
-  return [s for s in samples if not set(s.text) - set(alphabet.chars)]
+  return [s for s in samples if not outside_alphabet(s.text, alphabet)]
 
 
 def recognize(workdir: str, config, input_path: str, output: str = "", skip_bad: bool = False) -> list[str]:
@@ -188,9 +194,10 @@ def eval_name(config, input_path: str) -> str:
   return config.data.source + (f"_{os.path.splitext(os.path.basename(path))[0]}" if path else "")
 
 
-def recognition_figures(workdir: str, config, samples: Sequence[strokes.Sample]) -> dict:
-  """CER, word error rate and sequence accuracy (best path and beam) of `workdir`'s recogniser on `samples`."""
-  loaded = load(workdir, config, "eval")
+def recognition_figures(workdir: str, config, samples: Sequence[strokes.Sample], data_file: tuple) -> dict:
+  """CER, word error rate and sequence accuracy (best path and beam) of `workdir`'s recogniser on `samples`;
+  `data_file` is what `load_data_file` read."""
+  loaded = load(workdir, config, "eval", data_file)
   found = transcribe(loaded, samples)
   refs = [s.text for s in samples]
   return {**scores(refs, found.best, "best_path"), **scores(refs, found.beam, "beam"),
@@ -198,10 +205,10 @@ def recognition_figures(workdir: str, config, samples: Sequence[strokes.Sample])
                      if r != h][:100]}
 
 
-def generation_figures(workdir: str, config, samples: Sequence[strokes.Sample], source: str) -> dict:
+def generation_figures(workdir: str, config, samples: Sequence[strokes.Sample], data_file: tuple) -> dict:
   """NLL per point (normalised and raw units) of `workdir`'s generator on `samples`; a synthesis model reads
-  each sample's text."""
-  alphabet, normalizer = load_data_file(workdir)
+  each sample's text. `data_file` is what `load_data_file` read."""
+  alphabet, normalizer = data_file
   conditional = config.model.window_components > 0
   params = restore(workdir, config, alphabet)
   examples = normalised_examples(samples, config, normalizer, alphabet.encode if conditional else None)
@@ -217,15 +224,16 @@ def evaluate(workdir: str, config, input_path: str = "", skip_bad: bool = False)
   source = input_path or config.data.source
   samples = read_input(input_path, config, skip_bad) if input_path else input_pipeline.raw_splits(config.data)["test"]
   recognition = config.task == "recognition"
+  data_file = load_data_file(workdir)
   if recognition or config.model.window_components > 0:   # a synthesis model reads the labels
-    samples = known_labels(samples, load_data_file(workdir)[0], source, skip_bad)
+    samples = known_labels(samples, data_file[0], source, skip_bad)
   unlabelled = sum(not s.text for s in samples)
   if not samples or (unlabelled and (recognition or config.model.window_components > 0)):
     needs = "(recognize needs none)" if recognition else "(the synthesis model reads it)"
     raise DataError(f"{source}: {unlabelled} of {len(samples)} samples have no label; eval needs a transcription "
                     f"for every sample {needs}")
-  figures = (recognition_figures(workdir, config, samples) if recognition
-             else generation_figures(workdir, config, samples, source))
+  figures = (recognition_figures(workdir, config, samples, data_file) if recognition
+             else generation_figures(workdir, config, samples, data_file))
   results = {"data": os.path.abspath(input_path) if input_path else f"{config.data.source} test split",
              "test_examples": len(samples), **figures}
   path = os.path.join(workdir, f"results_{eval_name(config, input_path)}.json")
@@ -253,7 +261,7 @@ def texts_of(text: str) -> list[str]:
 
 def check_alphabet(texts: Sequence[str], alphabet: input_pipeline.Alphabet, what: str = "--text",
                    fix: str = "write with those characters only") -> None:
-  unknown = sorted(set("".join(texts)) - set(alphabet.chars))
+  unknown = outside_alphabet("".join(texts), alphabet)
   if unknown:
     raise DataError(f"{what}: characters {', '.join(map(repr, unknown))} are not in the model's alphabet "
                     f"{alphabet.chars!r}; {fix}")

@@ -156,7 +156,8 @@ def make_model(config, vocab_size: int) -> LanguageModel:
   return LanguageModel(vocab_size=vocab_size, cell=m.cell, hidden_size=m.hidden_size, num_layers=m.num_layers,
                        embed_size=m.embed_size, dropout=m.dropout, variational_dropout=m.variational_dropout,
                        tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat,
-                       matmul_dtype=m.matmul_dtype, proj_size=m.get("proj_size", 0), cell_clip=m.get("cell_clip", 0.0))
+                       matmul_dtype=m.matmul_dtype, proj_size=m.get("proj_size", 0), cell_clip=m.get("cell_clip", 0.0),
+                       embed_init_std=m.get("embed_init_std", 1.0))
 
 
 def evaluate_streams(model: LanguageModel, eval_step, params, streams, bptt: int) -> np.ndarray:

@@ -38,6 +38,7 @@ class LanguageModel(cells.WithCell):
   matmul_dtype: str = "float32"   # "bfloat16": mixed precision in the recurrence and the softmax layer
   proj_size: int = 0              # the "lstmp" cell's projection width (0: no projection)
   cell_clip: float = 0.0          # > 0: the LSTM's cell state clipped to [-cell_clip, cell_clip]
+  embed_init_std: float = 1.0     # embeddings start N(0, embed_init_std^2)
 
   @property
   def cell_options(self) -> dict:
@@ -49,10 +50,11 @@ class LanguageModel(cells.WithCell):
     return self.proj_size or self.hidden_size
 
   def init(self, key: jax.Array):
-    """Fresh params; with `init_scale > 0` every weight is U(-s, s) as in Zaremba et al."""
+    """Fresh params: embeddings N(0, embed_init_std^2) (as PyTorch's, Flax's and Haiku's embeddings), the cells'
+    own init, a Glorot softmax layer; with `init_scale > 0` every weight is U(-s, s) as in Zaremba et al."""
     k_embed, k_rnn, k_out, k_uniform = jax.random.split(key, 4)
     params = {
-        "embed": 0.1 * jax.random.normal(k_embed, (self.vocab_size, self.embed_size)),
+        "embed": self.embed_init_std * jax.random.normal(k_embed, (self.vocab_size, self.embed_size)),
         "rnn": scan.init_stack(k_rnn, self.pure_cell, self.embed_size, self.hidden_size, self.num_layers),
         "out_b": jnp.zeros((self.vocab_size,)),
     }
