@@ -60,6 +60,21 @@ def test_side_by_side_plots_both_curves_within_the_budget(tmp_path):
   assert (out / "side_by_side.png").stat().st_size > 1000
   saved = json.loads((out / "rnn_jax" / "config.json").read_text())
   assert saved["model"]["embed_size"] == 6 and saved["model"]["hidden_size"] == TINY["model.hidden_size"]
+  # Another rnn_jax recipe against the same reference run: into a copy of the reference's half only.
+  again = [sys.executable, "-m", "experiments.language_modeling.side_by_side", "--minutes=5", "--programs=rnn_jax",
+           f"--config.data.path={corpus}", *overrides]
+  refused = subprocess.run([*again, f"--out={out}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert refused.returncode != 0 and refused.stderr.strip().splitlines() == [
+      f"{out / 'rnn_jax'} holds a run already: choose another --out, or leave rnn_jax out of --programs to plot "
+      "against it"]
+  second = tmp_path / "second"
+  second.mkdir()
+  shutil.copytree(out / "torch", second / "torch")
+  shutil.copy(out / "torch.started", second / "torch.started")
+  done = subprocess.run([*again, f"--out={second}"], cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert done.returncode == 0, done.stderr[-3000:]
+  assert not (second / "torch.log").exists()  # the reference did not run again ...
+  assert done.stdout.count(" min ") == 6 and (second / "side_by_side.png").exists()  # ... but is plotted
   for name in ("rnn_jax", "torch"):
     line = next(line for line in done.stdout.splitlines() if line.startswith(f"{name}: "))
     assert line.count(" min ") == 3, done.stdout  # validations at steps 20, 40, 60
@@ -83,3 +98,13 @@ def test_reference_restarts_the_streams_that_draw_a_reset():
   assert not h.requires_grad and not c.requires_grad  # truncated BPTT
   np.testing.assert_array_equal(c.numpy()[:, :, 0], [[0, 2, 2, 0]] * 2)
   np.testing.assert_array_equal(h.numpy()[:, reset_B], 0.0)
+
+
+def test_reference_embeddings_start_at_the_configured_scale():
+  torch = pytest.importorskip("torch")
+  config = torch_comparison.get_config()
+  config.model.hidden_size, config.model.embed_size = 8, 64
+  for std in (1.0, 4.0):
+    config.model.embed_init_std = std
+    weight = torch_reference.make_model(torch, config, vocab_size=300).embed.weight.detach().numpy()
+    assert abs(weight.std() / std - 1) < 0.02, std  # 19,200 draws: the sample std is within 0.5 %

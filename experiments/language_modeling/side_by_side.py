@@ -9,8 +9,10 @@
 without taskset). Both programs read `--config` and its `--config.<field>` overrides; `--rnn_jax_config.<field>`
 overrides apply to rnn_jax's run only (its own recipe against the reference's, e.g. a smaller embedding). Each gets `--minutes` of wall time from its launch (start-up, compilation and validation
 included); rnn_jax's run is stopped with SIGTERM, which ends it cleanly. Writes `OUT/rnn_jax/` (its workdir),
-`OUT/torch/metrics.jsonl` and `OUT/side_by_side.png` (validation nats/char against wall minutes). Needs the
-`torch` and `experiments` extras.
+`OUT/torch/metrics.jsonl`, each program's launch time (`OUT/<name>.started`) and `OUT/side_by_side.png`
+(validation nats/char against wall minutes). `--programs=rnn_jax` runs only rnn_jax's side into an OUT that holds
+the reference's run already (a new rnn_jax recipe against the same reference curve); a program whose output is
+already in OUT is refused before anything starts. Needs the `torch` and `experiments` extras.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 
 from absl import app, flags
@@ -57,12 +60,26 @@ def commands(config_args: list[str], rnn_jax_args: list[str], out: str, minutes:
   }
 
 
+OUTPUTS = {"rnn_jax": os.path.join("rnn_jax", "metrics.jsonl"), "torch": os.path.join("torch", "metrics.jsonl")}
+
+
+def check_outputs(out: str, programs: list[str]) -> None:
+  """Exits in one line if a program to run has a run in `out` already (rnn_jax would resume it)."""
+  for name in programs:
+    if os.path.exists(os.path.join(out, "rnn_jax" if name == "rnn_jax" else OUTPUTS[name])):
+      sys.exit(f"{os.path.join(out, name)} holds a run already: choose another --out, or leave {name} out of "
+               "--programs to plot against it")
+
+
 def launch(name: str, command: list[str], out: str, core: int | None) -> tuple[subprocess.Popen, float]:
-  """`(process, launch time)`; its output goes to `OUT/<name>.log`."""
+  """`(process, launch time)`; its output goes to `OUT/<name>.log`, the launch time to `OUT/<name>.started`."""
   if core is not None:
     command = ["taskset", "-c", str(core), *command]
   log = open(os.path.join(out, f"{name}.log"), "w")  # pylint: disable=consider-using-with
-  return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), time.time()
+  started = time.time()
+  with open(os.path.join(out, f"{name}.started"), "w") as f:
+    json.dump(started, f)
+  return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), started
 
 
 def finish(process: subprocess.Popen, started: float, minutes: float) -> None:
@@ -93,33 +110,40 @@ def plot(curves: dict, path: str, title: str) -> None:
   for name, points in curves.items():
     if points:
       ax.plot(*zip(*points), marker="o", label=name)
-  ax.set(xlabel="wall time (minutes)", ylabel="validation nats/char", title=title)
+  ax.set(xlabel="wall time (minutes)", ylabel="validation nats/char")
+  ax.set_title("\n".join(textwrap.fill(line, 70) for line in title.splitlines()), fontsize=9)
   ax.legend()
   fig.tight_layout()
   fig.savefig(path, dpi=120)
   plt.close(fig)
 
 
-def run(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: float, schedule: str) -> dict:
-  """Runs both programs, plots, and returns `{name: [(minutes, valid nats/char)]}`."""
-  os.makedirs(os.path.join(out, "torch"), exist_ok=True)
-  pinned = schedule == "pinned"
+def run(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: float, schedule: str,
+        programs: list[str]) -> dict:
+  """Runs `programs`, plots every program with a run in `out`, and returns `{name: [(minutes, valid nats/char)]}`."""
+  check_outputs(out, programs)
+  pinned = schedule == "pinned" and len(programs) > 1
   if pinned and (shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2):
     sys.exit("--schedule=pinned needs taskset and two cores: use --schedule=sequential")
+  os.makedirs(os.path.join(out, "torch"), exist_ok=True)
   cores = sorted(os.sched_getaffinity(0))[:2] if pinned else [None, None]
   started = {}
   running = []
   threads = 1 if pinned else len(os.sched_getaffinity(0))
-  for (name, command), core in zip(commands(config_args, rnn_jax_args, out, minutes, threads).items(), cores):
+  chosen = {name: command for name, command in commands(config_args, rnn_jax_args, out, minutes, threads).items()
+            if name in programs}
+  for (name, command), core in zip(chosen.items(), cores):
     process, started[name] = launch(name, command, out, core)
     running.append((name, process))
     if not pinned:
       finish(process, started[name], minutes)
   for name, process in running:
     finish(process, started[name], minutes)
-  metrics = {"rnn_jax": os.path.join(out, "rnn_jax", "metrics.jsonl"),
-             "torch": os.path.join(out, "torch", "metrics.jsonl")}
-  curves = {name: curve(path, started[name]) for name, path in metrics.items()}
+  curves = {}
+  for name, path in OUTPUTS.items():
+    if os.path.exists(os.path.join(out, path)) and os.path.exists(os.path.join(out, f"{name}.started")):
+      with open(os.path.join(out, f"{name}.started")) as f:
+        curves[name] = curve(os.path.join(out, path), json.load(f))
   own = ", ".join(arg.removeprefix("--config.") for arg in rnn_jax_args)
   plot(curves, os.path.join(out, "side_by_side.png"),
        f"{schedule}, {minutes:g} min each" + (f"\nrnn_jax: {own}" if own else ""))
@@ -137,7 +161,9 @@ def define_flags() -> dict:
           "minutes": flags.DEFINE_float("minutes", 30.0, "Wall budget of each program."),
           "out": flags.DEFINE_string("out", "runs/side_by_side", "Output folder."),
           "schedule": flags.DEFINE_enum("schedule", "pinned", ["pinned", "sequential"],
-                                        "Both at once on one core each, or one after the other.")}
+                                        "Both at once on one core each, or one after the other."),
+          "programs": flags.DEFINE_multi_enum("programs", ["rnn_jax", "torch"], ["rnn_jax", "torch"],
+                                              "Which programs to run (the others' runs in --out are plotted).")}
 
 
 def main(argv, flag):
@@ -145,7 +171,8 @@ def main(argv, flag):
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flag["minutes"].value > 0:
     sys.exit(f"--minutes must be > 0, got {flag['minutes'].value}")
-  curves = run(config_arguments(sys.argv), rnn_jax_arguments(sys.argv), flag["out"].value, flag["minutes"].value, flag["schedule"].value)
+  curves = run(config_arguments(sys.argv), rnn_jax_arguments(sys.argv), flag["out"].value, flag["minutes"].value,
+               flag["schedule"].value, flag["programs"].value)
   for name, points in curves.items():
     print(f"{name}: " + ", ".join(f"{m:.1f} min {v:.3f}" for m, v in points))
 

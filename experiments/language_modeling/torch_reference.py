@@ -60,7 +60,9 @@ def make_model(torch, config, vocab_size: int):
 
     def __init__(self):
       super().__init__()
-      self.embed = nn.Embedding(vocab_size, m.embed_size)
+      self.embed = nn.Embedding(vocab_size, m.embed_size)  # N(0, 1), rnn_jax's embed_init_std=1
+      if m.get("embed_init_std", 1.0) != 1.0:
+        nn.init.normal_(self.embed.weight, std=m.embed_init_std)
       self.drop = nn.Dropout(m.dropout)
       self.lstm = nn.LSTM(m.embed_size, m.hidden_size, m.num_layers, batch_first=True,
                           dropout=m.dropout if m.num_layers > 1 else 0.0)
