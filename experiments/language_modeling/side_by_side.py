@@ -64,9 +64,10 @@ OUTPUTS = {"rnn_jax": os.path.join("rnn_jax", "metrics.jsonl"), "torch": os.path
 
 
 def check_outputs(out: str, programs: list[str]) -> None:
-  """Exits in one line if a program to run has a run in `out` already (rnn_jax would resume it)."""
+  """Exits in one line if a program to run has a run in `out` already: rnn_jax's workdir (it would resume it) or
+  the reference's metrics."""
   for name in programs:
-    if os.path.exists(os.path.join(out, "rnn_jax" if name == "rnn_jax" else OUTPUTS[name])):
+    if os.path.exists(os.path.join(out, os.path.dirname(OUTPUTS[name]) if name == "rnn_jax" else OUTPUTS[name])):
       sys.exit(f"{os.path.join(out, name)} holds a run already: choose another --out, or leave {name} out of "
                "--programs to plot against it")
 
