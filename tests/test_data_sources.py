@@ -43,3 +43,24 @@ def test_first_preparation_says_so_and_how_long_it_runs_without_tfds_chatter(tmp
   with caplog.at_level(logging.INFO, logger="absl"):
     sources.prepared(make)  # prepared already: nothing to say
   assert not caplog.records
+
+
+def test_a_corpus_prepared_by_another_process_meanwhile_is_read_not_refused(tmp_path):
+  """Two programs started at once on one new corpus (the side-by-side LM comparison) both prepare it; the one
+  that finishes second finds the other's copy in place."""
+  corpus = tmp_path / "corpus.txt"
+  corpus.write_text("".join(f"line {i} of the corpus\n" for i in range(2_000)))
+  make = lambda: text.LocalText(config=text._config_for(str(corpus), (0.9, 0.05, 0.05)),
+                                data_dir=str(tmp_path / "tfds"))
+  slow = make()
+  original = slow._download_and_prepare
+
+  def overtaken(*args, **kwargs):
+    make().download_and_prepare(file_format="array_record")  # the other process finishes first
+    return original(*args, **kwargs)
+
+  slow._download_and_prepare = overtaken
+  builders = iter([slow])
+  builder = sources.prepared(lambda: next(builders, None) or make())
+  assert builder.is_prepared() and builder is not slow
+  assert builder.info.splits["train"].num_examples == make().info.splits["train"].num_examples

@@ -75,8 +75,15 @@ def prepared(make_builder: Callable[[], tfds.core.DatasetBuilder], **prepare_kwa
     fresh = not builder.is_prepared()
   if fresh:
     absl_logging.info("preparing %s in %s (once: later runs read it from there)", builder.name, builder.data_dir)
-  with _quiet_tfds(), (_heartbeat(f"preparing {builder.name}") if fresh else contextlib.nullcontext()):
-    builder.download_and_prepare(file_format="array_record", **prepare_kwargs)
+  try:
+    with _quiet_tfds(), (_heartbeat(f"preparing {builder.name}") if fresh else contextlib.nullcontext()):
+      builder.download_and_prepare(file_format="array_record", **prepare_kwargs)
+  except FileExistsError:
+    # Another process prepared the same dataset version at the same time (two programs reading one new corpus).
+    with _quiet_tfds():
+      builder = make_builder()
+    if not builder.is_prepared():
+      raise
   return builder
 
 
