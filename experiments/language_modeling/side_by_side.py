@@ -7,8 +7,9 @@
 `--schedule=pinned` (default) runs both at once, each pinned to its own core with `taskset -c`;
 `--schedule=sequential` runs one after the other with the whole machine each (for a machine with one core, or
 without taskset). Both programs read `--config` and its `--config.<field>` overrides; `--rnn_jax_config.<field>`
-overrides apply to rnn_jax's run only (its own recipe against the reference's, e.g. a smaller embedding). Each gets `--minutes` of wall time from its launch (start-up, compilation and validation
-included); rnn_jax's run is stopped with SIGTERM, which ends it cleanly. Writes `OUT/rnn_jax/` (its workdir),
+overrides apply to rnn_jax's run only (its own recipe against the reference's, e.g. a smaller embedding). Each
+gets `--minutes` of wall time from its launch (start-up, compilation and validation included); rnn_jax's run is
+stopped with SIGTERM, which ends it cleanly. Writes `OUT/rnn_jax/` (its workdir),
 `OUT/torch/metrics.jsonl`, each program's launch time (`OUT/<name>.started`) and `OUT/side_by_side.png`
 (validation nats/char against wall minutes). `--programs=rnn_jax` runs only rnn_jax's side into an OUT that holds
 the reference's run already (a new rnn_jax recipe against the same reference curve); a program whose output is
@@ -61,13 +62,14 @@ def commands(config_args: list[str], rnn_jax_args: list[str], out: str, minutes:
 
 
 OUTPUTS = {"rnn_jax": os.path.join("rnn_jax", "metrics.jsonl"), "torch": os.path.join("torch", "metrics.jsonl")}
+# What in OUT means a program ran there: rnn_jax's whole workdir (a rerun would resume it), the reference's metrics.
+RUNS = {"rnn_jax": "rnn_jax", "torch": OUTPUTS["torch"]}
 
 
 def check_outputs(out: str, programs: list[str]) -> None:
-  """Exits in one line if a program to run has a run in `out` already: rnn_jax's workdir (it would resume it) or
-  the reference's metrics."""
+  """Exits in one line if a program to run has a run in `out` already (`RUNS`)."""
   for name in programs:
-    if os.path.exists(os.path.join(out, os.path.dirname(OUTPUTS[name]) if name == "rnn_jax" else OUTPUTS[name])):
+    if os.path.exists(os.path.join(out, RUNS[name])):
       sys.exit(f"{os.path.join(out, name)} holds a run already: choose another --out, or leave {name} out of "
                "--programs to plot against it")
 
