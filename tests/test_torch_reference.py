@@ -90,6 +90,17 @@ def test_side_by_side_names_an_unknown_rnn_jax_field_in_one_line(tmp_path):
       "config.model.embed_size?"]
 
 
+def test_side_by_side_names_a_program_that_failed(tmp_path):
+  corpus = _corpus(tmp_path)
+  done = subprocess.run([sys.executable, "-m", "experiments.language_modeling.side_by_side", "--minutes=5",
+                         f"--out={tmp_path / 'out'}", "--programs=rnn_jax", f"--config.data.path={corpus}",
+                         "--rnn_jax_config.model.cell=no_such_cell"],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert done.returncode == 1
+  assert done.stderr.strip().splitlines()[-1] == f"rnn_jax failed: see {tmp_path / 'out' / 'rnn_jax.log'}"
+  assert "no_such_cell" in (tmp_path / "out" / "rnn_jax.log").read_text()
+
+
 def test_reference_restarts_the_streams_that_draw_a_reset():
   torch = pytest.importorskip("torch")
   state = (torch.ones(2, 4, 3, requires_grad=True), 2 * torch.ones(2, 4, 3, requires_grad=True))

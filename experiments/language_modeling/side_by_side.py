@@ -13,7 +13,8 @@ stopped with SIGTERM, which ends it cleanly. Writes `OUT/rnn_jax/` (its workdir)
 `OUT/torch/metrics.jsonl`, each program's launch time (`OUT/<name>.started`) and `OUT/side_by_side.png`
 (validation nats/char against wall minutes). `--programs=rnn_jax` runs only rnn_jax's side into an OUT that holds
 the reference's run already (a new rnn_jax recipe against the same reference curve); a program whose output is
-already in OUT is refused before anything starts. Needs the `torch` and `experiments` extras.
+already in OUT is refused before anything starts. A program that fails before its budget ends is named in one
+line (exit status 1) after the plot of what there is. Needs the `torch` and `experiments` extras.
 """
 
 from __future__ import annotations
@@ -85,13 +86,15 @@ def launch(name: str, command: list[str], out: str, core: int | None) -> tuple[s
   return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), started
 
 
-def finish(process: subprocess.Popen, started: float, minutes: float) -> None:
-  """Waits for the budget, then stops the process with SIGTERM (a clean stop) if it still runs."""
+def finish(process: subprocess.Popen, started: float, minutes: float) -> bool:
+  """Waits for the budget, then stops the process with SIGTERM (a clean stop) if it still runs; False if it
+  ended before that with a nonzero exit status (it failed)."""
   try:
-    process.wait(timeout=max(0.0, started + 60 * minutes - time.time()))
+    return process.wait(timeout=max(0.0, started + 60 * minutes - time.time())) == 0
   except subprocess.TimeoutExpired:
     process.send_signal(signal.SIGTERM)
     process.wait()
+    return True
 
 
 def curve(metrics_path: str, started: float) -> list[tuple[float, float]]:
@@ -123,25 +126,25 @@ def plot(curves: dict, path: str, title: str) -> None:
 
 def run(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: float, schedule: str,
         programs: list[str]) -> dict:
-  """Runs `programs`, plots every program with a run in `out`, and returns `{name: [(minutes, valid nats/char)]}`."""
+  """Runs `programs`, plots every program with a run in `out`, and returns `{name: [(minutes, valid nats/char)]}`;
+  exits in one line naming each program that failed (after plotting what there is)."""
   check_outputs(out, programs)
   pinned = schedule == "pinned" and len(programs) > 1
   if pinned and (shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2):
     sys.exit("--schedule=pinned needs taskset and two cores: use --schedule=sequential")
   os.makedirs(os.path.join(out, "torch"), exist_ok=True)
   cores = sorted(os.sched_getaffinity(0))[:2] if pinned else [None, None]
-  started = {}
-  running = []
+  started, running, failed = {}, [], []
   threads = 1 if pinned else len(os.sched_getaffinity(0))
   chosen = {name: command for name, command in commands(config_args, rnn_jax_args, out, minutes, threads).items()
             if name in programs}
   for (name, command), core in zip(chosen.items(), cores):
     process, started[name] = launch(name, command, out, core)
     running.append((name, process))
-    if not pinned:
-      finish(process, started[name], minutes)
-  for name, process in running:
-    finish(process, started[name], minutes)
+    if not pinned and not finish(process, started[name], minutes):
+      failed.append(name)
+  if pinned:
+    failed = [name for name, process in running if not finish(process, started[name], minutes)]
   curves = {}
   for name, path in OUTPUTS.items():
     if os.path.exists(os.path.join(out, path)) and os.path.exists(os.path.join(out, f"{name}.started")):
@@ -150,6 +153,8 @@ def run(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: floa
   own = ", ".join(arg.removeprefix("--config.") for arg in rnn_jax_args)
   plot(curves, os.path.join(out, "side_by_side.png"),
        f"{schedule}, {minutes:g} min each" + (f"\nrnn_jax: {own}" if own else ""))
+  if failed:
+    sys.exit("; ".join(f"{name} failed: see {os.path.join(out, name + '.log')}" for name in failed))
   return curves
 
 
