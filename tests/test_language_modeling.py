@@ -105,6 +105,17 @@ def test_embeddings_start_at_the_configured_scale():
     assert abs(float(jnp.std(embed)) / std - 1) < 0.02, std  # 19,200 draws: the sample std is within 0.5 %
 
 
+def test_forget_gates_start_at_the_configured_bias():
+  config = char_default.get_config()
+  config.model.hidden_size = 16
+  for cell, bias in (("lstm", 0.0), ("lstm", 1.0), ("lstmp", 0.0)):
+    config.model.cell, config.model.forget_bias = cell, bias
+    config.model.proj_size = 8 if cell == "lstmp" else 0
+    for layer in lm.make_model(config, vocab_size=30).init(jax.random.PRNGKey(0))["rnn"]:
+      np.testing.assert_array_equal(layer["b"][16:32], bias)  # gates i, f, g, o
+      np.testing.assert_array_equal(np.delete(np.asarray(layer["b"]), np.s_[16:32]), 0.0)
+
+
 def test_tbptt_batches_continue_the_streams():
   ids = np.arange(100)
   streams = text.batchify(ids, 4)
@@ -242,6 +253,10 @@ def test_invalid_config_values_are_named(field, value, message):
   config = char_default.get_config()
   config.model.cell, config.model.cell_clip = "gru", 3.0
   with pytest.raises(ValueError, match="config.model.cell_clip clips an LSTM's cell state"):
+    lm.validate(config)
+  config = char_default.get_config()
+  config.model.cell, config.model.forget_bias = "gru", 0.0
+  with pytest.raises(ValueError, match="config.model.forget_bias starts an LSTM's forget gate"):
     lm.validate(config)
   config = char_default.get_config()
   config.model.tied, config.model.embed_size = True, 100

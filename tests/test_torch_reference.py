@@ -119,3 +119,15 @@ def test_reference_embeddings_start_at_the_configured_scale():
     config.model.embed_init_std = std
     weight = torch_reference.make_model(torch, config, vocab_size=300).embed.weight.detach().numpy()
     assert abs(weight.std() / std - 1) < 0.02, std  # 19,200 draws: the sample std is within 0.5 %
+
+
+def test_reference_forget_gates_start_at_the_configured_bias():
+  torch = pytest.importorskip("torch")
+  config = torch_comparison.get_config()
+  config.model.hidden_size, config.model.embed_size, config.model.forget_bias = 8, 4, 0.5
+  lstm = torch_reference.make_model(torch, config, vocab_size=10).lstm
+  for layer in range(config.model.num_layers):
+    bias = (getattr(lstm, f"bias_ih_l{layer}") + getattr(lstm, f"bias_hh_l{layer}")).detach().numpy()
+    np.testing.assert_array_equal(bias[8:16], 0.5)  # torch's gate order: input, forget, cell, output
+    assert np.all(bias[:8] != 0.5) and np.all(bias[16:] != 0.5)
+

@@ -54,6 +54,9 @@ def validate(config) -> None:
   if config.model.cell_clip and config.model.cell != "lstm":
     raise ValueError(f"config.model.cell_clip clips an LSTM's cell state: set it to 0 for cell "
                      f"{config.model.cell!r}, got {config.model.cell_clip}")
+  if config.model.forget_bias != 1.0 and config.model.cell not in ("lstm", "lstmp"):
+    raise ValueError(f"config.model.forget_bias starts an LSTM's forget gate: set it to 1 for cell "
+                     f"{config.model.cell!r}, got {config.model.forget_bias}")
   if not config.model.cell_clip >= 0:
     raise ValueError(f"config.model.cell_clip must be >= 0 (0: no clip), got {config.model.cell_clip}")
   if not 0.0 <= config.data.reset_probability < 1.0:
@@ -157,7 +160,7 @@ def make_model(config, vocab_size: int) -> LanguageModel:
                        embed_size=m.embed_size, dropout=m.dropout, variational_dropout=m.variational_dropout,
                        tied=m.tied, residual=m.residual, init_scale=m.init_scale, unroll=m.unroll, remat=m.remat,
                        matmul_dtype=m.matmul_dtype, proj_size=m.get("proj_size", 0), cell_clip=m.get("cell_clip", 0.0),
-                       embed_init_std=m.get("embed_init_std", 1.0))
+                       embed_init_std=m.get("embed_init_std", 1.0), forget_bias=m.get("forget_bias", 1.0))
 
 
 def evaluate_streams(model: LanguageModel, eval_step, params, streams, bptt: int) -> np.ndarray:

@@ -39,11 +39,13 @@ class LanguageModel(cells.WithCell):
   proj_size: int = 0              # the "lstmp" cell's projection width (0: no projection)
   cell_clip: float = 0.0          # > 0: the LSTM's cell state clipped to [-cell_clip, cell_clip]
   embed_init_std: float = 1.0     # embeddings start N(0, embed_init_std^2)
+  forget_bias: float = 1.0        # an LSTM's forget-gate bias at init
 
   @property
   def cell_options(self) -> dict:
     return {**({"proj_size": self.proj_size} if self.proj_size else {}),
-            **({"cell_clip": self.cell_clip} if self.cell_clip else {})}
+            **({"cell_clip": self.cell_clip} if self.cell_clip else {}),
+            **({"forget_bias": self.forget_bias} if self.forget_bias != 1.0 else {})}
 
   @property
   def output_size(self) -> int:

@@ -5,7 +5,9 @@ Reads the LM's own config (`--config`, `--config.<field>=...`), so both programs
 the embeddings, between layers and before the softmax; Adam at `optimizer.learning_rate`, gradient norm clipped
 to `optimizer.clip_norm`; `data.batch_size` streams x `data.bptt` steps, state carried across windows (gradient
 stopped) and reset each epoch and where `data.reset_probability` draws a reset, as in rnn_jax; validation every
-`eval_every` steps on `data.eval_batch_size` streams, each read from a zero state. Writes one JSON line per
+`eval_every` steps on `data.eval_batch_size` streams, each read from a zero state. Weights start as PyTorch
+starts them (LSTM biases U(+-1/sqrt(H)) twice, so forget gates near half open), embeddings at
+`model.embed_init_std`, and the forget-gate biases at `model.forget_bias` when it is not 1. Writes one JSON line per
 validation to `--metrics` (`step`, `time`, `wall_s`, `loss`, `valid_loss`).
 Needs the `torch` extra (`pip install -e .[torch]`).
 
@@ -67,6 +69,11 @@ def make_model(torch, config, vocab_size: int):
       self.lstm = nn.LSTM(m.embed_size, m.hidden_size, m.num_layers, batch_first=True,
                           dropout=m.dropout if m.num_layers > 1 else 0.0)
       self.out = nn.Linear(m.hidden_size, vocab_size)
+      if m.get("forget_bias", 1.0) != 1.0:
+        with torch.no_grad():
+          for layer in range(m.num_layers):
+            getattr(self.lstm, f"bias_ih_l{layer}")[m.hidden_size:2 * m.hidden_size] = m.forget_bias
+            getattr(self.lstm, f"bias_hh_l{layer}")[m.hidden_size:2 * m.hidden_size] = 0.0
 
     def forward(self, tokens_BxT, state):
       h_BxTxH, state = self.lstm(self.drop(self.embed(tokens_BxT)), state)
