@@ -131,3 +131,13 @@ def test_reference_forget_gates_start_at_the_configured_bias():
     np.testing.assert_array_equal(bias[8:16], 0.5)  # torch's gate order: input, forget, cell, output
     assert np.all(bias[:8] != 0.5) and np.all(bias[16:] != 0.5)
 
+
+def test_reference_refuses_a_schedule_it_would_not_follow(tmp_path):
+  done = subprocess.run([sys.executable, "-m", "experiments.language_modeling.torch_reference",
+                         "--config=experiments/language_modeling/configs/shakespeare_char.py",
+                         f"--metrics={tmp_path / 'metrics.jsonl'}"], cwd=REPO, capture_output=True, text=True, timeout=120)
+  assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+      "the PyTorch reference trains with Adam at a constant rate: config.optimizer.name='adam' and "
+      "schedule='cosine' must be 'adam' and 'constant'"]
+  assert not (tmp_path / "metrics.jsonl").exists()
+

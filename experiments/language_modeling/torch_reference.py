@@ -196,6 +196,9 @@ def main(argv, flag):
   if config.model.cell != "lstm" or config.data.level != "char":
     sys.exit(f"the PyTorch reference is a character LSTM: config.model.cell={config.model.cell!r} and "
              f"config.data.level={config.data.level!r} must be 'lstm' and 'char'")
+  if config.optimizer.name != "adam" or config.optimizer.schedule != "constant":
+    sys.exit(f"the PyTorch reference trains with Adam at a constant rate: config.optimizer.name="
+             f"{config.optimizer.name!r} and schedule={config.optimizer.schedule!r} must be 'adam' and 'constant'")
   minutes = flag["minutes"].value
   if not math.isfinite(minutes) or minutes < 0:
     sys.exit(f"--minutes must be >= 0, got {minutes}")

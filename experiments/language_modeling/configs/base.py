@@ -45,8 +45,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.model.embed_size = 256        # token embedding size
   c.model.embed_init_std = 1.0    # embeddings start N(0, std^2); Adam moves each entry ~learning_rate per
                                   # step, so a small start (0.1) leaves the input unread for hundreds of steps
-  c.model.forget_bias = 1.0       # an LSTM's forget-gate bias at init (0: the gate starts half open, as the
-                                  # reference's; learns faster early on a character LM)
+  c.model.forget_bias = 1.0       # an LSTM's forget-gate bias at init (0: the gate starts half open, as
+                                  # PyTorch's; shakespeare_char learns faster with it)
   c.model.dropout = 0.0           # dropout on non-recurrent connections (Zaremba et al. 2014)
   c.model.variational_dropout = False  # one dropout mask per sequence, shared over time
   c.model.tied = False            # share the embedding and softmax weights (needs embed_size == hidden_size)
