@@ -134,17 +134,17 @@ def run(config_args: list[str], rnn_jax_args: list[str], out: str, minutes: floa
     sys.exit("--schedule=pinned needs taskset and two cores: use --schedule=sequential")
   os.makedirs(os.path.join(out, "torch"), exist_ok=True)
   cores = sorted(os.sched_getaffinity(0))[:2] if pinned else [None, None]
-  started, running, failed = {}, [], []
+  started, running, ended_well = {}, {}, {}
   threads = 1 if pinned else len(os.sched_getaffinity(0))
   chosen = {name: command for name, command in commands(config_args, rnn_jax_args, out, minutes, threads).items()
             if name in programs}
   for (name, command), core in zip(chosen.items(), cores):
-    process, started[name] = launch(name, command, out, core)
-    running.append((name, process))
-    if not pinned and not finish(process, started[name], minutes):
-      failed.append(name)
-  if pinned:
-    failed = [name for name, process in running if not finish(process, started[name], minutes)]
+    running[name], started[name] = launch(name, command, out, core)
+    if not pinned:  # one at a time: the next starts when this one is done
+      ended_well[name] = finish(running[name], started[name], minutes)
+  ended_well.update({name: finish(process, started[name], minutes) for name, process in running.items()
+                     if name not in ended_well})
+  failed = [name for name, good in ended_well.items() if not good]
   curves = {}
   for name, path in OUTPUTS.items():
     if os.path.exists(os.path.join(out, path)) and os.path.exists(os.path.join(out, f"{name}.started")):
