@@ -16,10 +16,7 @@ import jax
 
 from rnn_jax import ctc, train
 from rnn_jax.data import spoken_digits
-from experiments.speech import features, model, speech
-
-
-INPUT_PEAK = 0.5   # files are scaled to this peak: inside the training levels of both sources (config.data)
+from experiments.speech import features, model, speech, utterances
 
 
 class Recognizer(NamedTuple):
@@ -63,14 +60,13 @@ def recognize_waves(recognizer: Recognizer, waves) -> list[str]:
   return out
 
 
-def read_scaled(path: str):
-  """A WAV file scaled to `INPUT_PEAK` (recordings come at any level; the model saw a range of peaks)."""
-  wave = spoken_digits.read_wav(path)
-  return wave * (INPUT_PEAK / max(float(abs(wave).max()), 1e-6))
+def read_as_trained(recognizer: Recognizer, path: str):
+  """A WAV file as the training utterances were presented (`utterances.as_training_utterance`)."""
+  return utterances.as_training_utterance(spoken_digits.read_wav(path), recognizer.config.data)
 
 
 def recognize_paths(recognizer: Recognizer, paths) -> list[tuple[str, str]]:
-  return list(zip(paths, recognize_waves(recognizer, [read_scaled(p) for p in paths])))
+  return list(zip(paths, recognize_waves(recognizer, [read_as_trained(recognizer, p) for p in paths])))
 
 
 def digits_in_name(path: str) -> str:
@@ -85,7 +81,7 @@ def evaluate_folder(recognizer: Recognizer, folder: str, workdir: str) -> dict:
   """Digit error rate and string accuracy on `folder`'s recordings; also written to `workdir/eval.json`."""
   paths = wav_paths(folder)
   refs = [digits_in_name(p) for p in paths]
-  hyps = recognize_waves(recognizer, [read_scaled(p) for p in paths])
+  hyps = recognize_waves(recognizer, [read_as_trained(recognizer, p) for p in paths])
   results = {"folder": os.path.abspath(folder), "files": len(paths),
              "der": ctc.error_rate(refs, hyps), "string_acc": ctc.sequence_accuracy(refs, hyps),
              "errors": [{"file": os.path.basename(p), "ref": r, "hyp": h}

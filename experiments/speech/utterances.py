@@ -39,8 +39,8 @@ def _ms(rng, bounds) -> int:
   return int(rng.uniform(*bounds) * SAMPLE_RATE / 1000)
 
 
-def _join(rng, pieces, cfg, noise_rms: float) -> tuple[np.ndarray, np.ndarray]:
-  """Pieces joined by pauses of `cfg.pause_ms` and framed by `cfg.edge_ms` of silence, plus white noise."""
+def _join(rng, pieces, cfg, noise: float) -> tuple[np.ndarray, np.ndarray]:
+  """Pieces joined by pauses of `cfg.pause_ms` and framed by `cfg.edge_ms` of silence, plus white noise of RMS `noise`."""
   parts, spans = [np.zeros(_ms(rng, cfg.edge_ms), np.float32)], []
   at = len(parts[0])
   for i, piece in enumerate(pieces):
@@ -52,8 +52,27 @@ def _join(rng, pieces, cfg, noise_rms: float) -> tuple[np.ndarray, np.ndarray]:
     at += len(piece)
   parts.append(np.zeros(_ms(rng, cfg.edge_ms), np.float32))
   wave = np.concatenate(parts)
-  wave += (noise_rms * rng.standard_normal(len(wave))).astype(np.float32)
+  wave += (noise * rng.standard_normal(len(wave))).astype(np.float32)
   return wave, np.asarray(spans, np.int64).reshape(-1, 2)
+
+
+def noise_rms(cfg, snr_db: float, amplitude: float = 0.0) -> float:
+  """The white noise RMS `snr_db` below the tones' `amplitude` / sqrt(2) (dtmf) or below `cfg.fsdd.peak[0]` (fsdd)."""
+  reference = amplitude / np.sqrt(2) if cfg.source == "dtmf" else cfg.fsdd.peak[0]
+  return reference / 10 ** (snr_db / 20)
+
+
+def as_training_utterance(wave, cfg) -> np.ndarray:
+  """A recording of any level presented as the utterances of `cfg` (config.data) were in training: scaled to the
+  middle of their peaks, framed by the middle of `edge_ms` of silence, in white noise at the middle of `snr_db`
+  (seeded: the same file always gives the same wave). A model trained only on noisy, framed utterances reads a
+  clean, tightly cut recording worse."""
+  middle = lambda bounds: (bounds[0] + bounds[1]) / 2
+  peak = middle(cfg.dtmf.amplitude if cfg.source == "dtmf" else cfg.fsdd.peak)
+  edge = np.zeros(int(middle(cfg.edge_ms) * SAMPLE_RATE / 1000), np.float32)
+  framed = np.concatenate([edge, np.asarray(wave, np.float32) * (peak / max(float(np.abs(wave).max()), 1e-6)), edge])
+  noise = np.random.default_rng(0).standard_normal(len(framed)) * noise_rms(cfg, middle(cfg.snr_db), peak)
+  return framed + noise.astype(np.float32)
 
 
 def _digits(rng, cfg) -> np.ndarray:
@@ -77,8 +96,7 @@ def dtmf_utterance(cfg, split: str, index: int) -> Utterance:
   digits = _digits(rng, cfg)
   amplitude = rng.uniform(*cfg.dtmf.amplitude)
   tones = [amplitude * dtmf_tone(rng, int(d), _ms(rng, cfg.dtmf.tone_ms), cfg.dtmf.drift) for d in digits]
-  noise_rms = amplitude / np.sqrt(2) / 10 ** (rng.uniform(*cfg.snr_db) / 20)
-  wave, spans = _join(rng, tones, cfg, noise_rms)
+  wave, spans = _join(rng, tones, cfg, noise_rms(cfg, rng.uniform(*cfg.snr_db), amplitude))
   return Utterance(wave, digits, spans)
 
 
@@ -138,8 +156,7 @@ def connected_utterance(pools, cfg, split: str, index: int) -> Utterance:
     takes = pools[split][speaker][int(digit)]
     take = takes[rng.integers(len(takes))]
     pieces.append(take * (rng.uniform(*cfg.fsdd.peak) / max(np.abs(take).max(), 1e-6)))
-  noise_rms = cfg.fsdd.peak[0] / 10 ** (rng.uniform(*cfg.snr_db) / 20)
-  wave, spans = _join(rng, pieces, cfg, noise_rms)
+  wave, spans = _join(rng, pieces, cfg, noise_rms(cfg, rng.uniform(*cfg.snr_db)))
   return Utterance(wave, digits, spans)
 
 
