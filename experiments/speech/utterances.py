@@ -40,7 +40,7 @@ def _ms(rng, bounds) -> int:
 
 
 def _join(rng, pieces, cfg, noise: float) -> tuple[np.ndarray, np.ndarray]:
-  """Pieces joined by pauses of `cfg.pause_ms` and framed by `cfg.edge_ms` of silence, plus white noise of RMS `noise`."""
+  """Pieces joined by `cfg.pause_ms` pauses, framed by `cfg.edge_ms` of silence, plus white noise of RMS `noise`."""
   parts, spans = [np.zeros(_ms(rng, cfg.edge_ms), np.float32)], []
   at = len(parts[0])
   for i, piece in enumerate(pieces):

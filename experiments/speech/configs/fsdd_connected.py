@@ -27,12 +27,12 @@ def get_config():
   c.data.fsdd.valid_indices = (45, 50)     # ... 45-49 (theo's are the test)
   c.data.fsdd.test_speakers = ("theo",)
   c.features.utterance_norm = "mean_var"
-  c.augment.speed = (0.85, 1.15)
-  c.model.hidden_size = 128
+  c.augment.speed = (0.8, 1.25)
+  c.model.hidden_size = 192
   c.model.num_layers = 3
   c.model.subsample = 3
   c.model.dropout = 0.2
-  c.num_steps = 800
-  c.eval_every = 400
-  c.checkpoint_every = 400
+  c.num_steps = 1000
+  c.eval_every = 500
+  c.checkpoint_every = 500
   return c
