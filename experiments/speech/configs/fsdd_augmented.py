@@ -1,4 +1,4 @@
-"""fsdd_connected (3x128) with augmentation: speed, gain and noise on the waves, SpecAugment-style masks on features.
+"""fsdd_connected (40 mels, 3x128) with augmentation: speed, gain and noise on waves, SpecAugment-style masks.
 
   python -m rnn_jax.data.fetch fsdd
   python -m experiments.speech.main --config=experiments/speech/configs/fsdd_augmented.py \
@@ -17,6 +17,7 @@ from experiments.speech.configs import fsdd_connected
 
 def get_config():
   c = fsdd_connected.get_config()
+  c.features.num_mels = 40
   c.model.hidden_size = 128
   c.augment.speed = (0.85, 1.15)
   c.augment.gain_db = (-6.0, 6.0)
