@@ -332,19 +332,16 @@ def test_small_model_learns_keypad_digits(trained_workdir):
 
 def test_recognize_and_eval_on_written_wavs(trained_workdir, tmp_path):
   workdir, _ = trained_workdir
-  cfg = base_config.base_config().data
-  cfg.max_digits = 3
-  names = []
-  for index in range(6):
-    utt = utterances.dtmf_utterance(cfg, "test", 1000 + index)
-    names.append("".join(map(str, utt.digits)) + f"_tones_{index}.wav")
-    wavfile.write(str(tmp_path / names[-1]), 8000, (utt.wave * 32767).astype(np.int16))
+  noisy = base_config.base_config().data   # as in training
   clean = base_config.base_config().data   # as a phone might record them: quiet, no noise, no silence around
-  clean.max_digits, clean.snr_db, clean.edge_ms, clean.dtmf.amplitude = 3, (200.0, 200.0), (0.0, 0.0), (0.02, 0.02)
-  for index in range(6):
-    utt = utterances.dtmf_utterance(clean, "test", 2000 + index)
-    names.append("".join(map(str, utt.digits)) + f"_clean_{index}.wav")
-    wavfile.write(str(tmp_path / names[-1]), 8000, (utt.wave * 32767).astype(np.int16))
+  clean.snr_db, clean.edge_ms, clean.dtmf.amplitude = (200.0, 200.0), (0.0, 0.0), (0.02, 0.02)
+  names = []
+  for tag, cfg in (("tones", noisy), ("clean", clean)):
+    cfg.max_digits = 3
+    for index in range(6):
+      utt = utterances.dtmf_utterance(cfg, "test", 1000 + index)
+      names.append("".join(map(str, utt.digits)) + f"_{tag}_{index}.wav")
+      wavfile.write(str(tmp_path / names[-1]), 8000, (utt.wave * 32767).astype(np.int16))
   out = subprocess.run([sys.executable, "-m", "experiments.speech.main", "--mode=recognize",
                         f"--workdir={workdir}", f"--input={tmp_path}"], capture_output=True, text=True, check=True)
   printed = dict(line.split("\t") for line in out.stdout.rstrip("\n").split("\n"))   # "" where none decoded
