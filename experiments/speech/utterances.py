@@ -56,6 +56,10 @@ def _join(rng, pieces, cfg, noise: float) -> tuple[np.ndarray, np.ndarray]:
   return wave, np.asarray(spans, np.int64).reshape(-1, 2)
 
 
+def scale_to_peak(wave, peak: float) -> np.ndarray:
+  return wave * (peak / max(np.abs(wave).max(), 1e-6))
+
+
 def noise_rms(cfg, snr_db: float, amplitude: float = 0.0) -> float:
   """The white noise RMS `snr_db` below the tones' `amplitude` / sqrt(2) (dtmf) or below `cfg.fsdd.peak[0]` (fsdd)."""
   reference = amplitude / np.sqrt(2) if cfg.source == "dtmf" else cfg.fsdd.peak[0]
@@ -70,7 +74,7 @@ def as_training_utterance(wave, cfg) -> np.ndarray:
   middle = lambda bounds: (bounds[0] + bounds[1]) / 2
   peak = middle(cfg.dtmf.amplitude if cfg.source == "dtmf" else cfg.fsdd.peak)
   edge = np.zeros(int(middle(cfg.edge_ms) * SAMPLE_RATE / 1000), np.float32)
-  framed = np.concatenate([edge, np.asarray(wave, np.float32) * (peak / max(float(np.abs(wave).max()), 1e-6)), edge])
+  framed = np.concatenate([edge, scale_to_peak(np.asarray(wave, np.float32), peak), edge])
   noise = np.random.default_rng(0).standard_normal(len(framed)) * noise_rms(cfg, middle(cfg.snr_db), peak)
   return framed + noise.astype(np.float32)
 
@@ -155,7 +159,7 @@ def connected_utterance(pools, cfg, split: str, index: int) -> Utterance:
   for digit in digits:
     takes = pools[split][speaker][int(digit)]
     take = takes[rng.integers(len(takes))]
-    pieces.append(take * (rng.uniform(*cfg.fsdd.peak) / max(np.abs(take).max(), 1e-6)))
+    pieces.append(scale_to_peak(take, rng.uniform(*cfg.fsdd.peak)))
   wave, spans = _join(rng, pieces, cfg, noise_rms(cfg, rng.uniform(*cfg.snr_db)))
   return Utterance(wave, digits, spans)
 
