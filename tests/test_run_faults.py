@@ -6,6 +6,7 @@ test_train.
 """
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -22,6 +23,7 @@ import pytest
 from experiments.language_modeling import lm
 from rnn_jax import train
 from rnn_jax.data import text
+from rnn_jax.train import checkpoint
 from rnn_jax.train import workdir as workdir_lib
 from tests.test_language_modeling import _tiny_config
 from tests.test_train import _config, _regression_task
@@ -186,6 +188,29 @@ def test_a_checkpoint_write_refused_midway_ends_in_one_error_line_and_a_rerun_re
   assert resumed.returncode == 0 and "Restored checkpoint step 4" in resumed.stderr, resumed.stderr[-2000:]
   assert sorted(os.listdir(workdir / "checkpoints")) == ["2", "4", "6"]  # the refused save's remains are gone
   assert [m["step"] for m in train.read_metrics(str(workdir)) if "loss" in m] == list(range(1, 7))
+
+
+@pytest.mark.parametrize("opening", [False, True])
+def test_a_tensorstore_write_error_keeps_the_leaf_and_the_systems_reason_in_one_line(opening):
+  # TensorStore's two shapes of a refused write: writing a chunk ends with the system's reason; opening the array
+  # (writing its .zarray) appends the array's JSON spec after it, longer than the line's tail.
+  folder = "/tmp/run/checkpoints/6.orbax-checkpoint-tmp/default.orbax-checkpoint-tmp/ocdbt.process_0"
+  reason = (f'Error writing "state.model_state.0.c/.zarray" in OCDBT database at local file "{folder}/": Failed '
+            f'writing: "{folder}/d/3c96f4236fd7": Failed to write 312519 bytes to file 7: File too large '
+            "[os_error_code='27']")
+  spec = json.dumps({"driver": "zarr", "kvstore": {"driver": "ocdbt", "path": folder}, "metadata": {
+      "chunks": [4, 32], "dtype": "<f4", "shape": [4, 32]}, "open": True}).replace('"', '\\"')  # escaped, as printed
+  message = (f'OUT_OF_RANGE: Error opening "zarr" driver: {reason} [tensorstore_spec=\'{spec}\']' if opening
+             else f"OUT_OF_RANGE: {reason}")
+  try:
+    try:
+      raise ValueError(message)
+    except ValueError as e:
+      raise RuntimeError("orbax's wrapper") from e
+  except RuntimeError as e:
+    line = checkpoint.one_line(e)
+  assert line.startswith('ValueError: OUT_OF_RANGE: Error ') and "state.model_state.0.c/.zarray" in line, line
+  assert line.endswith("File too large [os_error_code='27']") and "\n" not in line and len(line) <= 405, line
 
 
 def test_a_second_run_on_a_workdir_in_use_exits_at_once_naming_the_holder(tmp_path):

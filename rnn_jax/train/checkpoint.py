@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import logging as py_logging
 import os
+import re
 import shutil
 import sys
 import zlib
@@ -205,13 +206,17 @@ def non_finite_leaves(tree) -> list[str]:
           if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact) and not bool(jnp.isfinite(leaf).all())]
 
 
+# The JSON spec of the array TensorStore was opening, which it appends after the system's reason.
+_TENSORSTORE_SPEC = re.compile(r"\s*\[tensorstore_spec='.*?'\]")
+
+
 def one_line(error: Exception, head: int = 250, tail: int = 150) -> str:
   """The root cause of `error` as `Type: message` on one line, its middle cut if longer than `head + tail`
   characters (orbax wraps TensorStore's error, which names the file and the leaf at its start and the system's
   reason at its end, in a repr spanning many lines)."""
   while (error.__cause__ or error.__context__) is not None:
     error = error.__cause__ or error.__context__
-  text = " ".join(f"{type(error).__name__}: {error}".split())
+  text = _TENSORSTORE_SPEC.sub("", " ".join(f"{type(error).__name__}: {error}".split()))
   return text if len(text) <= head + tail else f"{text[:head]} ... {text[-tail:]}"
 
 
