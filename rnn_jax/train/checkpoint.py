@@ -47,16 +47,22 @@ logging.get_absl_logger().addFilter(_QuietOrbax())
 py_logging.getLogger("asyncio").addFilter(_QuietOrbax())
 
 
-def _drop_failed_orbax_coroutines(unraisable, report=sys.unraisablehook):
-  """After a failed save or restore, orbax's abandoned coroutines raise again when collected ("Exception ignored
-  in: <coroutine ...>"): their error is the CheckpointError already raised. Anything else is reported."""
+def _drop_failed_orbax_noise(unraisable, report=sys.unraisablehook):
+  """A save failing midway leaves orbax's writes behind: TensorStore's threads finish them and post to orbax's
+  closed event loop ("RuntimeError: Event loop is closed"), and orbax's abandoned coroutines raise again when
+  collected ("Exception ignored in: <coroutine ...>"). Their error is the CheckpointError raised; anything else is
+  reported."""
   code = getattr(unraisable.object, "cr_code", None)
   if _QuietOrbax.failed and code is not None and "/orbax/" in code.co_filename:
+    return
+  closed_loop = (unraisable.object is None and isinstance(unraisable.exc_value, RuntimeError)
+                 and str(unraisable.exc_value) == "Event loop is closed")
+  if closed_loop and (_QuietOrbax.quiet or _QuietOrbax.failed):
     return
   report(unraisable)
 
 
-sys.unraisablehook = _drop_failed_orbax_coroutines
+sys.unraisablehook = _drop_failed_orbax_noise
 
 _METADATA_BYTES = 1 << 20  # room a checkpoint needs beside its arrays (orbax's metadata files)
 
