@@ -1,5 +1,5 @@
 """What the experiments' command lines share: the config flag, the experiments-extra check, quiet library logs,
-the model line, an experiment's named configs."""
+the config check, the model line, an experiment's named configs."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import os
 import pkgutil
 import re
 import sys
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 from absl import flags, logging
 from ml_collections import config_flags
+
+from rnn_jax import train
 
 
 def config_flag(main_file: str, default_config: str, name: str = "config",
@@ -128,6 +130,16 @@ def log_model_and_workdir(description: str, init, workdir: str) -> None:
   """The run's model line: what it is, its parameter count, where its files go."""
   logging.info("model: %s, %s parameters; workdir %s", description, f"{parameter_count(init):,}",
                os.path.abspath(workdir))
+
+
+def validated(validate: Callable[[Any], None], config):
+  """`config`, once the experiment's `validate(config)` passed; its ValueError naming a field becomes a
+  ConfigError, which the command line shows in one line before any compute."""
+  try:
+    validate(config)
+  except ValueError as e:
+    raise train.ConfigError(str(e)) from None
+  return config
 
 
 def named_config(configs_package: str, name: str, model_overrides: dict):

@@ -5,13 +5,17 @@ Each case would otherwise train first (the step counts here are large) and fail 
 subprocess timeout makes a case that trains before failing fail the test.
 """
 
+import functools
+import importlib
 import os
+import re
 import subprocess
 import sys
 
 import jax.numpy as jnp
 import pytest
 
+from rnn_jax import train
 from experiments import command_line
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,17 +29,56 @@ def _launch(module, *flags, cwd=REPO, data_dir=None):
                         capture_output=True, text=True, timeout=120, check=False)
 
 
+@pytest.mark.parametrize("checker,field,value,message", [
+    ("clockwork.waveform", "sweep.seeds", (), "config.sweep.seeds needs at least one value"),
+    ("clockwork.waveform", "sweep.models", ("clockwork", "gru"), "config.sweep.models: unknown ['gru']"),
+    ("reservoir.esn", "data.fit_length", 0, "config.data needs fit_length > 0 and washout >= 0"),
+    ("shapes.examples", "examples", ("tagger", "parser"), "config.examples must name some of"),
+    ("tree.arithmetic", "data.train_leaves", (5, 1), "config.data.train_leaves must be (min, max)"),
+])
+def test_an_experiments_check_names_the_field(checker, field, value, message):
+  experiment = checker.split(".")[0]
+  config = importlib.import_module(f"experiments.{experiment}.configs.default").get_config()
+  *parents, name = field.split(".")
+  functools.reduce(getattr, parents, config)[name] = value
+  with pytest.raises(train.ConfigError, match=re.escape(message)):
+    command_line.validated(importlib.import_module(f"experiments.{checker}").validate, config)
+
+
 @pytest.mark.parametrize("module,flags,message", [
     ("clockwork", ["--config.num_steps=0"], "config.num_steps must be a positive integer, got 0"),
-    ("clockwork", ["--config.sweep.seeds=()"], "config.sweep.seeds needs at least one value"),
-    ("clockwork", ["--config.sweep.models=('clockwork','gru')"], "config.sweep.models: unknown ['gru']"),
-    ("reservoir", ["--config.data.fit_length=0"], "config.data needs fit_length > 0 and washout >= 0"),
     ("reservoir", ["--config.model.spectral_radius=-1"], "config.model.spectral_radius must be > 0"),
     ("shapes", ["--config.num_steps=-1"], "config.num_steps must be a positive integer, got -1"),
-    ("shapes", ["--config.examples=('tagger','parser')"], "config.examples must name some of"),
     ("tree", ["--config.models=('rvnn','bogus')"], "config.models must name some of ('rvnn', "),
-    ("tree", ["--config.data.train_leaves=(5,1)"], "config.data.train_leaves must be (min, max)"),
     ("long_range", ["--config.lengths=(0,)"], "config.lengths must be positive integers, got (0,)"),
+    ("language_modeling", ["--config.optimizer.learning_rate=-1"], "config.optimizer.learning_rate must be > 0"),
+    ("translation", ["--config.data.tokenizer=bpe"], "config.data.tokenizer must be 'word' or 'sentencepiece'"),
+    ("handwriting", ["--config.model.num_layers=0"], "config.model.num_layers"),
+    ("speech", ["--config.features.utterance_norm=max"], "config.features.utterance_norm must be one of"),
+])
+def test_a_bad_config_value_is_one_line_naming_the_field_before_anything_is_written(module, flags, message, tmp_path):
+  result = _launch(module, f"--workdir={tmp_path / 'run'}", *flags)
+  assert result.returncode == 1
+  lines = result.stderr.splitlines()
+  assert len(lines) == 1 and lines[0].startswith("ConfigError: config.") and message in lines[0], result.stderr[-2000:]
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("module,flags", [
+    ("language_modeling", ["--mode=sample"]),
+    ("translation", ["--mode=translate"]),
+    ("handwriting", ["--mode=eval"]),
+    ("speech", ["--mode=recognize", f"--input={REPO}"]),  # a folder that holds no WAV: refused first
+])
+def test_using_a_workdir_that_holds_no_trained_run_is_one_line(module, flags, tmp_path):
+  result = _launch(module, f"--workdir={tmp_path}", *flags)
+  assert result.returncode == 1
+  expected = (f"DataError: no .wav files at {REPO!r}: pass a WAV file or a folder holding some" if module == "speech"
+              else f"NotTrainedError: no config.json in {tmp_path}: train with this --workdir first")
+  assert result.stderr.splitlines() == [expected]
+
+
+@pytest.mark.parametrize("module,flags,message", [
     ("benchmark", ["--rounds=0", "--output=/dev/null"], "flag --rounds=0: 0 is not a positive integer"),
     ("reservoir", ["extra"], "unexpected arguments: ['extra']"),
     ("translation", ["--mode=compare", "--compare=runs/a"], "--compare takes label=workdir entries"),

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from rnn_jax.data import strokes, text
+from rnn_jax.data import parallel, strokes, text
+from rnn_jax.data.sources import DataError
 from tests.test_run_faults import REPO, _one_line_error, _run_lm
 
 
@@ -19,6 +20,7 @@ def _run(module, *flags):
 
 
 @pytest.mark.parametrize("body,problem", [
+    (None, "empty.txt' does not exist: give a text file, or a folder of *train*.txt, *valid*.txt and *test*.txt"),
     (b"", "empty.txt is empty: give a text corpus"),
     ("café au lait, crème brûlée.\n".encode("latin-1") * 300,
      "bad.txt is not utf-8 text (byte 3: invalid continuation byte): set config.data.encoding to its encoding"),
@@ -26,11 +28,12 @@ def _run(module, *flags):
 ])
 def test_a_corpus_that_cannot_be_read_is_one_line_naming_the_file(tmp_path, body, problem):
   corpus = tmp_path / ("empty.txt" if not body else "bad.txt")
-  corpus.write_bytes(body)
+  if body is not None:
+    corpus.write_bytes(body)
   failed = _run_lm(tmp_path / "run", corpus, f"--config.data.tfds_dir={tmp_path / 'tfds'}")
   assert problem in _one_line_error(failed, "DataError")
   assert not (tmp_path / "run").exists()
-  if body.startswith(b"caf"):  # read with the encoding the message names
+  if body and body.startswith(b"caf"):  # read with the encoding the message names
     splits = text.load_text_splits(str(corpus), data_dir=str(tmp_path / "tfds"), encoding="latin-1")
     assert splits["train"].startswith("café au lait, crème brûlée.\n")
 
@@ -47,6 +50,16 @@ def test_parallel_files_that_cannot_be_read_are_one_line_naming_them(tmp_path, s
                 f"--config.data.target={tmp_path / 'corpus.tgt'}", f"--config.data.tfds_dir={tmp_path / 'tfds'}")
   assert problem.format(dir=tmp_path) in _one_line_error(failed, "DataError")
   assert not (tmp_path / "run").exists()
+
+
+def test_a_data_path_that_does_not_exist_is_a_data_error_naming_it(tmp_path):
+  missing = str(tmp_path / "missing")
+  with pytest.raises(DataError, match=f"parallel text file '{missing}' does not exist"):
+    parallel.local_pairs(source=missing, target=missing, data_dir=str(tmp_path))
+  with pytest.raises(DataError, match=f"Tatoeba archive '{missing}' does not exist"):
+    parallel.tatoeba_pairs(missing, data_dir=str(tmp_path))
+  with pytest.raises(DataError, match=f"uji data not found at '{missing}'"):
+    strokes.load_splits("uji", missing, data_dir=str(tmp_path))
 
 
 def _uji_json(writers: int, empty_stroke: bool = False) -> str:

@@ -42,6 +42,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   mode, workdir = _MODE.value, _WORKDIR.value
+  command_line.validated(handwriting.validate, _CONFIG.value)
   if mode == "train":
     train.distributed.initialize_from(_CONFIG.value)
     handwriting.run(_CONFIG.value, workdir)

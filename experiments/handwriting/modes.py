@@ -29,15 +29,12 @@ MODEL_FIELDS = ("task", "model", "optimizer", "data.height_normalize", "data.res
 
 def run_config(workdir: str, given, override_paths: Sequence[str]):
   """The config `workdir`'s run saved, with the fields named by `override_paths` (`--config.<path>`) taken from
-  `given`; a RunError for a field that would change the trained model."""
-  try:
-    config = train.load_config(workdir)
-  except FileNotFoundError as e:
-    raise train.RunError(str(e)) from None
+  `given`; a ConfigError for a field that would change the trained model."""
+  config = train.load_config(workdir)
   for path in override_paths:
     if any(path == field or path.startswith(field + ".") for field in MODEL_FIELDS):
-      raise train.RunError(f"--config.{path}: the model and its preprocessing are the ones {workdir} was trained "
-                           "with; drop the override (or train another workdir)")
+      raise train.ConfigError(f"--config.{path}: the model and its preprocessing are the ones {workdir} was "
+                              "trained with; drop the override (or train another workdir)")
     *parents, name = path.split(".")
     source, target = given, config
     for parent in parents:
@@ -59,8 +56,8 @@ def load_data_file(workdir: str) -> tuple[input_pipeline.Alphabet, strokes.Norma
   """The alphabet and normaliser a training run wrote to `workdir/data.json`."""
   path = os.path.join(workdir, handwriting.DATA_FILE)
   if not os.path.exists(path):
-    raise train.RunError(f"no {handwriting.DATA_FILE} in {workdir}: run its training command with this --workdir "
-                         "(a finished run only restores and writes it)")
+    raise train.NotTrainedError(f"no {handwriting.DATA_FILE} in {workdir}: run its training command with this "
+                                "--workdir (a finished run only restores and writes it)")
   with open(path) as f:
     saved = json.load(f)
   return input_pipeline.Alphabet(saved["alphabet"]), strokes.Normalizer(tuple(saved["mean"]), tuple(saved["std"]))
@@ -82,10 +79,7 @@ def restore(workdir: str, config, alphabet: input_pipeline.Alphabet) -> Any:
     template = model.init_recognizer(key, config.model, alphabet.num_classes)
   else:
     template = model.init_generator(key, config.model, len(alphabet.chars))
-  try:
-    return train.restore_params(workdir, config, template)
-  except FileNotFoundError as e:
-    raise train.RunError(str(e)) from None
+  return train.restore_params(workdir, config, template)
 
 
 def load(workdir: str, config, mode: str, data_file: tuple | None = None) -> Loaded:

@@ -280,7 +280,7 @@ def restore(workdir: str):
   saved = train.load_config(workdir)
   vocab = saved_vocabulary(workdir)
   if vocab is None:
-    raise FileNotFoundError(f"no vocab.json in {workdir}: train with this --workdir first")
+    raise train.NotTrainedError(f"no vocab.json in {workdir}: train with this --workdir first")
   model = make_model(saved, len(vocab))
   params = model.init(jax.random.PRNGKey(0))
   params = train.restore_params(workdir, saved, params, model.initial_carries(params, saved.data.batch_size))

@@ -22,14 +22,13 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval", "sample"], "What to
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config = _CONFIG.value
+  config = command_line.validated(lm.validate, _CONFIG.value)
   train.distributed.initialize_from(config)
   if _MODE.value == "train":
     lm.run(config, _WORKDIR.value)
   elif _MODE.value == "eval":
     lm.evaluate_checkpoint(config, _WORKDIR.value)
-  else:
-    lm.validate(config)  # the sample fields; the model is the one the run saved
+  else:  # the sample fields are this config's; the model is the one the run saved
     model, vocab, params, _ = lm.restore(_WORKDIR.value)
     print(lm.sample_text(model, vocab, params, config.sample.prime, config.sample.length,
                          config.sample.temperature, config.seed))

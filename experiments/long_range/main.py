@@ -22,10 +22,7 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train"], "What to do (the held-out 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    adding_copy.validate(_CONFIG.value)
-  except ValueError as e:  # one line naming the field, before any compute
-    raise app.UsageError(str(e)) from None
+  command_line.validated(adding_copy.validate, _CONFIG.value)
   adding_copy.run(_CONFIG.value, _WORKDIR.value)
 
 

@@ -24,10 +24,7 @@ def main(argv):
   command_line.require_experiments_extra(("matplotlib",))
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    examples.validate(_CONFIG.value)
-  except ValueError as e:
-    raise app.UsageError(str(e)) from None
+  command_line.validated(examples.validate, _CONFIG.value)
   if _MODE.value == "train":
     examples.run(_CONFIG.value, _WORKDIR.value)
   else:

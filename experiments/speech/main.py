@@ -27,14 +27,16 @@ _INPUT = flags.DEFINE_string("input", "", "recognize: a WAV file or a folder; ev
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  command_line.validated(speech.validate, _CONFIG.value)
   if _MODE.value in ("train", "sweep"):
     (speech.run if _MODE.value == "train" else sweep.run)(_CONFIG.value, _WORKDIR.value)
     return
   if not _INPUT.value:
     raise app.UsageError(f"--mode={_MODE.value} needs --input=FILE.wav or a folder")
+  paths = recognize.wav_paths(_INPUT.value)  # checked before the model loads
   recognizer = recognize.load(_WORKDIR.value)
   if _MODE.value == "recognize":
-    for path, digits in recognize.recognize_paths(recognizer, recognize.wav_paths(_INPUT.value)):
+    for path, digits in recognize.recognize_paths(recognizer, paths):
       print(f"{path}\t{digits}")
   else:
     print(recognize.evaluate_folder(recognizer, _INPUT.value, _WORKDIR.value))

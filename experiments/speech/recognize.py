@@ -16,6 +16,7 @@ import jax
 
 from rnn_jax import ctc, train
 from rnn_jax.data import spoken_digits
+from rnn_jax.data.sources import DataError
 from experiments.speech import features, model, speech, utterances
 
 
@@ -32,7 +33,7 @@ def load(workdir: str) -> Recognizer:
   config = train.load_config(workdir)
   stats = speech.normalizer_path(workdir)
   if not os.path.exists(stats):
-    raise FileNotFoundError(f"no normalizer.json in {workdir}: train with this --workdir first")
+    raise train.NotTrainedError(f"no normalizer.json in {workdir}: train with this --workdir first")
   spec = features.spec_from_config(config.features)
   template = model.init(jax.random.PRNGKey(0), config.model, spec.size)
   params = train.restore_params(workdir, config, template)
@@ -45,7 +46,7 @@ def wav_paths(path: str) -> list[str]:
     return [path]
   paths = sorted(glob.glob(os.path.join(path, "*.wav")))
   if not paths:
-    raise FileNotFoundError(f"no .wav files at {path!r}: pass a WAV file or a folder holding some")
+    raise DataError(f"no .wav files at {path!r}: pass a WAV file or a folder holding some")
   return paths
 
 
@@ -73,7 +74,7 @@ def digits_in_name(path: str) -> str:
   """The `{digits}` of `{digits}_{speaker}_{index}.wav`; one-line error for another name."""
   match = spoken_digits.RECORDING_NAME.match(os.path.basename(path))
   if not match:
-    raise ValueError(f"{path}: eval needs files named {{digits}}_{{speaker}}_{{index}}.wav, e.g. 4096_me_0.wav")
+    raise DataError(f"{path}: eval needs files named {{digits}}_{{speaker}}_{{index}}.wav, e.g. 4096_me_0.wav")
   return match.group(1)
 
 

@@ -7,6 +7,7 @@ import os
 
 from absl import logging
 
+from rnn_jax import train
 from rnn_jax.data import parallel
 from rnn_jax.data import tokenizers as tokenizer_lib
 
@@ -59,8 +60,8 @@ def tokenizers(config, splits, workdir: str):
   if all(saved.values()):
     suffix = tokenizer_lib.TOKENIZER_SUFFIXES[d.tokenizer]
     if not all(path.endswith(suffix) for path in saved.values()):
-      raise ValueError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of another "
-                       f"tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
+      raise train.ConfigError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of "
+                              f"another tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
     return saved_tokenizers(workdir)
   toks = []
   for side, column, size in (("source", 0, d.source_vocab_size), ("target", 1, d.target_vocab_size)):
@@ -86,6 +87,6 @@ def saved_tokenizers(workdir: str):
   paths = _saved_paths(workdir)
   for side, path in paths.items():
     if not path:
-      raise FileNotFoundError(f"no {side} vocabulary ({side}.words.json or {side}.spm.model) in {workdir}: "
-                              "train with this --workdir first")
+      raise train.NotTrainedError(f"no {side} vocabulary ({side}.words.json or {side}.spm.model) in {workdir}: "
+                                  "train with this --workdir first")
   return tokenizer_lib.load_tokenizer(paths["source"]), tokenizer_lib.load_tokenizer(paths["target"])

@@ -31,7 +31,7 @@ _OUTPUT = flags.DEFINE_string("output", "bleu_by_length.png", "compare: where to
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  config, workdir = _CONFIG.value, _WORKDIR.value
+  config, workdir = command_line.validated(experiment.validate, _CONFIG.value), _WORKDIR.value
   train.distributed.initialize_from(config)
   if _MODE.value == "train":
     experiment.run(config, workdir)

@@ -22,10 +22,7 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "What to do.")
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  try:
-    arithmetic.validate(_CONFIG.value)
-  except ValueError as e:  # one line naming the field, before any compute
-    raise app.UsageError(str(e)) from None
+  command_line.validated(arithmetic.validate, _CONFIG.value)
   if _MODE.value == "train":
     arithmetic.run(_CONFIG.value, _WORKDIR.value)
   else:

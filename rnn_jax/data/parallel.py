@@ -152,7 +152,7 @@ def local_pairs(source: str = "", target: str = "", tsv: str = "", valid: Sequen
   files = {split: [os.path.abspath(p) for p in paths] for split, paths in files.items()}
   for path in (p for paths in files.values() for p in paths):
     if not os.path.isfile(path):
-      raise FileNotFoundError(f"parallel text file {path!r} does not exist")
+      raise sources.DataError(f"parallel text file {path!r} does not exist")
   builder = sources.prepared(lambda: LocalParallel(
       config=LocalParallelConfig(name=sources.config_name(files, [p for paths in files.values() for p in paths]),
                                  files=json.dumps(files)),
@@ -191,7 +191,7 @@ def tatoeba_pairs(zip_path: str, source_lang: str = "fr", data_dir: str | None =
     raise ValueError(f"Tatoeba source language must be 'fr' or 'en', got {source_lang!r}")
   zip_path = fetch.resolve(zip_path)
   if not os.path.isfile(zip_path):
-    raise FileNotFoundError(f"Tatoeba archive {zip_path!r} does not exist")
+    raise sources.DataError(f"Tatoeba archive {zip_path!r} does not exist")
   builder = sources.prepared(
       lambda: TatoebaFraEng(data_dir=data_dir or DEFAULT_DATA_DIR),
       download_config=tfds.download.DownloadConfig(manual_dir=os.path.dirname(os.path.abspath(zip_path))))

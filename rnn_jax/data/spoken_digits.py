@@ -29,8 +29,11 @@ SPLIT = "recordings"   # the builder's one split: the experiments split by speak
 
 
 def read_wav(path: str) -> np.ndarray:
-  """A mono 8 kHz WAV as float32 in [-1, 1]; DataError (one line) for another rate or several channels."""
-  rate, samples = wavfile.read(path)
+  """A mono 8 kHz WAV as float32 in [-1, 1]; DataError (one line) for another format, rate or several channels."""
+  try:
+    rate, samples = wavfile.read(path)
+  except ValueError as e:  # scipy's reader names what it found instead of a RIFF/WAVE header
+    raise DataError(f"{path}: not a WAV file ({e})") from None
   if rate != SAMPLE_RATE or samples.ndim != 1:
     raise DataError(f"{path}: need mono {SAMPLE_RATE} Hz audio, got {rate} Hz with shape {samples.shape}; "
                      f"convert it first (e.g. sox IN -r {SAMPLE_RATE} -c 1 OUT.wav)")

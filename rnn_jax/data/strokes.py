@@ -289,7 +289,7 @@ class IamOnDB(tfds.core.GeneratorBasedBuilder):
     root = self.builder_config.path
     files = sorted(glob.glob(os.path.join(root, "lineStrokes", "*", "*", "*.xml")))
     if not files:
-      raise FileNotFoundError(f"no lineStrokes/*/*/*.xml under {root!r}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
+      raise DataError(f"no lineStrokes/*/*/*.xml under {root!r}. {self.MANUAL_DOWNLOAD_INSTRUCTIONS}")
     forms = _iam_split_of_forms(root)
     by_split = {split: [] for split in SPLITS}
     for path in files:
@@ -326,7 +326,7 @@ def _builder(source: str, path: str, data_dir: str, config_fields: dict) -> tfds
     raise ValueError(f"unknown stroke data source {source!r}; expected 'synthetic', 'uji' or 'iam'")
   path = fetch.resolve(path)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"{source} data not found at {path!r}")
+    raise DataError(f"{source} data not found at {path!r}")
   abspath = os.path.abspath(path)
   name = sources.config_name([abspath, config_fields], [abspath])
   if source == "uji":

@@ -90,7 +90,7 @@ def _local_splits(path: str, fractions, encoding: str = "utf-8") -> dict[str, st
       raise DataError(f"{path} holds {len(body)} characters: too few for a {empty[0]} split of fraction "
                       f"{fractions[SPLITS.index(empty[0])]} (config.data.fractions); give a longer corpus")
     return splits
-  raise FileNotFoundError(f"text corpus {path!r} is neither a file nor a directory")
+  raise DataError(f"text corpus {path!r} is neither a file nor a directory")
 
 
 @dataclasses.dataclass
@@ -125,6 +125,9 @@ class LocalText(tfds.core.GeneratorBasedBuilder):
 
 def _config_for(path: str, fractions, encoding: str = "utf-8") -> LocalTextConfig:
   """A builder config whose name changes when the file(s), the split or the encoding change."""
+  if not os.path.exists(path):
+    raise DataError(f"text corpus {path!r} does not exist: give a text file, or a folder of *train*.txt, "
+                    "*valid*.txt and *test*.txt files")
   stat_paths = sorted(glob.glob(os.path.join(path, "*"))) if os.path.isdir(path) else [path]
   name = sources.config_name([os.path.abspath(path), list(fractions), encoding], stat_paths)
   return LocalTextConfig(name=name, path=os.path.abspath(path), fractions=tuple(fractions), encoding=encoding)

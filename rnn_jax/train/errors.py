@@ -17,6 +17,15 @@ class RunError(Exception):
   ends_at_once = False  # the command line exits without the interpreter's exit handlers (see one_line_errors)
 
 
+class ConfigError(RunError, ValueError):
+  """A config field holds a value the run cannot use (the message names the field), or one the workdir's run
+  was not made with."""
+
+
+class NotTrainedError(RunError, FileNotFoundError):
+  """The workdir holds no trained run (no config, vocabulary or checkpoint) to evaluate or use."""
+
+
 class WorkdirLockedError(RunError):
   """Another run holds the workdir."""
 

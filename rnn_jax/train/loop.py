@@ -27,7 +27,8 @@ from absl import logging
 from rnn_jax.train import distributed, hparams, mesh, optim
 from rnn_jax.train import workdir as workdir_lib
 from rnn_jax.train.checkpoint import Checkpointer, non_finite_leaves, one_line
-from rnn_jax.train.errors import DivergedError, Interrupted, NonFiniteLossError, PeerLostError, RunFinished
+from rnn_jax.train.errors import (ConfigError, DivergedError, Interrupted, NonFiniteLossError, NotTrainedError,
+                                  PeerLostError, RunFinished)
 from rnn_jax.train.step import LossFn, create_train_state
 
 
@@ -58,9 +59,9 @@ class Task:
 def validate_config(config) -> None:
   for field in ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints", "steps_per_epoch"):
     if not (isinstance(config[field], int) and config[field] > 0):
-      raise ValueError(f"config.{field} must be a positive integer, got {config[field]!r}")
+      raise ConfigError(f"config.{field} must be a positive integer, got {config[field]!r}")
   if not (math.isfinite(config.divergence_factor) and (config.divergence_factor == 0 or config.divergence_factor > 1)):
-    raise ValueError(f"config.divergence_factor must be above 1 (or 0: never stop), got {config.divergence_factor}")
+    raise ConfigError(f"config.divergence_factor must be above 1 (or 0: never stop), got {config.divergence_factor}")
   optim.validate(config.optimizer)
 
 
@@ -70,7 +71,7 @@ def restore_params(workdir: str, config, params, model_state=None):
   checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
   try:
     if checkpoints.latest_step() is None:
-      raise FileNotFoundError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
+      raise NotTrainedError(f"no checkpoint in {checkpoints.directory}: train first with the same --workdir")
     optimizer = optim.make_optimizer(config.optimizer, config.steps_per_epoch, config.num_steps)
     state, _, _ = checkpoints.restore_latest(create_train_state(params, optimizer, model_state),
                                              jax.random.PRNGKey(0))

@@ -18,6 +18,8 @@ import math
 import ml_collections
 import optax
 
+from rnn_jax.train.errors import ConfigError
+
 OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "warmup_cosine")
 
@@ -35,18 +37,18 @@ NUMBERS = ("learning_rate", "decay_factor", "momentum", "b1", "b2", "weight_deca
 
 
 def validate(cfg) -> None:
-  """Raises ValueError naming the field for values the optimizer cannot use."""
+  """Raises ConfigError naming the field for values the optimizer cannot use."""
   for field in NUMBERS:
     if not math.isfinite(cfg[field]):
-      raise ValueError(f"config.optimizer.{field} must be a finite number, got {cfg[field]}")
+      raise ConfigError(f"config.optimizer.{field} must be a finite number, got {cfg[field]}")
   if cfg.name not in OPTIMIZERS:
-    raise ValueError(f"config.optimizer.name must be one of {OPTIMIZERS}, got {cfg.name!r}")
+    raise ConfigError(f"config.optimizer.name must be one of {OPTIMIZERS}, got {cfg.name!r}")
   if cfg.schedule not in SCHEDULES:
-    raise ValueError(f"config.optimizer.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
+    raise ConfigError(f"config.optimizer.schedule must be one of {SCHEDULES}, got {cfg.schedule!r}")
   if not cfg.learning_rate > 0:
-    raise ValueError(f"config.optimizer.learning_rate must be > 0, got {cfg.learning_rate}")
+    raise ConfigError(f"config.optimizer.learning_rate must be > 0, got {cfg.learning_rate}")
   if cfg.clip_norm < 0:
-    raise ValueError(f"config.optimizer.clip_norm must be >= 0, got {cfg.clip_norm}")
+    raise ConfigError(f"config.optimizer.clip_norm must be >= 0, got {cfg.clip_norm}")
 
 
 def make_schedule(cfg, steps_per_epoch: int, total_steps: int) -> optax.Schedule:

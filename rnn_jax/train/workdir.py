@@ -23,7 +23,7 @@ from absl import logging
 from tensorboardX import SummaryWriter
 
 from rnn_jax.train import hparams
-from rnn_jax.train.errors import WorkdirLockedError
+from rnn_jax.train.errors import NotTrainedError, WorkdirLockedError
 
 
 def _lock_path(workdir: str) -> str:
@@ -82,7 +82,7 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a training run saved in `workdir` (tuples come back as lists)."""
   path = config_path(workdir)
   if not os.path.exists(path):
-    raise FileNotFoundError(f"no config.json in {workdir}: train with this --workdir first")
+    raise NotTrainedError(f"no config.json in {workdir}: train with this --workdir first")
   with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
 
