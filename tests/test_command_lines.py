@@ -82,6 +82,8 @@ def test_using_a_workdir_that_holds_no_trained_run_is_one_line(module, flags, tm
     ("benchmark", ["--rounds=0", "--output=/dev/null"], "flag --rounds=0: 0 is not a positive integer"),
     ("reservoir", ["extra"], "unexpected arguments: ['extra']"),
     ("translation", ["--mode=compare", "--compare=runs/a"], "--compare takes label=workdir entries"),
+    ("translation", ["--mode=translate", "--input=/nonexistent/sentences.txt"],
+     "DataError: --input=/nonexistent/sentences.txt: no such file; give a file of source sentences"),
     ("language_modeling", ["--config.mesh.model=3", "--workdir=/nonexistent/never"],
      "MeshError: config.mesh.model=3 does not divide the 1 devices: choose a divisor"),
 ])

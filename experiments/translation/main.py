@@ -7,11 +7,13 @@ the workdir's checkpoint; beam size and length limits from --config.decode.*), c
 Override any config field: `--config.model.attention=none --config.data.source=a.fr --config.data.target=a.en`.
 """
 
+import os
 import sys
 
 from absl import app, flags
 
 from rnn_jax.data import fetch
+from rnn_jax.data.sources import DataError
 from rnn_jax import train
 from experiments import command_line
 
@@ -38,6 +40,9 @@ def main(argv):
   elif _MODE.value == "eval":
     experiment.evaluate_checkpoint(config, workdir)
   elif _MODE.value == "translate":
+    if _INPUT.value and not os.path.isfile(_INPUT.value):
+      raise DataError(f"--input={_INPUT.value}: no such file; give a file of source sentences, one per line, or "
+                      "leave --input out to read them from stdin")
     model, params, source_tok, target_tok, saved = experiment.restore(workdir)
     lines = (open(_INPUT.value, encoding="utf-8") if _INPUT.value else sys.stdin).read().splitlines()
     sentences = [line for line in lines if line.strip()]  # blank lines stay blank, so outputs align with inputs
