@@ -19,8 +19,9 @@ from experiments import progress
 from experiments.translation import data, experiment
 from experiments.translation.configs import numbers
 from experiments.translation.model import ATTENTIONS, Seq2Seq, reverse_within_lengths
-from rnn_jax import decoding
+from rnn_jax import decoding, train
 from rnn_jax.data import parallel, parallel_batches, tokenizers
+from rnn_jax.train import workdir as workdir_lib
 from tests.conftest import fetched_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -365,6 +366,17 @@ def test_users_files_train_and_evaluate(tmp_path):
   c.data.tokenizer = "word"
   with pytest.raises(ValueError, match=r"vocabularies \['source.spm.model', 'target.spm.model'\] of another tokenizer"):
     experiment.build(c, workdir)
+  c.data.tokenizer, c.data.target_vocab_size = "sentencepiece", 80
+  with pytest.raises(train.ConfigError, match="vocabularies were made with config.data.target_vocab_size=60, not 80"):
+    experiment.build(c, workdir)
+
+
+def test_a_refused_run_writes_no_vocabulary(tmp_path):
+  workdir = tmp_path / "run"
+  with workdir_lib.locked(str(workdir)):  # another run holds it
+    with pytest.raises(train.WorkdirLockedError):
+      experiment.run(_small_numbers_config(num_steps=2), str(workdir))
+  assert os.listdir(workdir) == ["lock"]
 
 
 def test_config_errors_name_the_field():

@@ -1,11 +1,9 @@
-"""Which parallel text a config names, and its tokenizers (trained on train, saved in the workdir)."""
+"""Which parallel text a config names, and its tokenizers (trained on train, kept in the workdir)."""
 
 from __future__ import annotations
 
 import glob
 import os
-
-from absl import logging
 
 from rnn_jax import train
 from rnn_jax.data import parallel
@@ -53,24 +51,35 @@ def load_splits(config) -> dict[str, list]:
   return splits
 
 
+_VOCABULARY_FIELDS = ("tokenizer", "source_vocab_size", "target_vocab_size", "lowercase")  # of config.data
+
+
 def tokenizers(config, splits, workdir: str):
-  """`(source_tokenizer, target_tokenizer)`: read from `workdir` if saved there, else trained on train and saved."""
+  """`(source_tokenizer, target_tokenizer)`: the ones `workdir`'s run saved, else trained on train (the train
+  loop saves them, as `vocabulary_files` gives them, once the workdir's checkpoint is found compatible)."""
   d = config.data
   saved = _saved_paths(workdir)
-  if all(saved.values()):
-    suffix = tokenizer_lib.TOKENIZER_SUFFIXES[d.tokenizer]
-    if not all(path.endswith(suffix) for path in saved.values()):
-      raise train.ConfigError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of "
-                              f"another tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
-    return saved_tokenizers(workdir)
-  toks = []
-  for side, column, size in (("source", 0, d.source_vocab_size), ("target", 1, d.target_vocab_size)):
-    tok = tokenizer_lib.train_tokenizer(d.tokenizer, [pair[column] for pair in splits["train"]], size, d.lowercase)
-    os.makedirs(workdir, exist_ok=True)
-    logging.info("%s vocabulary: %d %s tokens -> %s", side, tok.vocab_size, d.tokenizer,
-                 tok.save(os.path.join(workdir, side)))
-    toks.append(tok)
-  return tuple(toks)
+  if not all(saved.values()):
+    return tuple(tokenizer_lib.train_tokenizer(d.tokenizer, [pair[column] for pair in splits["train"]], size,
+                                               d.lowercase)
+                 for column, size in ((0, d.source_vocab_size), (1, d.target_vocab_size)))
+  suffix = tokenizer_lib.TOKENIZER_SUFFIXES[d.tokenizer]
+  if not all(path.endswith(suffix) for path in saved.values()):
+    raise train.ConfigError(f"{workdir} holds the vocabularies {sorted(map(os.path.basename, saved.values()))} of "
+                            f"another tokenizer than config.data.tokenizer={d.tokenizer!r}: use another --workdir")
+  if os.path.exists(os.path.join(workdir, "config.json")):
+    made_with = train.load_config(workdir).data
+    changed = [field for field in _VOCABULARY_FIELDS if made_with[field] != d[field]]
+    if changed:
+      raise train.ConfigError(f"{workdir}'s vocabularies were made with config.data.{changed[0]}="
+                              f"{made_with[changed[0]]!r}, not {d[changed[0]]!r}: use another --workdir, or that value")
+  return saved_tokenizers(workdir)
+
+
+def vocabulary_files(source_tok, target_tok) -> dict[str, bytes]:
+  """`{file name: contents}` of the two vocabularies, as `saved_tokenizers` reads them back."""
+  return {source_tok.file_name("source"): source_tok.serialized(),
+          target_tok.file_name("target"): target_tok.serialized()}
 
 
 def _saved_paths(workdir: str) -> dict[str, str]:

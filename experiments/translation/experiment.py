@@ -202,7 +202,7 @@ def build(config, workdir: str) -> Experiment:
   """Data, tokenizers, model and the Task for `train.train_loop`; fills `config.steps_per_epoch`."""
   validate(config)
   start = time.perf_counter()
-  with train.distributed.primary_first("data"):  # process 0 prepares the data and saves the tokenizers first
+  with train.distributed.primary_first("data"):  # process 0 prepares the data first
     splits = data.load_splits(config)
     source_tok, target_tok = data.tokenizers(config, splits, workdir)
   encoded = {split: parallel_batches.encode_pairs(pairs, source_tok, target_tok, config.data.max_tokens)
@@ -237,7 +237,7 @@ def build(config, workdir: str) -> Experiment:
     return out
 
   task = train.Task(init=lambda key: (model.init(key), None), loss_fn=loss_fn, train_batch=batches,
-                    evaluate=evaluate,
+                    evaluate=evaluate, files=data.vocabulary_files(source_tok, target_tok),
                     tokens_per_batch=int(config.data.batch_size * np.mean([len(t) + 1 for t in encoded["train"][1]])))
   return Experiment(task, model, source_tok, target_tok, splits)
 

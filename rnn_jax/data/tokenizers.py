@@ -3,6 +3,7 @@
   tokenizer = tokenizers.train_tokenizer("word", train_texts, vocab_size=8000)
   ids = tokenizer.encode("Il pleut."); text = tokenizer.decode(ids)
   path = tokenizer.save(prefix); tokenizer = tokenizers.load_tokenizer(path)   # next to a checkpoint
+  {tokenizer.file_name(prefix): tokenizer.serialized()}   # the same file, for a train.Task's `files`
 
 Both share the special ids PAD=0, BOS=1, EOS=2, UNK=3.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 PAD, BOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
-TOKENIZER_SUFFIXES = {"word": ".words.json", "sentencepiece": ".spm.model"}  # kind -> file `save` writes
+TOKENIZER_SUFFIXES = {"word": ".words.json", "sentencepiece": ".spm.model"}  # kind -> the end of its file name
 
 
 _WORD_RE = re.compile(r"\w+|[^\w\s]")
@@ -42,6 +43,7 @@ class Tokenizer(abc.ABC):
   """Shared interface; `vocab_size` includes the four special ids."""
 
   vocab_size: int
+  kind: str  # "word" or "sentencepiece" (a key of TOKENIZER_SUFFIXES)
 
   @abc.abstractmethod
   def encode(self, text: str) -> np.ndarray:
@@ -60,8 +62,18 @@ class Tokenizer(abc.ABC):
     """The string of one id (for plot labels)."""
 
   @abc.abstractmethod
+  def serialized(self) -> bytes:
+    """The vocabulary as its file holds it."""
+
+  def file_name(self, path_prefix: str) -> str:
+    return path_prefix + TOKENIZER_SUFFIXES[self.kind]
+
   def save(self, path_prefix: str) -> str:
     """Writes the vocabulary next to a checkpoint; returns the path (`load_tokenizer` reads it)."""
+    path = self.file_name(path_prefix)
+    with open(path, "wb") as f:
+      f.write(self.serialized())
+    return path
 
 
 def _until_eos(ids) -> list[int]:
@@ -76,6 +88,8 @@ def _until_eos(ids) -> list[int]:
 
 class WordTokenizer(Tokenizer):
   """Word-level vocabulary of the most frequent training words (ties by first occurrence)."""
+
+  kind = "word"
 
   def __init__(self, words: Sequence[str], lowercase: bool = False):
     self.words = tuple(words)
@@ -101,15 +115,14 @@ class WordTokenizer(Tokenizer):
   def decode(self, ids):
     return word_join([self.words[i] for i in _until_eos(ids)])
 
-  def save(self, path_prefix):
-    path = path_prefix + TOKENIZER_SUFFIXES["word"]
-    with open(path, "w", encoding="utf-8") as f:
-      json.dump({"words": list(self.words), "lowercase": self.lowercase}, f, ensure_ascii=False)
-    return path
+  def serialized(self):
+    return json.dumps({"words": list(self.words), "lowercase": self.lowercase}, ensure_ascii=False).encode("utf-8")
 
 
 class SentencePieceTokenizer(Tokenizer):
   """Subword vocabulary (sentencepiece unigram or BPE) trained on the training split."""
+
+  kind = "sentencepiece"
 
   def __init__(self, model_proto: bytes):
     import sentencepiece as spm  # pylint: disable=g-import-not-at-top
@@ -142,11 +155,8 @@ class SentencePieceTokenizer(Tokenizer):
   def decode(self, ids):
     return self._sp.decode(_until_eos(ids))
 
-  def save(self, path_prefix):
-    path = path_prefix + TOKENIZER_SUFFIXES["sentencepiece"]
-    with open(path, "wb") as f:
-      f.write(self.model_proto)
-    return path
+  def serialized(self):
+    return self.model_proto
 
 
 def load_tokenizer(path: str) -> Tokenizer:

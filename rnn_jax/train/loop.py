@@ -42,8 +42,8 @@ class Task:
     function of the global step so that resuming at step s resumes the data at s.
   evaluate: optional `params -> {name: float}`, run every `eval_every` steps and at the end.
   tokens_per_batch: for tokens/s in the logs.
-  files: `{file name: text}` the run keeps in its workdir (e.g. a vocabulary), written with `config.json` once
-    the workdir's checkpoint is found compatible, so that a refused run changes nothing.
+  files: `{file name: text or bytes}` the run keeps in its workdir (e.g. a vocabulary), written with
+    `config.json` once the workdir's checkpoint is found compatible, so that a refused run changes nothing.
   param_axes: optional `params -> tree of PartitionSpec` naming each param's logical axes (e.g.
     `P("vocab", "embed")`), which `config.mesh.rules` map to the mesh; None: params replicated.
   """
@@ -52,7 +52,7 @@ class Task:
   train_batch: Callable[[int], Any]
   evaluate: Callable[[Any], dict] | None = None
   tokens_per_batch: int = 0
-  files: dict[str, str] = dataclasses.field(default_factory=dict)
+  files: dict[str, str | bytes] = dataclasses.field(default_factory=dict)
   param_axes: Callable[[Any], Any] | None = None
 
 
@@ -210,8 +210,8 @@ def train_loop(task: Task, config, workdir: str, num_devices: int | None = None)
         if int(state.step) < config.num_steps:
           workdir_lib.remove_results(workdir)
         workdir_lib.save_config(config, workdir)
-        for name, text in task.files.items():
-          workdir_lib.write_atomically(os.path.join(workdir, name), text)
+        for name, body in task.files.items():
+          workdir_lib.write_atomically(os.path.join(workdir, name), body)
         hparams.write(config, os.path.join(workdir, "tensorboard"))
       writer = workdir_lib.MetricWriter(workdir, int(state.step), write=primary)
       try:

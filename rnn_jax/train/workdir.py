@@ -59,11 +59,12 @@ def locked(workdir: str):
     os.close(fd)  # releases the lock
 
 
-def write_atomically(path: str, text: str) -> None:
-  """Replaces `path` by `text` in one rename: a reader or a crash sees the old file or the new, never a part."""
+def write_atomically(path: str, body: str | bytes) -> None:
+  """Replaces `path` by `body` (text: UTF-8) in one rename: a reader or a crash sees the old file or the new,
+  never a part."""
   partial = f"{path}.partial"
-  with open(partial, "w") as f:
-    f.write(text)
+  with open(partial, "wb") as f:
+    f.write(body.encode("utf-8") if isinstance(body, str) else body)
     f.flush()
     os.fsync(f.fileno())
   os.replace(partial, path)
