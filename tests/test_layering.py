@@ -5,11 +5,15 @@ imports only its own floor and those below: ground floor (`ops`, `layers`) -> ce
 -> blocks (attention, decoding, ctc, mdn, tree, nn) -> train. `rnn_jax/data/` stands beside the floors: any of
 them may read data, and data imports nothing of the library but itself and the ground floor. No module outside
 `cells/` and `fused/` names a concrete cell class (LSTM, GRU, Elman, ...): others ask the registry,
-`cells.get(name)`.
+`cells.get(name)`. And every package the library imports when loaded is one of its declared requirements.
 """
 
 import ast
+import importlib.metadata
 import pathlib
+import re
+import sys
+import tomllib
 
 import pytest
 
@@ -172,3 +176,25 @@ def test_allowed_imports_pass(path, source):
 def test_another_librarys_class_of_the_same_name_is_not_a_cell():
   source = "import torch\nfrom torch import nn\nlayer = nn.LSTM(4, 8)\nother = torch.nn.GRU(4, 8)"
   assert not violations("experiments/foo/torch_model.py", source, concrete_cells())
+
+
+def _distribution(name: str) -> str:
+  """A requirement's or distribution's name, normalised (PEP 503): "ml-collections" == "ml_collections"."""
+  return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", name).group(0)).lower()
+
+
+def test_every_package_the_library_imports_at_load_is_a_core_requirement():
+  """What a module of `rnn_jax/` imports at its top is installed by `pip install -e .` alone (imports inside
+  functions are the extras': sentencepiece, torch)."""
+  with open(ROOT / "pyproject.toml", "rb") as f:
+    required = {_distribution(r) for r in tomllib.load(f)["project"]["dependencies"]}
+  providers = importlib.metadata.packages_distributions()
+  missing = {}
+  for path in sorted((ROOT / "rnn_jax").rglob("*.py")):
+    for node in ast.parse(path.read_text()).body:
+      names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+               else [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+      for top in {name.split(".")[0] for name in names} - set(sys.stdlib_module_names) - {"rnn_jax", "__future__"}:
+        if not {_distribution(d) for d in providers.get(top, [top])} & required:
+          missing.setdefault(top, str(path.relative_to(ROOT)))
+  assert not missing, f"imported by the library but not in pyproject's dependencies: {missing}"
