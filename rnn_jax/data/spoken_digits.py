@@ -1,8 +1,9 @@
 """Spoken-digit recordings through a tensorflow-datasets builder (array_record, no TensorFlow).
 
-A folder of mono 8 kHz WAVs named `{digit}_{speaker}_{index}.wav`, such as the Free Spoken Digit Dataset's
-recordings/ (`python -m rnn_jax.data.fetch fsdd`), is read once with `scipy.io.wavfile` into a TFDS
-dataset in `data_dir` (prepared again when a file of the folder changes), then from there:
+A folder of WAVs named `{digit}_{speaker}_{index}.wav` (any rate and channels, read as mono 8 kHz), such as the
+Free Spoken Digit Dataset's recordings/ (`python -m rnn_jax.data.fetch fsdd`), is read once with
+`scipy.io.wavfile` into a TFDS dataset in `data_dir` (prepared again when a file of the folder changes), then
+from there:
 
   recordings = load_recordings("fetched:fsdd")     # {(speaker, digit, index): float32 wave in [-1, 1]}
   wave = read_wav("4096_me_0.wav")                 # one file
@@ -13,11 +14,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import re
 
 import numpy as np
 import tensorflow_datasets as tfds
+from scipy import signal
 from scipy.io import wavfile
 
 from rnn_jax.data import fetch, sources
@@ -29,17 +32,25 @@ SPLIT = "recordings"   # the builder's one split: the experiments split by speak
 
 
 def read_wav(path: str) -> np.ndarray:
-  """A mono 8 kHz WAV as float32 in [-1, 1]; DataError (one line) for another format, rate or several channels."""
+  """A WAV's audio as mono 8 kHz float32 in [-1, 1]: channels averaged, another rate resampled (polyphase,
+  anti-aliased: a 44.1 kHz phone recording reads as the dataset's do); DataError (one line) for a file that is
+  not a WAV."""
   try:
     rate, samples = wavfile.read(path)
   except ValueError as e:  # scipy's reader names what it found instead of a RIFF/WAVE header
     raise DataError(f"{path}: not a WAV file ({e})") from None
-  if rate != SAMPLE_RATE or samples.ndim != 1:
-    raise DataError(f"{path}: need mono {SAMPLE_RATE} Hz audio, got {rate} Hz with shape {samples.shape}; "
-                     f"convert it first (e.g. sox IN -r {SAMPLE_RATE} -c 1 OUT.wav)")
-  if np.issubdtype(samples.dtype, np.integer):
-    return (samples / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
-  return samples.astype(np.float32)
+  if samples.dtype == np.uint8:  # 8-bit WAVs are unsigned, silence at 128
+    wave = (samples.astype(np.float32) - 128.0) / 128.0
+  elif np.issubdtype(samples.dtype, np.integer):
+    wave = samples / float(np.iinfo(samples.dtype).max + 1)
+  else:
+    wave = samples
+  if wave.ndim == 2:
+    wave = wave.mean(axis=1)
+  if rate != SAMPLE_RATE:
+    common = math.gcd(rate, SAMPLE_RATE)
+    wave = signal.resample_poly(wave, SAMPLE_RATE // common, rate // common)
+  return np.asarray(wave, np.float32)
 
 
 def single_digit_files(folder: str) -> list[str]:
