@@ -18,6 +18,11 @@ LENGTHS = np.array([7, 3, 5])
 FUSED_CELLS = [("lstm", {}), ("lstm", {"peepholes": True}), ("lstm", {"cell_clip": 0.3, "peepholes": True}), ("gru", {}), ("gru", {"reset_after": False}), ("elman", {}),
                ("elman", {"activation": "relu"})]
 FUSED_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in o.items()) or 'default'}" for n, o in FUSED_CELLS]
+# One cell per kernel path (peepholes and clipping together; the activation's slope is per step), for the tests of
+# what the layer does around the steps: the steps' own options are each checked against autodiff above them.
+KERNEL_PATHS = [("lstm", {}), ("lstm", {"cell_clip": 0.3, "peepholes": True}), ("gru", {}), ("gru", {"reset_after": False}),
+                ("elman", {})]
+KERNEL_IDS = [FUSED_IDS[FUSED_CELLS.index(cell)] for cell in KERNEL_PATHS]
 
 
 def _setup(name, options, seed=0, dtype=jnp.float32, batch=B, steps=T):
@@ -72,7 +77,7 @@ def test_undifferentiated_calls_equal_autodiff(masked, reverse):
   assert policy.per_step_forward_pays(cells.get("lstm"), B, H)
   assert not policy.per_step_forward_pays(cells.get("gru"), B, H)
   lengths = jnp.asarray(LENGTHS) if masked else None
-  for name, options in FUSED_CELLS:
+  for name, options in KERNEL_PATHS:
     cell, params, xs, carry = _setup(name, options)
     run = lambda backward, hoist=None: jax.jit(lambda p, x, c: scan.run(
         cell, p, x, initial_carry=c, lengths=lengths, reverse=reverse, backward=backward, hoist=hoist))(
@@ -94,7 +99,7 @@ def test_large_batches_take_one_recurrent_product_on_cpu():
   assert not policy.per_step_forward_pays(cells.get("lstm"), 128, H)
   large = 128
   lengths = jnp.asarray(np.arange(large) % T + 1)
-  for name, options in FUSED_CELLS:
+  for name, options in KERNEL_PATHS:
     cell, params, xs, carry = _setup(name, options, batch=large)
     loss = lambda p, x, cell=cell: _loss(cell, "fused")(p, x, None)[0]
     fewer = {"lstm": 3, "gru": 2 if options.get("reset_after", True) else 1, "elman": 0}[name]  # per step
@@ -118,7 +123,7 @@ def test_accelerator_layout_equals_autodiff(monkeypatch, fresh_traces):
   assert _num_dots(fused_grad, params) < cpu_dots  # the accelerator branch is the one traced below
   assert policy.hoist_by_default(H)
   lengths = jnp.asarray(LENGTHS)
-  for name, options in FUSED_CELLS:
+  for name, options in KERNEL_PATHS:
     cell, params, xs, carry = _setup(name, options)
     grad = lambda backward, remat=False, cell=cell: jax.jit(jax.value_and_grad(
         _loss(cell, backward, reverse=True, remat=remat), argnums=(0, 1, 2), has_aux=True))(params, xs, carry, lengths)
@@ -163,7 +168,7 @@ def test_transposed_recurrent_product_equals_autodiff(transposed_recurrence, mat
   del transposed_recurrence
   lengths = jnp.asarray(LENGTHS)
   tolerance = 1e-5 if matmul_dtype is None else 2e-2
-  for name, options in FUSED_CELLS:
+  for name, options in KERNEL_PATHS:
     cell, params, xs, carry = _setup(name, {**options, "matmul_dtype": matmul_dtype})
     grad = lambda backward, remat=False, cell=cell: jax.value_and_grad(
         _loss(cell, backward, reverse=True, remat=remat), argnums=(0, 1, 2), has_aux=True)
@@ -180,7 +185,7 @@ def test_transposed_recurrent_product_equals_autodiff(transposed_recurrence, mat
     _assert_close(grad("fused"), grad("autodiff"), atol=tolerance, rtol=tolerance)
 
 
-@pytest.mark.parametrize("name,options", FUSED_CELLS, ids=FUSED_IDS)
+@pytest.mark.parametrize("name,options", KERNEL_PATHS, ids=KERNEL_IDS)
 @pytest.mark.parametrize("steps,masked,reverse", [(16, False, False), (17, True, True), (17, False, True)],
                          ids=["4x4", "padded-lengths-reverse", "padded-reverse"])
 def test_remat_in_chunks_equals_autodiff(name, options, steps, masked, reverse):
@@ -305,7 +310,7 @@ def test_bfloat16_runs_in_bfloat16_and_tracks_float32():
 def test_bfloat16_params_and_inputs_with_a_float32_carry_equal_autodiff():
   """LSTM gates computed in float32 from bfloat16 projections cannot overwrite them (scan outputs
   instead), and the extra params' per-step gradients (GRU `b_hn`, peepholes) are summed in float32."""
-  for name, options in FUSED_CELLS:
+  for name, options in KERNEL_PATHS:
     cell, params, xs, carry = _setup(name, options)
     params, xs = jax.tree.map(lambda a: a.astype(jnp.bfloat16), (params, xs))
     grad = lambda backward, cell=cell: jax.jit(jax.value_and_grad(_loss(cell, backward), argnums=(0, 1, 2),
