@@ -147,8 +147,8 @@ def load_corpus(config, workdir: str):
   if vocab is None:
     vocab = text.Vocabulary.build(splits["train"], config.data.level, config.data.max_vocab)
   elif vocab.level != config.data.level:
-    raise ValueError(f"{_vocab_path(workdir)} is a {vocab.level}-level vocabulary but config.data.level is "
-                     f"{config.data.level!r}: use another --workdir")
+    raise train.ConfigError(f"{_vocab_path(workdir)} is a {vocab.level}-level vocabulary but config.data.level "
+                            f"is {config.data.level!r}: use another --workdir")
   else:
     _check_same_corpus(workdir, identity, config.data.new_corpus_ok)
   return vocab, {name: vocab.encode(body) for name, body in splits.items()}, identity
